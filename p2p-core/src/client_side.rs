@@ -1,0 +1,364 @@
+//! The ClientSide: one link per remote peer this peer listens to.
+//!
+//! Each link is one thread (started through the peer's [`ThreadSet`](crate::threads)) that
+//! connects, sends the handshake, waits for the welcome, and then reads the remote peer's
+//! frames until the link ends, turning chat frames into [`Event::Message`]s. The same thread
+//! sends the keep-alives upstream, and a goodbye when this peer shuts down.
+//!
+//! [`Links`] keeps one entry per remote listening address and per remote peer id, so a peer
+//! is never listened to twice (a second hello, or the same peer under another address).
+
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use log::{debug, info};
+
+use crate::event::{Departure, Event, PeerInfo};
+use crate::net::{read_frame_before, resolve, write_frame};
+use crate::peer::Shared;
+use crate::protocol::{
+    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ReadError, validate_text, validate_username,
+};
+use crate::threads::{Role, SocketGuard, lock};
+use crate::{Error, Result};
+
+/// The registry of links: who this peer listens to, or is connecting to.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    inner: Mutex<LinksInner>,
+}
+
+#[derive(Debug, Default)]
+struct LinksInner {
+    by_addr: HashMap<SocketAddr, Option<PeerInfo>>,
+    ids: HashMap<u64, SocketAddr>,
+}
+
+impl Links {
+    /// The peers this peer listens to now.
+    pub(crate) fn snapshot(&self) -> Vec<PeerInfo> {
+        lock(&self.inner)
+            .by_addr
+            .values()
+            .filter_map(Clone::clone)
+            .collect()
+    }
+
+    /// `true` if a link to this address or this peer exists or is being made.
+    pub(crate) fn knows(&self, addr: SocketAddr, peer_id: Option<u64>) -> bool {
+        let inner = lock(&self.inner);
+        inner.by_addr.contains_key(&addr) || peer_id.is_some_and(|id| inner.ids.contains_key(&id))
+    }
+
+    fn reserve(&self, addr: SocketAddr) -> bool {
+        let mut inner = lock(&self.inner);
+        if inner.by_addr.contains_key(&addr) {
+            return false;
+        }
+        inner.by_addr.insert(addr, None);
+        true
+    }
+
+    fn confirm(&self, addr: SocketAddr, peer_id: u64, info: &PeerInfo) -> bool {
+        let mut inner = lock(&self.inner);
+        if inner.ids.contains_key(&peer_id) {
+            return false;
+        }
+        inner.ids.insert(peer_id, addr);
+        inner.by_addr.insert(addr, Some(info.clone()));
+        true
+    }
+
+    fn release(&self, addr: SocketAddr, peer_id: Option<u64>) {
+        let mut inner = lock(&self.inner);
+        inner.by_addr.remove(&addr);
+        if let Some(id) = peer_id {
+            if inner.ids.get(&id) == Some(&addr) {
+                inner.ids.remove(&id);
+            }
+        }
+    }
+}
+
+/// Where the outcome of a link's handshake goes.
+pub(crate) enum Outcome {
+    /// Back to a caller waiting for it.
+    Caller(Sender<Result<PeerInfo>>),
+    /// A failure becomes an [`Event::ConnectFailed`].
+    Report,
+    /// A failure is only logged (periodic retries of the tracker's list).
+    Quiet,
+}
+
+/// Starts a link thread to `target` (`host:port`). With `hello`, the remote peer is asked
+/// to listen back.
+pub(crate) fn spawn_link(
+    shared: &Arc<Shared>,
+    target: String,
+    hello: bool,
+    outcome: Outcome,
+) -> Result<()> {
+    let link_shared = Arc::clone(shared);
+    shared
+        .threads
+        .spawn("p2p-client", move || run_link(&link_shared, &target, hello, outcome))
+        .map_err(|_| Error::Shutdown)
+}
+
+/// Answers a hello: listen back to the greeting peer unless a link to it exists.
+pub(crate) fn connect_back(shared: &Arc<Shared>, hs: &Handshake) {
+    if shared.links.knows(hs.listen_addr, Some(hs.peer_id)) {
+        debug!("hello from {}: already listening to it", hs.listen_addr);
+        return;
+    }
+    if let Err(e) = spawn_link(shared, hs.listen_addr.to_string(), false, Outcome::Report) {
+        debug!("cannot answer hello from {}: {e}", hs.listen_addr);
+    }
+}
+
+/// An open link after a successful handshake.
+struct Link {
+    stream: TcpStream,
+    reader: FrameReader,
+    addr: SocketAddr,
+    peer_id: u64,
+    info: Arc<PeerInfo>,
+    _socket: SocketGuard,
+}
+
+/// The life of one link: connect, handshake, read until it ends.
+fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
+    let link = match open(shared, target, hello) {
+        Ok(link) => link,
+        Err(e) => {
+            match outcome {
+                Outcome::Caller(tx) => {
+                    let _ = tx.send(Err(e));
+                }
+                Outcome::Quiet => debug!("cannot listen to {target}: {e}"),
+                Outcome::Report if matches!(e, Error::AlreadyConnected(_) | Error::Shutdown) => {
+                    debug!("not connecting to {target}: {e}");
+                }
+                Outcome::Report => {
+                    info!("cannot listen to {target}: {e}");
+                    shared.emit(Event::ConnectFailed {
+                        addr: target.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            return;
+        }
+    };
+    debug!("listening to {}", link.info);
+    shared.emit(Event::ListeningTo(PeerInfo::clone(&link.info)));
+    if let Outcome::Caller(tx) = outcome {
+        let _ = tx.send(Ok(PeerInfo::clone(&link.info)));
+    }
+    let Link {
+        stream,
+        reader,
+        addr,
+        peer_id,
+        info,
+        _socket,
+    } = link;
+    let reason = read_loop(shared, &stream, reader, &info);
+    if reason == Departure::Shutdown {
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+        let _ = write_frame(&stream, &Frame::Goodbye);
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    shared.links.release(addr, Some(peer_id));
+    debug!("stopped listening to {info}: {reason}");
+    shared.emit(Event::StoppedListeningTo {
+        peer: PeerInfo::clone(&info),
+        reason,
+    });
+}
+
+/// Connects and handshakes. The link's address is reserved in [`Links`] for the whole
+/// attempt, so two attempts to one peer cannot both succeed.
+fn open(shared: &Arc<Shared>, target: &str, hello: bool) -> Result<Link> {
+    let candidates = resolve(target)?;
+    if candidates
+        .iter()
+        .any(|a| *a == shared.local_addr || shared.links.knows(*a, None))
+    {
+        if candidates.contains(&shared.local_addr) {
+            return Err(Error::SelfConnection(target.to_owned()));
+        }
+        return Err(Error::AlreadyConnected(target.to_owned()));
+    }
+    let timeouts = &shared.config.timeouts;
+    let mut last_err = None;
+    let mut connected = None;
+    for addr in candidates {
+        if !shared.links.reserve(addr) {
+            return Err(Error::AlreadyConnected(target.to_owned()));
+        }
+        match TcpStream::connect_timeout(&addr, timeouts.connect) {
+            Ok(stream) => {
+                connected = Some((stream, addr));
+                break;
+            }
+            Err(e) => {
+                shared.links.release(addr, None);
+                last_err = Some(e);
+            }
+        }
+    }
+    let Some((stream, addr)) = connected else {
+        return Err(Error::Connect {
+            addr: target.to_owned(),
+            source: last_err.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+        });
+    };
+    match handshake(shared, target, stream, addr, hello) {
+        Ok(link) => Ok(link),
+        Err(e) => {
+            shared.links.release(addr, None);
+            Err(e)
+        }
+    }
+}
+
+fn handshake(
+    shared: &Arc<Shared>,
+    target: &str,
+    stream: TcpStream,
+    addr: SocketAddr,
+    hello: bool,
+) -> Result<Link> {
+    let refused = |reason: String| Error::Refused {
+        addr: target.to_owned(),
+        reason,
+    };
+    let _ = stream.set_nodelay(true);
+    let socket = shared
+        .threads
+        .register(&stream, Role::Reader)
+        .ok_or(Error::Shutdown)?;
+    let timeouts = &shared.config.timeouts;
+    stream.set_write_timeout(Some(timeouts.handshake))?;
+    write_frame(
+        &stream,
+        &Frame::Handshake(Handshake {
+            version: PROTOCOL_VERSION,
+            peer_id: shared.peer_id,
+            username: shared.config.username.clone(),
+            listen_addr: shared.local_addr,
+            connect_back: hello,
+        }),
+    )?;
+    let mut reader = FrameReader::new(shared.config.limits.max_frame_bytes);
+    let deadline = Instant::now() + timeouts.handshake;
+    let welcome = match read_frame_before(&stream, &mut reader, deadline) {
+        Ok(Frame::Welcome(w)) => w,
+        Ok(Frame::Refuse { reason }) => return Err(refused(reason)),
+        Ok(other) => return Err(refused(format!("answered with a {} frame", other.name()))),
+        Err(e) if e.is_timeout() => return Err(refused("no answer to the handshake".into())),
+        Err(ReadError::Closed | ReadError::Truncated) if shared.stop.is_set() => {
+            return Err(Error::Shutdown);
+        }
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    if welcome.peer_id == shared.peer_id {
+        return Err(Error::SelfConnection(target.to_owned()));
+    }
+    validate_username(&welcome.username)
+        .map_err(|e| refused(format!("invalid username: {e}")))?;
+    let info = PeerInfo {
+        username: welcome.username,
+        addr,
+    };
+    if !shared.links.confirm(addr, welcome.peer_id, &info) {
+        return Err(Error::AlreadyConnected(target.to_owned()));
+    }
+    Ok(Link {
+        stream,
+        reader,
+        addr,
+        peer_id: welcome.peer_id,
+        info: Arc::new(info),
+        _socket: socket,
+    })
+}
+
+/// Reads the remote peer's frames until the link ends; returns why it ended.
+fn read_loop(
+    shared: &Shared,
+    stream: &TcpStream,
+    mut reader: FrameReader,
+    from: &Arc<PeerInfo>,
+) -> Departure {
+    let timeouts = &shared.config.timeouts;
+    let max_text = shared.config.limits.max_text_bytes;
+    let ping = Frame::Ping;
+    let _ = stream.set_read_timeout(Some(timeouts.tick));
+    let _ = stream.set_write_timeout(Some(timeouts.peer));
+    let mut last_heard = Instant::now();
+    let mut last_ping = Instant::now();
+    loop {
+        // Everything already buffered first, then one read.
+        loop {
+            match reader.next_buffered() {
+                Ok(Some(Frame::Chat { text })) => {
+                    if let Err(e) = validate_text(&text, max_text) {
+                        info!("closing link to {from}: {e}");
+                        return Departure::Error(e.to_string());
+                    }
+                    shared.emit(Event::Message {
+                        from: Arc::clone(from),
+                        text,
+                    });
+                }
+                Ok(Some(Frame::Ping)) => {}
+                Ok(Some(Frame::Goodbye)) => return Departure::Left,
+                Ok(Some(other)) => {
+                    info!("closing link to {from}: unexpected {} frame", other.name());
+                    return Departure::Error(format!("unexpected {} frame", other.name()));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    info!("closing link to {from}: {e}");
+                    return Departure::Error(e.to_string());
+                }
+            }
+        }
+        if shared.stop.is_set() {
+            return Departure::Shutdown;
+        }
+        let mut src = stream;
+        let now = match reader.fill(&mut src) {
+            Ok(_) => {
+                let now = Instant::now();
+                last_heard = now;
+                now
+            }
+            Err(e) if e.is_timeout() => {
+                let now = Instant::now();
+                if now.duration_since(last_heard) > timeouts.peer {
+                    info!("link to {from} timed out");
+                    return Departure::TimedOut;
+                }
+                now
+            }
+            Err(_) if shared.stop.is_set() => return Departure::Shutdown,
+            Err(ReadError::Closed) => return Departure::Closed,
+            Err(e) => {
+                info!("closing link to {from}: {e}");
+                return Departure::Error(e.to_string());
+            }
+        };
+        if now.duration_since(last_ping) >= timeouts.keepalive {
+            if let Err(e) = write_frame(stream, &ping) {
+                return Departure::Error(e.to_string());
+            }
+            last_ping = now;
+        }
+    }
+}

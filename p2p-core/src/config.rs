@@ -1,0 +1,151 @@
+//! Configuration of a peer: a plain struct with defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::protocol::{DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES};
+use crate::{Error, Result};
+
+/// How a peer joins the network when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Start the ServerSide and connect to nobody: the first peer of a network.
+    Alone,
+    /// Listen to these peers (`host:port` each) without asking them to listen back.
+    /// Starting fails if any of them cannot be reached.
+    Manual(Vec<String>),
+    /// Ask the tracker at this `host:port` for the peers, register, listen to each of them
+    /// and greet each with a hello so that it listens back: a full mesh.
+    Tracker(String),
+}
+
+/// Limits that protect a peer from its network. The defaults are the ones the design pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest chat text, in bytes of UTF-8 (default 64 KiB). Longer texts are refused by
+    /// [`Peer::send`](crate::Peer::send), and a link that delivers one is closed.
+    pub max_text_bytes: usize,
+    /// Longest frame on the wire, in bytes (default 1 MiB, at most 16 MiB).
+    pub max_frame_bytes: usize,
+    /// Most inbound connections at once, handshaking or listening (default 1024). Past it,
+    /// new connections are closed at once.
+    pub max_inbound: usize,
+    /// Bytes that may wait in one listener's queue (default 16 MiB). A listener whose queue
+    /// would go past this is disconnected and reported with
+    /// [`Departure::Overflow`](crate::Departure::Overflow).
+    pub listener_queue_bytes: usize,
+    /// Most peers taken from one tracker answer (default 256).
+    pub max_tracker_peers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_inbound: 1024,
+            listener_queue_bytes: 16 << 20,
+            max_tracker_peers: 256,
+        }
+    }
+}
+
+/// Timings of a peer. Defaults detect a vanished peer within about 11 s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time allowed to open a TCP connection (default 5 s).
+    pub connect: Duration,
+    /// Time allowed for the other side's whole handshake (default 5 s).
+    pub handshake: Duration,
+    /// A link idle this long gets a keep-alive ping (default 3 s).
+    pub keepalive: Duration,
+    /// A link silent this long is declared dead (default 10 s).
+    pub peer: Duration,
+    /// How often idle link threads wake to check the above (default 1 s).
+    pub tick: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            handshake: Duration::from_secs(5),
+            keepalive: Duration::from_secs(3),
+            peer: Duration::from_secs(10),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything needed to start a [`Peer`](crate::Peer).
+///
+/// ```
+/// use p2p_core::{Mode, PeerConfig};
+/// let mut config = PeerConfig::new("alice");
+/// config.mode = Mode::Manual(vec!["localhost:7001".into()]);
+/// assert_eq!(config.bind_addr.port(), 0); // any free port
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// This peer's username (1 to 32 characters, no control characters).
+    pub username: String,
+    /// Where the ServerSide listens (default `0.0.0.0:0`: every interface, a free port).
+    pub bind_addr: SocketAddr,
+    /// The IP address other peers are told to connect to (default 127.0.0.1). The port is
+    /// the one actually bound.
+    pub advertise_ip: IpAddr,
+    /// How to join (default [`Mode::Alone`]).
+    pub mode: Mode,
+    /// Limits against a hostile or broken network.
+    pub limits: Limits,
+    /// Timings.
+    pub timeouts: Timeouts,
+    /// Capacity of the event channel (default 4096 events). When the embedder does not read
+    /// events, links stop reading from the network (TCP pushes back on the senders) rather
+    /// than letting memory grow.
+    pub event_capacity: usize,
+}
+
+impl PeerConfig {
+    /// A configuration with the defaults and this username.
+    pub fn new(username: impl Into<String>) -> Self {
+        PeerConfig {
+            username: username.into(),
+            bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            advertise_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            mode: Mode::Alone,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            event_capacity: 4096,
+        }
+    }
+
+    /// Checks the values that have a valid range.
+    pub fn validate(&self) -> Result<()> {
+        crate::protocol::validate_username(&self.username)?;
+        let l = &self.limits;
+        if l.max_frame_bytes < 64 || l.max_frame_bytes > HARD_MAX_FRAME_BYTES {
+            return Err(Error::Config(format!(
+                "max_frame_bytes must be between 64 and {HARD_MAX_FRAME_BYTES}"
+            )));
+        }
+        if l.max_text_bytes + 16 > l.max_frame_bytes {
+            return Err(Error::Config(
+                "max_text_bytes must leave room for the frame header under max_frame_bytes".into(),
+            ));
+        }
+        if l.max_inbound == 0 || self.event_capacity == 0 {
+            return Err(Error::Config(
+                "max_inbound and event_capacity must be at least 1".into(),
+            ));
+        }
+        let t = &self.timeouts;
+        if t.tick.is_zero() || t.keepalive.is_zero() || t.peer <= t.keepalive {
+            return Err(Error::Config(
+                "timeouts: tick and keepalive must be positive and peer longer than keepalive"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! # p2p-core
+//!
+//! The networking half of p2p-chat: a peer-to-peer chat where every peer runs a
+//! **ServerSide** (a TCP listener that fans its user's messages out to every peer listening
+//! to it) and one **ClientSide** link per peer it listens to. A tracker, or addresses given
+//! by hand, tell a peer whom to connect to.
+//!
+//! Everything is synchronous: std::net sockets, one thread per link, crossbeam channels.
+//! Everything a peer hears arrives as an [`Event`] on one channel; reading it blocks, so an
+//! embedder never polls.
+//!
+//! ```
+//! use p2p_core::{Event, Mode, Peer, PeerConfig};
+//!
+//! # fn main() -> Result<(), p2p_core::Error> {
+//! // Alice starts alone; Bob listens to her by hand.
+//! let alice = Peer::start(PeerConfig::new("alice"))?;
+//! let mut config = PeerConfig::new("bob");
+//! config.mode = Mode::Manual(vec![alice.local_addr().to_string()]);
+//! let bob = Peer::start(config)?;
+//!
+//! // Once Alice sees Bob as a listener, what she sends reaches him.
+//! while !matches!(alice.events().recv(), Ok(Event::ListenerJoined(_))) {}
+//! alice.send("hello, Bob")?;
+//! loop {
+//!     if let Ok(Event::Message { from, text }) = bob.events().recv() {
+//!         assert_eq!((from.username.as_str(), text.as_str()), ("alice", "hello, Bob"));
+//!         break;
+//!     }
+//! }
+//! bob.shutdown();
+//! alice.shutdown();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The modules: [`protocol`] (frames and the codec, no sockets), [`net`] (one-frame
+//! exchanges with deadlines), [`tracker_client`] (announce and leave), and, private,
+//! `server_side`, `client_side`, `peer` and `threads`. `docs/architecture.md` and
+//! `docs/protocol.md` in the repository tell the rest.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client_side;
+mod config;
+mod error;
+mod event;
+pub mod net;
+mod peer;
+pub mod protocol;
+mod server_side;
+mod threads;
+pub mod tracker_client;
+
+pub use config::{Limits, Mode, PeerConfig, Timeouts};
+pub use error::{Error, Result};
+pub use event::{Departure, Event, PeerInfo};
+pub use peer::Peer;

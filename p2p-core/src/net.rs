@@ -1,0 +1,79 @@
+//! Blocking one-frame exchanges over a `TcpStream`, with deadlines.
+//!
+//! The peer's link threads, the tracker client and the `tracker` crate all use these to
+//! read a frame within a time limit (so a connection that sends nothing, or one byte every
+//! few seconds, cannot hold a thread) and to write one frame.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use crate::protocol::{Frame, FrameReader, ReadError};
+use crate::{Error, Result};
+
+/// Reads one frame, giving up with a `TimedOut` error at `deadline`.
+///
+/// Frames already buffered in `reader` are returned first. The stream's read timeout is
+/// changed; set it again afterwards if the stream goes on being used.
+pub fn read_frame_before(
+    stream: &TcpStream,
+    reader: &mut FrameReader,
+    deadline: Instant,
+) -> Result<Frame, ReadError> {
+    loop {
+        if let Some(frame) = reader.next_buffered()? {
+            return Ok(frame);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let mut src = stream;
+        reader.fill(&mut src)?;
+    }
+}
+
+/// Encodes and writes one frame.
+pub fn write_frame(stream: &TcpStream, frame: &Frame) -> io::Result<()> {
+    let bytes = frame.encode().map_err(io::Error::other)?;
+    let mut dst = stream;
+    dst.write_all(&bytes)
+}
+
+/// Resolves `host:port` (host names included) to its socket addresses.
+pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
+    let resolved: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    if resolved.is_empty() {
+        return Err(Error::Resolve {
+            addr: addr.to_owned(),
+            reason: "no address found".into(),
+        });
+    }
+    Ok(resolved)
+}
+
+/// Resolves `addr` and connects to the first of its addresses that answers, with a time
+/// limit per attempt. Returns the stream and the address it reached.
+pub fn connect(addr: &str, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
+    let mut last = None;
+    for target in resolve(addr)? {
+        match TcpStream::connect_timeout(&target, timeout) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, target));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Connect {
+        addr: addr.to_owned(),
+        source: last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+    })
+}

@@ -1,0 +1,232 @@
+//! The [`Peer`]: configuration in, a running ServerSide and ClientSides out, events on one
+//! channel, and a shutdown that stops and joins every thread it started.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use log::debug;
+
+use crate::client_side::{self, Links, Outcome};
+use crate::config::{Mode, PeerConfig};
+use crate::event::{Event, PeerInfo};
+use crate::protocol::{encode_chat, validate_text};
+use crate::server_side::{self, Listeners};
+use crate::threads::{Stop, ThreadSet};
+use crate::tracker_client;
+use crate::{Error, Result};
+
+/// How long link threads get at shutdown to say goodbye before their sockets are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// What every thread of one peer shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: PeerConfig,
+    pub(crate) peer_id: u64,
+    /// The address other peers are told to connect to.
+    pub(crate) local_addr: SocketAddr,
+    /// The address the ServerSide is bound to.
+    pub(crate) bound_addr: SocketAddr,
+    events: Sender<Event>,
+    pub(crate) stop: Stop,
+    pub(crate) threads: Arc<ThreadSet>,
+    pub(crate) listeners: Listeners,
+    pub(crate) links: Links,
+}
+
+impl Shared {
+    /// Hands an event to the embedder, waiting while the channel is full, unless the peer
+    /// is shutting down.
+    pub(crate) fn emit(&self, event: Event) {
+        select! {
+            send(self.events, event) -> _ => {}
+            recv(self.stop.watch()) -> _ => {}
+        }
+    }
+}
+
+/// A running peer: its ServerSide, its ClientSides and, in tracker mode, its tracker client.
+///
+/// Dropping a `Peer` shuts it down like [`Peer::shutdown`]. Its event channel disconnects
+/// when the `Peer` is dropped.
+#[derive(Debug)]
+pub struct Peer {
+    shared: Arc<Shared>,
+    events: Receiver<Event>,
+}
+
+fn random_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    RandomState::new().hash_one((nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)))
+}
+
+impl Peer {
+    /// Starts a peer: binds its ServerSide, then joins the network as `config.mode` says.
+    ///
+    /// Returns once the peer is reachable and, in manual mode, listens to every given peer;
+    /// in tracker mode, once the tracker has answered (the links to the listed peers are
+    /// made in the background and reported as events). Fails, leaving nothing running, if
+    /// the port cannot be bound, the tracker cannot be reached, or a manual peer cannot be
+    /// listened to.
+    pub fn start(config: PeerConfig) -> Result<Peer> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.bind_addr).map_err(|source| Error::Bind {
+            addr: config.bind_addr,
+            source,
+        })?;
+        let bound_addr = listener.local_addr()?;
+        let local_addr = SocketAddr::new(config.advertise_ip, bound_addr.port());
+        let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity);
+        let mode = config.mode.clone();
+        let peer = Peer {
+            shared: Arc::new(Shared {
+                config,
+                peer_id: random_id(),
+                local_addr,
+                bound_addr,
+                events: events_tx,
+                stop: Stop::new(),
+                threads: ThreadSet::new(),
+                listeners: Listeners::default(),
+                links: Links::default(),
+            }),
+            events,
+        };
+        // From here on, an early return drops `peer`, which shuts it down.
+        server_side::spawn_accept(&peer.shared, listener)?;
+        match mode {
+            Mode::Alone => {}
+            Mode::Manual(addrs) => peer.connect_all(&addrs)?,
+            Mode::Tracker(tracker) => {
+                let timeouts = &peer.shared.config.timeouts;
+                let list = tracker_client::announce(&tracker, local_addr, timeouts)?;
+                tracker_client::join_peers(&peer.shared, &list, true);
+                tracker_client::spawn(&peer.shared, tracker, list.interval_secs)?;
+            }
+        }
+        debug!("peer {} started on {bound_addr}, advertised as {local_addr}", peer.username());
+        Ok(peer)
+    }
+
+    /// Listens to every address (in parallel); fails with the first error, ignoring
+    /// addresses that lead to a peer already listened to.
+    fn connect_all(&self, addrs: &[String]) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(addrs.len());
+        for addr in addrs {
+            client_side::spawn_link(&self.shared, addr.clone(), false, Outcome::Caller(tx.clone()))?;
+        }
+        drop(tx);
+        let mut first_error = None;
+        for result in rx.iter() {
+            match result {
+                Ok(_) | Err(Error::AlreadyConnected(_)) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Listens to one more peer at `addr` (`host:port`), without asking it to listen back
+    /// (manual mode). Blocks until the handshake is done or has failed.
+    pub fn connect(&self, addr: &str) -> Result<PeerInfo> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        client_side::spawn_link(&self.shared, addr.to_owned(), false, Outcome::Caller(tx))?;
+        rx.recv().map_err(|_| Error::Shutdown)?
+    }
+
+    /// Sends a chat message to every listener. Returns how many listeners it was queued
+    /// for. The text is encoded once; a listener whose queue is full is disconnected
+    /// (reported as [`Departure::Overflow`](crate::Departure::Overflow)), never waited on.
+    pub fn send(&self, text: &str) -> Result<usize> {
+        if self.shared.stop.is_set() {
+            return Err(Error::Shutdown);
+        }
+        validate_text(text, self.shared.config.limits.max_text_bytes).map_err(|_| {
+            Error::TextTooLong {
+                len: text.len(),
+                max: self.shared.config.limits.max_text_bytes,
+            }
+        })?;
+        let bytes = encode_chat(text)?;
+        Ok(server_side::broadcast(&self.shared, &bytes))
+    }
+
+    /// The channel of this peer's events. Clone the receiver to read it from another
+    /// thread; it disconnects when the peer is dropped.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// The address other peers are told to connect to (advertised IP, bound port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The address the ServerSide is bound to.
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.shared.bound_addr
+    }
+
+    /// This peer's username.
+    pub fn username(&self) -> &str {
+        &self.shared.config.username
+    }
+
+    /// The configuration this peer was started with.
+    pub fn config(&self) -> &PeerConfig {
+        &self.shared.config
+    }
+
+    /// The peers this peer listens to now, sorted by username and address.
+    pub fn listening_to(&self) -> Vec<PeerInfo> {
+        let mut peers = self.shared.links.snapshot();
+        peers.sort();
+        peers
+    }
+
+    /// The peers that listen to this peer now, sorted by username and address.
+    pub fn listeners(&self) -> Vec<PeerInfo> {
+        let mut peers = self.shared.listeners.snapshot();
+        peers.sort();
+        peers
+    }
+
+    /// Number of threads this peer is running (accept, tracker, one per link).
+    pub fn thread_count(&self) -> usize {
+        self.shared.threads.len()
+    }
+
+    /// Leaves the network now: tells the tracker and every listener and listened-to peer
+    /// that this peer is leaving, then stops and joins every thread. Later calls do
+    /// nothing. [`Peer::send`] fails from then on.
+    pub fn close(&self) {
+        if !self.shared.stop.trigger() {
+            return;
+        }
+        server_side::wake_accept(self.shared.bound_addr);
+        self.shared.threads.shutdown(SHUTDOWN_GRACE);
+        debug!("peer {} shut down", self.username());
+    }
+
+    /// Leaves the network (see [`Peer::close`]) and drops the peer.
+    pub fn shutdown(self) {
+        self.close();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

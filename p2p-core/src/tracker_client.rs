@@ -1,0 +1,139 @@
+//! Talking to a tracker: announce (register and get the other peers), leave, and the
+//! thread that re-announces at the interval the tracker asks for.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use crate::client_side::{Outcome, spawn_link};
+use crate::config::Timeouts;
+use crate::net::{connect, read_frame_before, write_frame};
+use crate::peer::Shared;
+use crate::protocol::{Announce, Frame, FrameReader, PROTOCOL_VERSION, PeerList};
+use crate::{Error, Event, Result};
+
+/// Shortest re-announce interval a peer accepts from a tracker.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest re-announce interval a peer accepts from a tracker.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Frames a tracker answer may take (a list of a few thousand addresses at most).
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Registers `listen_addr` with the tracker at `tracker` (`host:port`) and returns its
+/// answer: the other peers and how often to announce again.
+pub fn announce(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> Result<PeerList> {
+    let request = Frame::Announce(Announce {
+        version: PROTOCOL_VERSION,
+        listen_addr,
+    });
+    match exchange(tracker, &request, timeouts)? {
+        Frame::PeerList(list) => Ok(list),
+        other => Err(unexpected(tracker, &other)),
+    }
+}
+
+/// Tells the tracker at `tracker` to forget `listen_addr` now.
+pub fn leave(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> Result<()> {
+    match exchange(tracker, &Frame::Leave { listen_addr }, timeouts)? {
+        Frame::LeaveAck => Ok(()),
+        other => Err(unexpected(tracker, &other)),
+    }
+}
+
+fn unexpected(tracker: &str, frame: &Frame) -> Error {
+    let reason = match frame {
+        Frame::Refuse { reason } => format!("refused: {reason}"),
+        other => format!("answered with a {} frame", other.name()),
+    };
+    Error::Tracker {
+        addr: tracker.to_owned(),
+        reason,
+    }
+}
+
+/// One request, one answer, on a fresh connection.
+fn exchange(tracker: &str, request: &Frame, timeouts: &Timeouts) -> Result<Frame> {
+    let fail = |reason: String| Error::Tracker {
+        addr: tracker.to_owned(),
+        reason,
+    };
+    let (stream, _) = connect(tracker, timeouts.connect).map_err(|e| match e {
+        Error::Connect { source, .. } => fail(format!("unreachable: {source}")),
+        other => fail(other.to_string()),
+    })?;
+    stream.set_write_timeout(Some(timeouts.handshake))?;
+    write_frame(&stream, request).map_err(|e| fail(e.to_string()))?;
+    let mut reader = FrameReader::new(MAX_ANSWER_BYTES);
+    let deadline = Instant::now() + timeouts.handshake;
+    read_frame_before(&stream, &mut reader, deadline).map_err(|e| fail(e.to_string()))
+}
+
+/// Listens to every peer of `list` that this peer does not listen to yet, greeting each with
+/// a hello. `report` says whether failures become events.
+pub(crate) fn join_peers(shared: &Arc<Shared>, list: &PeerList, report: bool) {
+    let max = shared.config.limits.max_tracker_peers;
+    for addr in list.peers.iter().take(max) {
+        if *addr == shared.local_addr || shared.links.knows(*addr, None) {
+            continue;
+        }
+        let outcome = if report {
+            Outcome::Report
+        } else {
+            Outcome::Quiet
+        };
+        if spawn_link(shared, addr.to_string(), true, outcome).is_err() {
+            return; // shutting down
+        }
+    }
+}
+
+/// Starts the thread that re-announces every `interval` and, on shutdown, leaves.
+pub(crate) fn spawn(shared: &Arc<Shared>, tracker: String, interval: u32) -> std::io::Result<()> {
+    let thread_shared = Arc::clone(shared);
+    shared.threads.spawn("p2p-tracker", move || {
+        reannounce_loop(&thread_shared, &tracker, interval);
+    })
+}
+
+fn clamp_interval(secs: u32) -> Duration {
+    Duration::from_secs(u64::from(secs)).clamp(MIN_INTERVAL, MAX_INTERVAL)
+}
+
+fn reannounce_loop(shared: &Arc<Shared>, tracker: &str, interval: u32) {
+    let timeouts = &shared.config.timeouts;
+    let mut interval = clamp_interval(interval);
+    let mut reachable = true;
+    while !shared.stop.wait(interval) {
+        match announce(tracker, shared.local_addr, timeouts) {
+            Ok(list) => {
+                if !reachable {
+                    info!("tracker {tracker} reachable again");
+                }
+                reachable = true;
+                interval = clamp_interval(list.interval_secs);
+                join_peers(shared, &list, false);
+            }
+            Err(e) => {
+                warn!("re-announce failed: {e}");
+                if reachable {
+                    shared.emit(Event::TrackerUnreachable {
+                        reason: e.to_string(),
+                    });
+                }
+                reachable = false;
+            }
+        }
+    }
+    let quick = Timeouts {
+        connect: Duration::from_secs(1),
+        handshake: Duration::from_secs(1),
+        ..timeouts.clone()
+    };
+    match leave(tracker, shared.local_addr, &quick) {
+        Ok(()) => debug!("left tracker {tracker}"),
+        Err(e) => info!("could not tell the tracker we leave: {e}"),
+    }
+}
