@@ -104,7 +104,9 @@ pub(crate) fn spawn_link(
     let link_shared = Arc::clone(shared);
     shared
         .threads
-        .spawn("p2p-client", move || run_link(&link_shared, &target, hello, outcome))
+        .spawn("p2p-client", move || {
+            run_link(&link_shared, &target, hello, outcome)
+        })
         .map_err(|_| Error::Shutdown)
 }
 
@@ -269,8 +271,7 @@ fn handshake(
     if welcome.peer_id == shared.peer_id {
         return Err(Error::SelfConnection(target.to_owned()));
     }
-    validate_username(&welcome.username)
-        .map_err(|e| refused(format!("invalid username: {e}")))?;
+    validate_username(&welcome.username).map_err(|e| refused(format!("invalid username: {e}")))?;
     let info = PeerInfo {
         username: welcome.username,
         addr,

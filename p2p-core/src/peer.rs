@@ -66,7 +66,11 @@ fn random_id() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    RandomState::new().hash_one((nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)))
+    RandomState::new().hash_one((
+        nanos,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+    ))
 }
 
 impl Peer {
@@ -113,7 +117,10 @@ impl Peer {
                 tracker_client::spawn(&peer.shared, tracker, list.interval_secs)?;
             }
         }
-        debug!("peer {} started on {bound_addr}, advertised as {local_addr}", peer.username());
+        debug!(
+            "peer {} started on {bound_addr}, advertised as {local_addr}",
+            peer.username()
+        );
         Ok(peer)
     }
 
@@ -122,7 +129,12 @@ impl Peer {
     fn connect_all(&self, addrs: &[String]) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(addrs.len());
         for addr in addrs {
-            client_side::spawn_link(&self.shared, addr.clone(), false, Outcome::Caller(tx.clone()))?;
+            client_side::spawn_link(
+                &self.shared,
+                addr.clone(),
+                false,
+                Outcome::Caller(tx.clone()),
+            )?;
         }
         drop(tx);
         let mut first_error = None;

@@ -652,7 +652,11 @@ mod tests {
             err,
             ReadError::Protocol(ProtocolError::FrameTooLarge { .. })
         ));
-        assert!(reader.buf.len() <= READ_CHUNK, "buffer grew to {}", reader.buf.len());
+        assert!(
+            reader.buf.len() <= READ_CHUNK,
+            "buffer grew to {}",
+            reader.buf.len()
+        );
     }
 
     #[test]
@@ -690,7 +694,10 @@ mod tests {
         for f in &frames {
             assert_eq!(&reader.read_frame(&mut src).unwrap(), f);
         }
-        assert!(matches!(reader.read_frame(&mut src), Err(ReadError::Closed)));
+        assert!(matches!(
+            reader.read_frame(&mut src),
+            Err(ReadError::Closed)
+        ));
 
         let mut cut: &[u8] = &wire[..wire.len() - 1];
         let mut reader = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
@@ -718,8 +725,14 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(validate_username(""), Err(UsernameError::Empty));
-        assert_eq!(validate_username("a\nb"), Err(UsernameError::ControlCharacter));
+        assert_eq!(
+            validate_username("a\nb"),
+            Err(UsernameError::ControlCharacter)
+        );
         assert_eq!(validate_username(&"ã".repeat(32)), Ok(()));
-        assert_eq!(validate_username(&"a".repeat(33)), Err(UsernameError::TooLong));
+        assert_eq!(
+            validate_username(&"a".repeat(33)),
+            Err(UsernameError::TooLong)
+        );
     }
 }

@@ -26,8 +26,8 @@ use crate::event::{Departure, Event, PeerInfo};
 use crate::net::{read_frame_before, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
-    Frame, FrameBytes, FrameReader, PROTOCOL_VERSION, ProtocolError, ReadError,
-    Welcome, validate_username,
+    Frame, FrameBytes, FrameReader, PROTOCOL_VERSION, ProtocolError, ReadError, Welcome,
+    validate_username,
 };
 use crate::threads::{Role, lock};
 
@@ -123,7 +123,9 @@ pub(crate) fn wake_accept(bound: SocketAddr) {
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    if let Err(e) = TcpStream::connect_timeout(&SocketAddr::new(ip, bound.port()), Duration::from_secs(1)) {
+    if let Err(e) =
+        TcpStream::connect_timeout(&SocketAddr::new(ip, bound.port()), Duration::from_secs(1))
+    {
         debug!("could not wake the accept thread on {bound}: {e}");
     }
 }
@@ -177,7 +179,11 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let hs = match read_frame_before(&stream, &mut reader, deadline) {
         Ok(Frame::Handshake(hs)) => hs,
         Ok(other) => {
-            return refuse(&stream, remote, &format!("expected a handshake, got a {} frame", other.name()));
+            return refuse(
+                &stream,
+                remote,
+                &format!("expected a handshake, got a {} frame", other.name()),
+            );
         }
         Err(e) if e.is_timeout() => {
             return refuse(&stream, remote, "no handshake within the handshake timeout");

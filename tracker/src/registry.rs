@@ -1,0 +1,299 @@
+//! The tracker's registry: who is in the network, bounded in size, with expiry.
+//!
+//! Pure data, no sockets or clocks of its own (the caller passes `now`), so it is tested
+//! directly.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Why an announce or leave was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The announced address cannot be connected to (port 0, unspecified, multicast,
+    /// broadcast, or a loopback address announced from another host).
+    #[error("invalid address {0}: {1}")]
+    InvalidAddress(SocketAddr, &'static str),
+    /// The registry holds its maximum number of peers.
+    #[error("the registry is full ({0} peers)")]
+    Full(usize),
+    /// This source address has registered its maximum number of peers.
+    #[error("too many peers registered from {0}")]
+    SourceFull(IpAddr),
+    /// The address is registered by another source.
+    #[error("{0} is registered from another address")]
+    NotOwner(SocketAddr),
+}
+
+/// Limits and timings of a [`Registry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryLimits {
+    /// How long an entry lives without a re-announce.
+    pub ttl: Duration,
+    /// Most entries in all.
+    pub max_peers: usize,
+    /// Most entries registered from one source IP address.
+    pub max_per_source: usize,
+    /// Most addresses in one answer.
+    pub max_response: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    source: IpAddr,
+    expires: Instant,
+}
+
+/// The set of registered peers' listening addresses.
+#[derive(Debug)]
+pub struct Registry {
+    limits: RegistryLimits,
+    entries: HashMap<SocketAddr, Entry>,
+    per_source: HashMap<IpAddr, usize>,
+    next_purge: Option<Instant>,
+    rotation: usize,
+}
+
+/// Checks that `addr`, announced from `source`, is an address other peers can connect to.
+pub fn check_address(addr: SocketAddr, source: IpAddr) -> Result<(), Refusal> {
+    let ip = addr.ip();
+    let why = if addr.port() == 0 {
+        Some("port 0")
+    } else if ip.is_unspecified() {
+        Some("unspecified address")
+    } else if ip.is_multicast() {
+        Some("multicast address")
+    } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+        Some("broadcast address")
+    } else if ip.is_loopback() && !source.is_loopback() {
+        Some("loopback address announced from another host")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Refusal::InvalidAddress(addr, why)),
+        None => Ok(()),
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(limits: RegistryLimits) -> Self {
+        Registry {
+            limits,
+            entries: HashMap::new(),
+            per_source: HashMap::new(),
+            next_purge: None,
+            rotation: 0,
+        }
+    }
+
+    /// Number of live entries (expired ones may linger until the next purge).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `true` if nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Registers (or refreshes) `addr`, announced from `source`, and returns the other
+    /// live peers, at most `max_response` of them.
+    pub fn announce(
+        &mut self,
+        addr: SocketAddr,
+        source: IpAddr,
+        now: Instant,
+    ) -> Result<Vec<SocketAddr>, Refusal> {
+        check_address(addr, source)?;
+        self.purge(now);
+        let expires = now + self.limits.ttl;
+        match self.entries.get_mut(&addr) {
+            Some(entry) if entry.expires > now => {
+                if entry.source != source {
+                    return Err(Refusal::NotOwner(addr));
+                }
+                entry.expires = expires;
+            }
+            stale => {
+                if stale.is_some() {
+                    self.remove(addr);
+                }
+                if self.entries.len() >= self.limits.max_peers {
+                    return Err(Refusal::Full(self.limits.max_peers));
+                }
+                let count = self.per_source.entry(source).or_insert(0);
+                if *count >= self.limits.max_per_source {
+                    return Err(Refusal::SourceFull(source));
+                }
+                *count += 1;
+                self.entries.insert(addr, Entry { source, expires });
+            }
+        }
+        Ok(self.others(addr, now))
+    }
+
+    /// Removes `addr` if `source` registered it. Returns whether it was there.
+    pub fn leave(&mut self, addr: SocketAddr, source: IpAddr) -> Result<bool, Refusal> {
+        match self.entries.get(&addr) {
+            None => Ok(false),
+            Some(entry) if entry.source != source => Err(Refusal::NotOwner(addr)),
+            Some(_) => {
+                self.remove(addr);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The live entries at `now`.
+    pub fn peers(&self, now: Instant) -> Vec<SocketAddr> {
+        let mut peers: Vec<SocketAddr> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.expires > now)
+            .map(|(a, _)| *a)
+            .collect();
+        peers.sort();
+        peers
+    }
+
+    fn others(&mut self, requester: SocketAddr, now: Instant) -> Vec<SocketAddr> {
+        let mut others: Vec<SocketAddr> = self
+            .entries
+            .iter()
+            .filter(|(a, e)| **a != requester && e.expires > now)
+            .map(|(a, _)| *a)
+            .collect();
+        let max = self.limits.max_response;
+        if others.len() > max {
+            // A rotating window, so that over successive answers every peer gets listed.
+            self.rotation = self.rotation.wrapping_add(max);
+            let start = self.rotation % others.len();
+            others.rotate_left(start);
+            others.truncate(max);
+        }
+        others
+    }
+
+    fn remove(&mut self, addr: SocketAddr) {
+        if let Some(entry) = self.entries.remove(&addr) {
+            if let Some(count) = self.per_source.get_mut(&entry.source) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_source.remove(&entry.source);
+                }
+            }
+        }
+    }
+
+    /// Drops expired entries, at most once a second (it walks the whole registry).
+    fn purge(&mut self, now: Instant) {
+        if self.next_purge.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_purge = Some(now + Duration::from_secs(1));
+        let expired: Vec<SocketAddr> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.expires <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in expired {
+            self.remove(addr);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> RegistryLimits {
+        RegistryLimits {
+            ttl: Duration::from_secs(30),
+            max_peers: 4,
+            max_per_source: 3,
+            max_response: 2,
+        }
+    }
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn announce_lists_the_others_and_registers() {
+        let mut r = Registry::new(limits());
+        let now = Instant::now();
+        assert_eq!(r.announce(a("127.0.0.1:1"), LO, now).unwrap(), vec![]);
+        assert_eq!(
+            r.announce(a("127.0.0.1:2"), LO, now).unwrap(),
+            vec![a("127.0.0.1:1")]
+        );
+        // Re-announcing does not duplicate.
+        assert_eq!(
+            r.announce(a("127.0.0.1:2"), LO, now).unwrap(),
+            vec![a("127.0.0.1:1")]
+        );
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn entries_expire_and_leave_removes_at_once() {
+        let mut r = Registry::new(limits());
+        let t0 = Instant::now();
+        r.announce(a("127.0.0.1:1"), LO, t0).unwrap();
+        r.announce(a("127.0.0.1:2"), LO, t0).unwrap();
+        assert_eq!(r.leave(a("127.0.0.1:2"), LO), Ok(true));
+        assert_eq!(r.peers(t0), vec![a("127.0.0.1:1")]);
+        let later = t0 + Duration::from_secs(31);
+        assert!(r.peers(later).is_empty());
+        assert!(r.announce(a("127.0.0.1:3"), LO, later).unwrap().is_empty());
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn bounds_hold() {
+        let mut r = Registry::new(limits());
+        let now = Instant::now();
+        let other: IpAddr = "10.0.0.9".parse().unwrap();
+        for p in 1..=3 {
+            r.announce(SocketAddr::new(LO, p), LO, now).unwrap();
+        }
+        assert_eq!(
+            r.announce(a("127.0.0.1:4"), LO, now),
+            Err(Refusal::SourceFull(LO))
+        );
+        // Another source still gets in, and answers are capped.
+        let answer = r.announce(a("10.0.0.9:1"), other, now).unwrap();
+        assert_eq!(answer.len(), 2);
+        assert_eq!(
+            r.announce(a("10.0.0.9:2"), other, now),
+            Err(Refusal::Full(4))
+        );
+        assert_eq!(
+            r.leave(a("10.0.0.9:1"), LO),
+            Err(Refusal::NotOwner(a("10.0.0.9:1")))
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        let far: IpAddr = "192.0.2.1".parse().unwrap();
+        for bad in [
+            "127.0.0.1:0",
+            "0.0.0.0:5",
+            "224.0.0.1:5",
+            "255.255.255.255:5",
+            "[::]:5",
+        ] {
+            assert!(check_address(a(bad), LO).is_err(), "{bad}");
+        }
+        assert!(check_address(a("127.0.0.1:5"), far).is_err());
+        assert!(check_address(a("192.0.2.1:5"), far).is_ok());
+    }
+}
