@@ -1,0 +1,347 @@
+//! Helpers shared by the integration tests: peers on 127.0.0.1, an in-process tracker,
+//! event logs that tests wait on, and child processes whose output is read line by line.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION};
+use p2p_core::{Departure, Event, Mode, Peer, PeerConfig, PeerInfo, Timeouts};
+use tracker::{Tracker, TrackerConfig};
+
+/// How long a test waits for something that should happen at once (generous: the machine
+/// is shared and noisy). Waiting ends as soon as the condition holds.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+pub fn config(name: &str, mode: Mode) -> PeerConfig {
+    let mut config = PeerConfig::new(name);
+    config.bind_addr = loopback(0);
+    config.mode = mode;
+    config
+}
+
+/// Timeouts short enough that tests of silence finish quickly.
+pub fn fast_timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(2),
+        handshake: Duration::from_millis(500),
+        keepalive: Duration::from_millis(100),
+        peer: Duration::from_millis(600),
+        tick: Duration::from_millis(50),
+    }
+}
+
+pub fn start_tracker(ttl: Duration) -> Tracker {
+    Tracker::start(TrackerConfig {
+        bind_addr: loopback(0),
+        ttl,
+        ..TrackerConfig::default()
+    })
+    .expect("tracker starts")
+}
+
+/// A peer and every event it has reported so far.
+pub struct TestPeer {
+    pub peer: Peer,
+    pub log: Vec<Event>,
+}
+
+impl TestPeer {
+    pub fn start(config: PeerConfig) -> TestPeer {
+        TestPeer {
+            peer: Peer::start(config).expect("peer starts"),
+            log: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.peer.username()
+    }
+
+    /// Reads events until `cond` holds (checked before each wait), or panics after
+    /// [`PATIENCE`].
+    pub fn wait(&mut self, what: &str, cond: impl Fn(&TestPeer) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !cond(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.peer.events().recv_timeout(left) {
+                Ok(event) => self.log.push(event),
+                Err(_) => panic!(
+                    "{}: timed out waiting for {what}; events: {:#?}",
+                    self.name(),
+                    self.log
+                ),
+            }
+        }
+    }
+
+    /// Waits until this peer listens to `n` peers and `n` peers listen to it.
+    pub fn wait_links(&mut self, n: usize) {
+        self.wait(&format!("{n} links each way"), |p| {
+            p.peer.listening_to().len() == n && p.peer.listeners().len() == n
+        });
+    }
+
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { from, text } => Some((from.username.clone(), text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn texts_from(&self, name: &str) -> Vec<String> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { from, text } if from.username == name => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits until `n` messages from `from` have arrived (counted as events come in, so a
+    /// long wait stays linear).
+    pub fn wait_texts(&mut self, from: &str, n: usize) {
+        let is_from = |e: &Event| matches!(e, Event::Message { from: f, .. } if f.username == from);
+        let mut count = self.log.iter().filter(|e| is_from(e)).count();
+        let deadline = Instant::now() + PATIENCE;
+        while count < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.peer.events().recv_timeout(left) {
+                Ok(event) => {
+                    count += usize::from(is_from(&event));
+                    self.log.push(event);
+                }
+                Err(_) => panic!(
+                    "{}: timed out waiting for {n} messages from {from} (got {count})",
+                    self.name()
+                ),
+            }
+        }
+    }
+
+    pub fn stopped_listening(&self, name: &str) -> Option<Departure> {
+        self.log.iter().find_map(|e| match e {
+            Event::StoppedListeningTo { peer, reason } if peer.username == name => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+    }
+
+    pub fn listener_left(&self, name: &str) -> Option<Departure> {
+        self.log.iter().find_map(|e| match e {
+            Event::ListenerLeft { peer, reason } if peer.username == name => Some(reason.clone()),
+            _ => None,
+        })
+    }
+}
+
+pub fn names(peers: &[PeerInfo]) -> Vec<String> {
+    let mut names: Vec<String> = peers.iter().map(|p| p.username.clone()).collect();
+    names.sort();
+    names
+}
+
+/// A raw connection that speaks (or abuses) the protocol by hand.
+pub struct RawConn {
+    pub stream: TcpStream,
+    pub reader: FrameReader,
+}
+
+impl RawConn {
+    pub fn connect(addr: SocketAddr) -> RawConn {
+        let stream = TcpStream::connect(addr).expect("raw connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        RawConn {
+            stream,
+            reader: FrameReader::new(p2p_core::protocol::DEFAULT_MAX_FRAME_BYTES),
+        }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    pub fn send(&mut self, frame: &Frame) {
+        self.send_bytes(&frame.encode().unwrap()).unwrap();
+    }
+
+    pub fn handshake(&mut self, name: &str, peer_id: u64, listen_addr: SocketAddr) -> Frame {
+        self.send(&Frame::Handshake(Handshake {
+            version: PROTOCOL_VERSION,
+            peer_id,
+            username: name.into(),
+            listen_addr,
+            connect_back: false,
+        }));
+        self.recv().expect("an answer to the handshake")
+    }
+
+    pub fn recv(&mut self) -> Option<Frame> {
+        self.reader.read_frame(&mut self.stream).ok()
+    }
+
+    /// Reads and discards until the other side closes; panics if it does not within
+    /// [`PATIENCE`]. Returns the frames seen.
+    pub fn expect_closed(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            assert!(Instant::now() < deadline, "connection was not closed");
+            match self.reader.read_frame(&mut self.stream) {
+                Ok(frame) => frames.push(frame),
+                Err(e) if e.is_timeout() => panic!("connection was not closed: {e}"),
+                Err(_) => return frames,
+            }
+        }
+    }
+}
+
+/// A child process whose standard output and error are read line by line.
+pub struct Proc {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Receiver<String>,
+    pub stderr: Receiver<String>,
+    pub out_log: Vec<String>,
+    pub err_log: Vec<String>,
+}
+
+fn lines<R: Read + Send + 'static>(src: R) -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    thread::spawn(move || {
+        for line in BufReader::new(src).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("process starts");
+        let stdin = child.stdin.take();
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Proc {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            out_log: Vec::new(),
+            err_log: Vec::new(),
+        }
+    }
+
+    /// Waits for a line on standard error that satisfies `pred`, and returns it.
+    pub fn wait_stderr(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        if let Some(line) = self.err_log.iter().find(|l| pred(l)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.err_log.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "timed out waiting for {what} on stderr: {:#?}",
+                    self.err_log
+                ),
+            }
+        }
+    }
+
+    /// The address in the `listening on IP:PORT` line.
+    pub fn listening_addr(&mut self) -> SocketAddr {
+        let line = self.wait_stderr("the listening line", |l| l.starts_with("listening on "));
+        line["listening on ".len()..].parse().expect("an address")
+    }
+
+    pub fn wait_stdout_lines(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        while self.out_log.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => self.out_log.push(line),
+                Err(_) => panic!(
+                    "timed out waiting for {n} lines on stdout: {:#?}",
+                    self.out_log
+                ),
+            }
+        }
+        self.out_log.clone()
+    }
+
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes standard input and waits for the exit status (bounded by [`PATIENCE`]).
+    pub fn finish(&mut self) -> std::process::ExitStatus {
+        self.stdin.take();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "process did not exit");
+            // The exit has no event to wait on; a short poll bounded by the deadline.
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// All of standard error after the process ended.
+    pub fn all_stderr(&mut self) -> Vec<String> {
+        while let Ok(line) = self.stderr.recv_timeout(PATIENCE) {
+            self.err_log.push(line);
+        }
+        self.err_log.clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Path of an example binary built by `cargo test` next to the test binary.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run the tests with cargo test",
+        path.display()
+    );
+    path
+}
