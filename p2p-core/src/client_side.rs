@@ -75,10 +75,10 @@ impl Links {
     fn release(&self, addr: SocketAddr, peer_id: Option<u64>) {
         let mut inner = lock(&self.inner);
         inner.by_addr.remove(&addr);
-        if let Some(id) = peer_id {
-            if inner.ids.get(&id) == Some(&addr) {
-                inner.ids.remove(&id);
-            }
+        if let Some(id) = peer_id
+            && inner.ids.get(&id) == Some(&addr)
+        {
+            inner.ids.remove(&id);
         }
     }
 }

@@ -178,12 +178,12 @@ impl Registry {
     }
 
     fn remove(&mut self, addr: SocketAddr) {
-        if let Some(entry) = self.entries.remove(&addr) {
-            if let Some(count) = self.per_source.get_mut(&entry.source) {
-                *count -= 1;
-                if *count == 0 {
-                    self.per_source.remove(&entry.source);
-                }
+        if let Some(entry) = self.entries.remove(&addr)
+            && let Some(count) = self.per_source.get_mut(&entry.source)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_source.remove(&entry.source);
             }
         }
     }

@@ -83,6 +83,13 @@ impl TestPeer {
         }
     }
 
+    /// Takes in the events already waiting, without blocking.
+    pub fn pump(&mut self) {
+        while let Ok(event) = self.peer.events().try_recv() {
+            self.log.push(event);
+        }
+    }
+
     /// Waits until this peer listens to `n` peers and `n` peers listen to it.
     pub fn wait_links(&mut self, n: usize) {
         self.wait(&format!("{n} links each way"), |p| {
@@ -315,6 +322,14 @@ impl Proc {
             // The exit has no event to wait on; a short poll bounded by the deadline.
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// All of standard output after the process ended (waits for the pipe to close).
+    pub fn all_stdout(&mut self) -> Vec<String> {
+        while let Ok(line) = self.stdout.recv_timeout(PATIENCE) {
+            self.out_log.push(line);
+        }
+        self.out_log.clone()
     }
 
     /// All of standard error after the process ended.

@@ -1,0 +1,242 @@
+//! Bad input never takes a peer or the tracker down, and honest users keep chatting while
+//! it happens. Each bad connection is closed (with one logged reason, see the logs with
+//! RUST_LOG=info).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use p2p_core::protocol::{Announce, Frame, Handshake, PROTOCOL_VERSION, Welcome, encode_chat};
+use p2p_core::{Departure, Mode, Peer, PeerConfig};
+use support::*;
+
+/// Alice (alone) and Bob (listening to her): the honest chat that must go on.
+fn honest_pair(tweak: impl Fn(&mut PeerConfig)) -> (TestPeer, TestPeer) {
+    let mut c = config("alice", Mode::Alone);
+    tweak(&mut c);
+    let mut a = TestPeer::start(c);
+    let b = TestPeer::start(config(
+        "bob",
+        Mode::Manual(vec![a.peer.local_addr().to_string()]),
+    ));
+    a.wait("bob to listen", |p| p.peer.listeners().len() == 1);
+    (a, b)
+}
+
+/// Alice says something and Bob hears it: the chat is still alive.
+fn still_chatting(a: &TestPeer, b: &mut TestPeer, text: &str) {
+    let before = b.texts_from("alice").len();
+    assert!(a.peer.send(text).unwrap() >= 1, "bob still listens");
+    b.wait_texts("alice", before + 1);
+    assert_eq!(b.texts_from("alice").last().map(String::as_str), Some(text));
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+#[test]
+fn bad_bytes_and_bad_handshakes_close_only_their_connection() {
+    let (a, mut b) = honest_pair(|c| c.timeouts.handshake = Duration::from_millis(300));
+    let target = a.peer.local_addr();
+
+    // Random bytes.
+    for seed in 1..=20 {
+        let mut conn = RawConn::connect(target);
+        let _ = conn.send_bytes(&noise(4096, seed));
+        conn.expect_closed();
+    }
+    still_chatting(&a, &mut b, "after noise");
+
+    // A length prefix of 4 GiB.
+    let mut conn = RawConn::connect(target);
+    conn.send_bytes(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0]).unwrap();
+    conn.expect_closed();
+
+    // A frame of the wrong protocol version: refused with a reason, then closed.
+    let mut conn = RawConn::connect(target);
+    let mut hs = Frame::Handshake(Handshake {
+        version: PROTOCOL_VERSION,
+        peer_id: 9,
+        username: "mallory".into(),
+        listen_addr: loopback(1),
+        connect_back: false,
+    })
+    .encode()
+    .unwrap();
+    hs[5] = 2; // the version byte
+    conn.send_bytes(&hs).unwrap();
+    match conn.expect_closed().first() {
+        Some(Frame::Refuse { reason }) => assert!(reason.contains("version"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // A frame of the wrong type (a chat instead of a handshake), and an unknown type.
+    let mut conn = RawConn::connect(target);
+    conn.send_bytes(&encode_chat("let me in").unwrap()).unwrap();
+    assert!(matches!(
+        conn.expect_closed().first(),
+        Some(Frame::Refuse { .. })
+    ));
+    let mut conn = RawConn::connect(target);
+    conn.send_bytes(&[0, 0, 0, 1, 200]).unwrap();
+    conn.expect_closed();
+
+    // A handshake that never comes: closed after the handshake timeout.
+    let mut conn = RawConn::connect(target);
+    conn.send_bytes(&[0, 0]).unwrap(); // half a length prefix, then nothing
+    assert!(matches!(
+        conn.expect_closed().first(),
+        Some(Frame::Refuse { .. })
+    ));
+
+    // A bad username.
+    let mut conn = RawConn::connect(target);
+    let answer = conn.handshake("bad\nname", 10, loopback(1));
+    assert!(matches!(answer, Frame::Refuse { .. }), "{answer:?}");
+
+    still_chatting(&a, &mut b, "after all of it");
+    assert_eq!(a.peer.listeners().len(), 1);
+}
+
+#[test]
+fn oversized_text_and_frames_from_a_peer_close_that_link_only() {
+    let (a, mut b) = honest_pair(|_| {});
+    // A fake peer that Bob listens to, and that sends a chat text over 64 KiB.
+    for payload in ["text", "frame"] {
+        let fake = TcpListener::bind(loopback(0)).unwrap();
+        let fake_addr = fake.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = fake.accept().unwrap();
+            let mut conn = RawConn {
+                stream,
+                reader: p2p_core::protocol::FrameReader::new(1 << 20),
+            };
+            assert!(matches!(conn.recv(), Some(Frame::Handshake(_))));
+            conn.send(&Frame::Welcome(Welcome {
+                version: PROTOCOL_VERSION,
+                peer_id: 77,
+                username: "mallory".into(),
+            }));
+            let _ = match payload {
+                "text" => conn.send_bytes(&encode_chat(&"x".repeat(64 * 1024 + 1)).unwrap()),
+                _ => conn.send_bytes(&[0, 0x20, 0, 0, 16]), // 2 MiB announced
+            };
+            conn.expect_closed();
+        });
+        b.peer.connect(&fake_addr.to_string()).unwrap();
+        b.wait("the mallory link to be closed", |p| {
+            p.stopped_listening("mallory").is_some()
+        });
+        assert!(matches!(
+            b.stopped_listening("mallory"),
+            Some(Departure::Error(_))
+        ));
+        assert!(b.texts_from("mallory").is_empty());
+        server.join().unwrap();
+        b.log.clear();
+        still_chatting(&a, &mut b, &format!("after an oversized {payload}"));
+    }
+}
+
+#[test]
+fn a_flood_past_the_inbound_cap_is_refused_and_the_chat_goes_on() {
+    const CAP: usize = 8;
+    let (a, mut b) = honest_pair(|c| {
+        c.limits.max_inbound = CAP;
+        c.timeouts.handshake = Duration::from_secs(60);
+    });
+    // Bob's link holds one slot; the first CAP - 1 flood connections hold the rest (they
+    // never handshake, and the handshake timeout is long), every later one is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..CAP - 1 {
+        held.push(RawConn::connect(a.peer.local_addr()));
+    }
+    for _ in 0..50 {
+        let mut conn = RawConn::connect(a.peer.local_addr());
+        assert!(conn.expect_closed().is_empty());
+    }
+    still_chatting(&a, &mut b, "during the flood");
+
+    // The flood ends; the slots come back and a new peer gets in.
+    drop(held);
+    let addr = a.peer.local_addr().to_string();
+    let mut joined = None;
+    for _ in 0..200 {
+        // The flood's threads notice their peers left as their reads end; retry until a
+        // slot is free (each attempt is refused at once while none is).
+        match Peer::start(config("carol", Mode::Manual(vec![addr.clone()]))) {
+            Ok(p) => {
+                joined = Some(p);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert!(joined.is_some(), "no slot came back after the flood");
+    still_chatting(&a, &mut b, "after the flood");
+}
+
+#[test]
+fn the_tracker_refuses_bad_requests_and_keeps_serving() {
+    let tracker = start_tracker(Duration::from_secs(60));
+    let t = tracker.local_addr();
+    let ask = |listen: SocketAddr| {
+        let mut conn = RawConn::connect(t);
+        conn.send(&Frame::Announce(Announce {
+            version: PROTOCOL_VERSION,
+            listen_addr: listen,
+        }));
+        conn.expect_closed()
+    };
+    for bad in [
+        "0.0.0.0:4000",
+        "127.0.0.1:0",
+        "224.0.0.1:4000",
+        "255.255.255.255:1",
+    ] {
+        let frames = ask(bad.parse().unwrap());
+        assert!(
+            matches!(frames.first(), Some(Frame::Refuse { reason }) if reason.contains("invalid address")),
+            "{bad}: {frames:?}"
+        );
+    }
+    // Garbage, a huge length, a peer handshake, a wrong version: each closed.
+    let mut conn = RawConn::connect(t);
+    let _ = conn.send_bytes(&noise(2048, 5));
+    conn.expect_closed();
+    let mut conn = RawConn::connect(t);
+    conn.send_bytes(&[0xff; 8]).unwrap();
+    conn.expect_closed();
+    let mut conn = RawConn::connect(t);
+    let answer = conn.handshake("mallory", 1, loopback(5));
+    assert!(matches!(answer, Frame::Refuse { .. }));
+    let mut conn = RawConn::connect(t);
+    let mut announce = Frame::Announce(Announce {
+        version: PROTOCOL_VERSION,
+        listen_addr: loopback(4000),
+    })
+    .encode()
+    .unwrap();
+    announce[5] = 9;
+    conn.send_bytes(&announce).unwrap();
+    conn.expect_closed();
+    assert!(tracker.peers().is_empty());
+
+    // Honest peers still mesh through it.
+    let mut a = TestPeer::start(config("alice", Mode::Tracker(t.to_string())));
+    let mut b = TestPeer::start(config("bob", Mode::Tracker(t.to_string())));
+    a.wait_links(1);
+    b.wait_links(1);
+    assert_eq!(tracker.peers().len(), 2);
+}
