@@ -448,6 +448,12 @@ impl FrameReader {
         }
     }
 
+    /// Bytes the reader's buffer holds room for: never more than one frame at the limit
+    /// plus one read.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
         self.end - self.start
