@@ -57,3 +57,8 @@ pub use config::{Limits, Mode, PeerConfig, Timeouts};
 pub use error::{Error, Result};
 pub use event::{Departure, Event, PeerInfo};
 pub use peer::Peer;
+
+/// The README's examples, compiled and run as doc tests so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -26,8 +26,7 @@ use crate::event::{Departure, Event, PeerInfo};
 use crate::net::{read_frame_before, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
-    Frame, FrameBytes, FrameReader, PROTOCOL_VERSION, ProtocolError, ReadError, Welcome,
-    validate_username,
+    Frame, FrameBytes, FrameReader, PROTOCOL_VERSION, ReadError, Welcome, validate_username,
 };
 use crate::threads::{Role, lock};
 
@@ -188,7 +187,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         Err(e) if e.is_timeout() => {
             return refuse(&stream, remote, "no handshake within the handshake timeout");
         }
-        Err(ReadError::Protocol(e @ ProtocolError::Version { .. })) => {
+        Err(ReadError::Protocol(e)) => {
             return refuse(&stream, remote, &e.to_string());
         }
         Err(e) => {

@@ -37,3 +37,8 @@ mod server;
 
 pub use registry::{Refusal, Registry, RegistryLimits};
 pub use server::{DEFAULT_PORT, Error, Tracker, TrackerConfig};
+
+/// The operations guide's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/tracker.md")]
+struct TrackerDocDoctests;
