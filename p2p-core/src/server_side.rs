@@ -169,7 +169,8 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
 
 /// The life of one inbound connection: handshake, then writing to the listener.
 fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
-    let Some(_socket) = shared.threads.register(&stream, Role::Writer) else {
+    // While handshaking this thread blocks in reads: shutdown wakes it like a reader.
+    let Some(handshaking) = shared.threads.register(&stream, Role::Reader) else {
         return;
     };
     let _ = stream.set_nodelay(true);
@@ -212,6 +213,10 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     if shared.listeners.has_peer(hs.peer_id) {
         return refuse(&stream, remote, "this peer already listens here");
     }
+    drop(handshaking);
+    let Some(_socket) = shared.threads.register(&stream, Role::Writer) else {
+        return;
+    };
     let Ok(handle_stream) = stream.try_clone() else {
         return;
     };
