@@ -1,2 +1,918 @@
-//! Placeholder until the benchmark lands.
-fn main() {}
+//! The performance workloads of `docs/performance.md`, each run through p2p-core and through
+//! a raw baseline in the same process, with the ratio between them.
+//!
+//! ```text
+//! cargo bench -p p2p-core --bench workloads            # all workloads
+//! cargo bench -p p2p-core --bench workloads -- w1 w2   # some of them
+//! scripts/bench.sh                                     # with the limits the 100-peer mesh needs
+//! ```
+//!
+//! The baseline is written here with std::net only: length-prefixed frames of the same size
+//! as p2p-core's, one writer thread per receiver fed by a channel, buffered writes flushed
+//! when the queue is empty, TCP_NODELAY, one reader thread per receiver. Every run checks
+//! that every message arrived once and in order before it reports a figure.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use p2p_core::{Event, Mode, Peer, PeerConfig};
+use tracker::{Tracker, TrackerConfig};
+
+// ---------------------------------------------------------------------------------------
+// What every workload measures: receipts, checked for order and counted.
+
+fn named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    thread::Builder::new().name(name.into()).spawn(f).unwrap()
+}
+
+/// Called in a receiving thread for every message: (receiver index, sequence number).
+type Sink = Arc<dyn Fn(usize, u64) + Send + Sync>;
+
+/// Checks per-receiver order and signals when every receiver has `target` messages.
+struct Tally {
+    next: Vec<AtomicU64>,
+    done: AtomicUsize,
+    errors: AtomicUsize,
+    target: u64,
+    all_done: Sender<()>,
+}
+
+impl Tally {
+    fn new(receivers: usize, target: u64) -> (Arc<Tally>, Receiver<()>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        (
+            Arc::new(Tally {
+                next: (0..receivers).map(|_| AtomicU64::new(0)).collect(),
+                done: AtomicUsize::new(0),
+                errors: AtomicUsize::new(0),
+                target,
+                all_done: tx,
+            }),
+            rx,
+        )
+    }
+
+    fn sink(self: &Arc<Self>) -> Sink {
+        let tally = Arc::clone(self);
+        Arc::new(move |i, seq| tally.record(i, seq))
+    }
+
+    fn record(&self, i: usize, seq: u64) {
+        let expected = self.next[i].fetch_add(1, Ordering::Relaxed);
+        if seq != expected {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if expected + 1 == self.target
+            && self.done.fetch_add(1, Ordering::AcqRel) + 1 == self.next.len()
+        {
+            let _ = self.all_done.try_send(());
+        }
+    }
+
+    fn check(&self) {
+        assert_eq!(
+            self.errors.load(Ordering::Relaxed),
+            0,
+            "messages out of order or doubled"
+        );
+        for n in &self.next {
+            assert_eq!(
+                n.load(Ordering::Relaxed),
+                self.target,
+                "messages lost or doubled"
+            );
+        }
+    }
+}
+
+/// A chat text of exactly `len` bytes that starts with its sequence number.
+fn text(seq: u64, len: usize) -> String {
+    let mut s = format!("{seq:020}");
+    s.extend(std::iter::repeat_n('x', len.saturating_sub(s.len())));
+    s
+}
+
+fn seq_of(bytes: &[u8]) -> u64 {
+    std::str::from_utf8(&bytes[..20])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+// ---------------------------------------------------------------------------------------
+// The two implementations of "one sender, N receivers".
+
+trait Room {
+    fn send(&self, text: &str);
+}
+
+/// The raw baseline: std::net, one writer and one reader thread per receiver.
+struct RawRoom {
+    txs: Vec<Sender<Arc<[u8]>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl RawRoom {
+    fn new(receivers: usize, sink: &Sink) -> RawRoom {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut txs = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..receivers {
+            let client = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            client.set_nodelay(true).unwrap();
+            server.set_nodelay(true).unwrap();
+            let (tx, rx) = crossbeam_channel::unbounded::<Arc<[u8]>>();
+            txs.push(tx);
+            threads.push(named("raw-writer", move || {
+                let mut out = BufWriter::with_capacity(64 * 1024, &server);
+                while let Ok(first) = rx.recv() {
+                    let mut next = Some(first);
+                    while let Some(frame) = next {
+                        if out.write_all(&frame).is_err() {
+                            return;
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    if out.flush().is_err() {
+                        return;
+                    }
+                }
+            }));
+            let sink = Arc::clone(sink);
+            threads.push(named("raw-reader", move || {
+                let mut input = BufReader::with_capacity(16 * 1024, client);
+                let mut len = [0u8; 4];
+                let mut payload = Vec::new();
+                while input.read_exact(&mut len).is_ok() {
+                    payload.resize(u32::from_be_bytes(len) as usize, 0);
+                    if input.read_exact(&mut payload).is_err() {
+                        break;
+                    }
+                    sink(i, seq_of(&payload));
+                }
+            }));
+        }
+        RawRoom { txs, threads }
+    }
+}
+
+impl Room for RawRoom {
+    fn send(&self, text: &str) {
+        // The same frame size as p2p-core's chat frame: kind byte and string length (2 bytes
+        // for short texts) before the text.
+        let body_len = text.len() + 2;
+        let mut frame = Vec::with_capacity(4 + body_len);
+        frame.extend_from_slice(&(body_len as u32).to_be_bytes());
+        frame.extend_from_slice(text.as_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        let frame: Arc<[u8]> = frame.into();
+        for tx in &self.txs {
+            tx.send(frame.clone()).unwrap();
+        }
+    }
+}
+
+impl Drop for RawRoom {
+    fn drop(&mut self) {
+        self.txs.clear();
+        for t in self.threads.drain(..) {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// p2p-core: one sender peer and `receivers` peers, all meshed through a tracker; one
+/// thread per receiver reads its event channel.
+struct P2pRoom {
+    sender: Option<Peer>,
+    receivers: Vec<Peer>,
+    consumers: Vec<JoinHandle<()>>,
+    _tracker: Tracker,
+}
+
+fn tracker() -> Tracker {
+    Tracker::start(TrackerConfig {
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        ..TrackerConfig::default()
+    })
+    .unwrap()
+}
+
+fn peer_config(name: &str, tracker: &Tracker) -> PeerConfig {
+    let mut config = PeerConfig::new(name);
+    config.bind_addr = "127.0.0.1:0".parse().unwrap();
+    config.mode = Mode::Tracker(tracker.local_addr().to_string());
+    config
+}
+
+/// Waits (on the peers' snapshots, re-checked as the given channel reports link events)
+/// until every peer hears and is heard by `n` others.
+fn wait_mesh(peers: &[&Peer], n: usize, links: &Receiver<()>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !peers
+        .iter()
+        .all(|p| p.listeners().len() == n && p.listening_to().len() == n)
+    {
+        assert!(Instant::now() < deadline, "mesh did not form");
+        let _ = links.recv_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Reads a peer's events: messages go to the sink, link changes to `links`.
+fn consume(peer: &Peer, i: usize, sink: Sink, links: Sender<()>) -> JoinHandle<()> {
+    let events = peer.events().clone();
+    named("consumer", move || {
+        for event in events.iter() {
+            match event {
+                Event::Message { text, .. } => sink(i, seq_of(text.as_bytes())),
+                _ => {
+                    let _ = links.try_send(());
+                }
+            }
+        }
+    })
+}
+
+impl P2pRoom {
+    fn new(receivers: usize, sink: &Sink) -> P2pRoom {
+        let tracker = tracker();
+        let (links_tx, links) = crossbeam_channel::bounded(1);
+        let sender = Peer::start(peer_config("sender", &tracker)).unwrap();
+        let drain = consume(&sender, usize::MAX, Arc::new(|_, _| {}), links_tx.clone());
+        let mut peers = Vec::new();
+        let mut consumers = vec![drain];
+        for i in 0..receivers {
+            let peer = Peer::start(peer_config(&format!("r{i}"), &tracker)).unwrap();
+            consumers.push(consume(&peer, i, Arc::clone(sink), links_tx.clone()));
+            peers.push(peer);
+        }
+        let mut all: Vec<&Peer> = peers.iter().collect();
+        all.push(&sender);
+        wait_mesh(&all, receivers, &links);
+        P2pRoom {
+            sender: Some(sender),
+            receivers: peers,
+            consumers,
+            _tracker: tracker,
+        }
+    }
+}
+
+impl Room for P2pRoom {
+    fn send(&self, text: &str) {
+        if let Some(sender) = &self.sender {
+            sender.send(text).unwrap();
+        }
+    }
+}
+
+impl Drop for P2pRoom {
+    fn drop(&mut self) {
+        if let Some(sender) = &self.sender {
+            sender.close();
+        }
+        for p in &self.receivers {
+            p.close();
+        }
+        // The consumers end when the peers (and so their channels) are dropped.
+        self.receivers.clear();
+        self.sender = None;
+        for c in self.consumers.drain(..) {
+            c.join().unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Figures.
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn header(title: &str) {
+    println!("\n### {title}\n");
+}
+
+fn row(cells: &[String]) {
+    println!("| {} |", cells.join(" | "));
+}
+
+/// Runs `f` for p2p-core and the baseline alternately `rounds` times; returns the medians.
+/// For profiling one side alone: `WORKLOADS_ONLY=p2p` or `WORKLOADS_ONLY=baseline` (the
+/// other side then reports NaN).
+fn alternate(
+    rounds: usize,
+    mut p2p: impl FnMut() -> f64,
+    mut raw: impl FnMut() -> f64,
+) -> (f64, f64) {
+    let only = std::env::var("WORKLOADS_ONLY").unwrap_or_default();
+    let (mut a, mut b) = (vec![f64::NAN], vec![f64::NAN]);
+    for _ in 0..rounds {
+        if only != "baseline" {
+            a.push(p2p());
+        }
+        if only != "p2p" {
+            b.push(raw());
+        }
+    }
+    a.retain(|x| !x.is_nan());
+    b.retain(|x| !x.is_nan());
+    let m = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { median(v) };
+    (m(a), m(b))
+}
+
+// ---------------------------------------------------------------------------------------
+// W1: throughput.
+
+fn throughput(
+    room_of: &dyn Fn(&Sink) -> Box<dyn Room>,
+    receivers: usize,
+    messages: u64,
+    size: usize,
+) -> f64 {
+    let (tally, done) = Tally::new(receivers, messages);
+    let room = room_of(&tally.sink());
+    let texts: Vec<String> = (0..messages).map(|s| text(s, size)).collect();
+    let start = Instant::now();
+    for t in &texts {
+        room.send(t);
+    }
+    if std::env::var("WORKLOADS_DEBUG").is_ok() {
+        eprintln!("sent in {:?}", start.elapsed());
+    }
+    done.recv_timeout(Duration::from_secs(300))
+        .expect("every message delivered");
+    let elapsed = start.elapsed();
+    if std::env::var("WORKLOADS_DEBUG").is_ok() {
+        eprintln!("delivered in {elapsed:?}");
+    }
+    drop(room);
+    tally.check();
+    messages as f64 * receivers as f64 / elapsed.as_secs_f64()
+}
+
+fn w1() {
+    const RECEIVERS: usize = 7;
+    const MESSAGES: u64 = 100_000;
+    header("W1 throughput: 1 sender, 7 listeners, 100,000 messages of 64 bytes");
+    let (p2p, raw) = alternate(
+        5,
+        || {
+            throughput(
+                &|s| Box::new(P2pRoom::new(RECEIVERS, s)),
+                RECEIVERS,
+                MESSAGES,
+                64,
+            )
+        },
+        || {
+            throughput(
+                &|s| Box::new(RawRoom::new(RECEIVERS, s)),
+                RECEIVERS,
+                MESSAGES,
+                64,
+            )
+        },
+    );
+    row(&[
+        "".into(),
+        "deliveries/s (median of 5)".into(),
+        "messages/s".into(),
+    ]);
+    row(&["---".into(), "---:".into(), "---:".into()]);
+    row(&[
+        "p2p-core".into(),
+        format!("{p2p:.0}"),
+        format!("{:.0}", p2p / RECEIVERS as f64),
+    ]);
+    row(&[
+        "baseline".into(),
+        format!("{raw:.0}"),
+        format!("{:.0}", raw / RECEIVERS as f64),
+    ]);
+    println!(
+        "\nratio p2p-core / baseline: **{:.2}** (target ≥ 0.9)",
+        p2p / raw
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// W2 and W4: all-received latency.
+
+/// Sends `count` messages one at a time, each after every receiver got the previous one.
+fn latencies(
+    room_of: &dyn Fn(&Sink) -> Box<dyn Room>,
+    receivers: usize,
+    count: u64,
+) -> Vec<Duration> {
+    let got = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let errors = Arc::new(AtomicUsize::new(0));
+    let expected: Arc<Vec<AtomicU64>> =
+        Arc::new((0..receivers).map(|_| AtomicU64::new(0)).collect());
+    let sink: Sink = {
+        let (got, errors, expected) =
+            (Arc::clone(&got), Arc::clone(&errors), Arc::clone(&expected));
+        Arc::new(move |i, seq| {
+            if expected[i].fetch_add(1, Ordering::Relaxed) != seq {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if got.fetch_add(1, Ordering::AcqRel) + 1 == receivers {
+                let _ = tx.try_send(());
+            }
+        })
+    };
+    let room = room_of(&sink);
+    let mut samples = Vec::with_capacity(count as usize);
+    for seq in 0..count {
+        let t = text(seq, 64);
+        got.store(0, Ordering::Release);
+        let start = Instant::now();
+        room.send(&t);
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("all received");
+        samples.push(start.elapsed());
+    }
+    drop(room);
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "lost, doubled or out of order"
+    );
+    for e in expected.iter() {
+        assert_eq!(e.load(Ordering::Relaxed), count);
+    }
+    samples.sort();
+    samples
+}
+
+fn latency_table(p2p: &[Duration], raw: &[Duration]) {
+    row(&["".into(), "p50".into(), "p99".into(), "max".into()]);
+    row(&["---".into(), "---:".into(), "---:".into(), "---:".into()]);
+    for (name, s) in [("p2p-core", p2p), ("baseline", raw)] {
+        row(&[
+            name.into(),
+            us(percentile(s, 0.5)),
+            us(percentile(s, 0.99)),
+            us(*s.last().unwrap()),
+        ]);
+    }
+}
+
+fn w2() {
+    const RECEIVERS: usize = 7;
+    header("W2 latency: 8 peers, one sends and waits until all 7 have it, 5,000 times");
+    let p2p = latencies(&|s| Box::new(P2pRoom::new(RECEIVERS, s)), RECEIVERS, 5000);
+    let raw = latencies(&|s| Box::new(RawRoom::new(RECEIVERS, s)), RECEIVERS, 5000);
+    latency_table(&p2p, &raw);
+    let ratio = percentile(&p2p, 0.99).as_secs_f64() / percentile(&raw, 0.99).as_secs_f64();
+    println!("\nratio of p99 p2p-core / baseline: **{ratio:.2}** (target ≤ 1.3)");
+}
+
+fn w4() {
+    const RECEIVERS: usize = 1000;
+    header("W4 big room: 1 sender, 1,000 listeners");
+    let p2p_rate = throughput(
+        &|s| Box::new(P2pRoom::new(RECEIVERS, s)),
+        RECEIVERS,
+        2000,
+        64,
+    );
+    let raw_rate = throughput(
+        &|s| Box::new(RawRoom::new(RECEIVERS, s)),
+        RECEIVERS,
+        2000,
+        64,
+    );
+    row(&["".into(), "deliveries/s (2,000 messages)".into()]);
+    row(&["---".into(), "---:".into()]);
+    row(&["p2p-core".into(), format!("{p2p_rate:.0}")]);
+    row(&["baseline".into(), format!("{raw_rate:.0}")]);
+    println!(
+        "\nratio p2p-core / baseline: **{:.2}** (target ≥ 0.8)\n",
+        p2p_rate / raw_rate
+    );
+    let p2p = latencies(&|s| Box::new(P2pRoom::new(RECEIVERS, s)), RECEIVERS, 300);
+    let raw = latencies(&|s| Box::new(RawRoom::new(RECEIVERS, s)), RECEIVERS, 300);
+    println!("all-received latency, 300 messages one at a time:\n");
+    latency_table(&p2p, &raw);
+}
+
+// ---------------------------------------------------------------------------------------
+// W3: mesh formation; W5: footprint.
+
+/// Starts `n` peers one after another through a tracker and returns the time until every
+/// peer hears every other, with the peers (still running).
+fn p2p_mesh(n: usize) -> (Duration, Vec<Peer>, Tracker, Vec<JoinHandle<()>>) {
+    let tracker = tracker();
+    let (links_tx, links) = crossbeam_channel::bounded(1);
+    let start = Instant::now();
+    let mut peers = Vec::new();
+    let mut consumers = Vec::new();
+    for i in 0..n {
+        let peer = Peer::start(peer_config(&format!("p{i}"), &tracker)).unwrap();
+        consumers.push(consume(&peer, i, Arc::new(|_, _| {}), links_tx.clone()));
+        peers.push(peer);
+    }
+    wait_mesh(&peers.iter().collect::<Vec<_>>(), n - 1, &links);
+    (start.elapsed(), peers, tracker, consumers)
+}
+
+/// The baseline mesh: a registry in a mutex stands for the tracker; each newcomer connects
+/// to every earlier peer and greets it; each greeted peer connects back; one thread per
+/// accepted connection and per outgoing link, as in p2p-core.
+fn raw_mesh(n: usize) -> Duration {
+    struct RawPeer {
+        addr: SocketAddr,
+        links: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+        sockets: Arc<Mutex<Vec<TcpStream>>>,
+    }
+    fn link(to: SocketAddr, hello: Option<SocketAddr>, p: &RawPeer) {
+        let mut s = TcpStream::connect(to).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut msg = [0u8; 8];
+        if let Some(SocketAddr::V4(a)) = hello {
+            msg[..4].copy_from_slice(&a.ip().octets());
+            msg[4..6].copy_from_slice(&a.port().to_be_bytes());
+            msg[6] = 1;
+        }
+        s.write_all(&msg).unwrap();
+        let mut ack = [0u8; 1];
+        s.read_exact(&mut ack).unwrap();
+        p.links.fetch_add(1, Ordering::SeqCst);
+        p.sockets.lock().unwrap().push(s.try_clone().unwrap());
+        p.threads.lock().unwrap().push(thread::spawn(move || {
+            let mut buf = [0u8; 1];
+            let _ = s.read(&mut buf); // until the socket is shut down
+        }));
+    }
+    let mut peers: Vec<Arc<RawPeer>> = Vec::new();
+    let mut accept_threads = Vec::new();
+    let start = Instant::now();
+    for _ in 0..n {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = Arc::new(RawPeer {
+            addr: listener.local_addr().unwrap(),
+            links: Arc::new(AtomicUsize::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Arc::new(Mutex::new(Vec::new())),
+            sockets: Arc::new(Mutex::new(Vec::new())),
+        });
+        let me = Arc::clone(&peer);
+        accept_threads.push(thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { break };
+                if me.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                me.sockets.lock().unwrap().push(s.try_clone().unwrap());
+                let me2 = Arc::clone(&me);
+                me.threads.lock().unwrap().push(thread::spawn(move || {
+                    let mut msg = [0u8; 8];
+                    if s.read_exact(&mut msg).is_err() {
+                        return;
+                    }
+                    s.write_all(&[1]).unwrap();
+                    if msg[6] == 1 {
+                        let ip = std::net::Ipv4Addr::new(msg[0], msg[1], msg[2], msg[3]);
+                        let port = u16::from_be_bytes([msg[4], msg[5]]);
+                        link(SocketAddr::from((ip, port)), None, &me2);
+                    }
+                    let mut buf = [0u8; 1];
+                    let _ = s.read(&mut buf);
+                }));
+            }
+        }));
+        for other in &peers {
+            link(other.addr, Some(peer.addr), &peer);
+        }
+        peers.push(peer);
+    }
+    while peers.iter().any(|p| p.links.load(Ordering::SeqCst) < n - 1) {
+        thread::yield_now();
+    }
+    let elapsed = start.elapsed();
+    // Tear down: stop accepting, shut every socket down, join every thread.
+    for p in &peers {
+        p.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(p.addr);
+    }
+    for t in accept_threads {
+        t.join().unwrap();
+    }
+    for p in &peers {
+        for s in p.sockets.lock().unwrap().iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        let threads: Vec<_> = p.threads.lock().unwrap().drain(..).collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+    elapsed
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+fn close_all(peers: Vec<Peer>, consumers: Vec<JoinHandle<()>>) {
+    for p in &peers {
+        p.close();
+    }
+    drop(peers);
+    for c in consumers {
+        c.join().unwrap();
+    }
+}
+
+fn w3() {
+    header("W3 mesh formation: peers join one after another through a tracker");
+    let mut p2p = Vec::new();
+    let mut raw = Vec::new();
+    for _ in 0..5 {
+        let (t, peers, tracker, consumers) = p2p_mesh(32);
+        close_all(peers, consumers);
+        drop(tracker);
+        p2p.push(t.as_secs_f64());
+        raw.push(raw_mesh(32).as_secs_f64());
+    }
+    let (p2p, raw) = (median(p2p), median(raw));
+    row(&[
+        "32 peers (median of 5)".into(),
+        "time until everyone hears everyone".into(),
+    ]);
+    row(&["---".into(), "---:".into()]);
+    row(&["p2p-core".into(), fmt_ms(Duration::from_secs_f64(p2p))]);
+    row(&["baseline".into(), fmt_ms(Duration::from_secs_f64(raw))]);
+    println!(
+        "\nratio p2p-core / baseline: **{:.2}** (target: under 500 ms)\n",
+        p2p / raw
+    );
+
+    for n in [64, 100] {
+        let needed_files = 2 * n * n + 1000;
+        let files = open_file_limit();
+        let maps = read_num("/proc/sys/vm/max_map_count");
+        let threads_needed = n * (2 * (n - 1) + 3);
+        if files < needed_files || maps < threads_needed * 5 {
+            println!(
+                "{n} peers: skipped: needs about {needed_files} open files (have {files}) and \
+                 vm.max_map_count ≥ {} (have {maps}); run scripts/bench.sh as root",
+                threads_needed * 5
+            );
+            continue;
+        }
+        let (t, peers, tracker, consumers) = p2p_mesh(n);
+        let threads = process_threads();
+        println!(
+            "{n} peers: meshed in {}, every peer hears the {} others; {threads} threads in the process",
+            fmt_ms(t),
+            n - 1
+        );
+        close_all(peers, consumers);
+        drop(tracker);
+    }
+}
+
+fn read_num(path: &str) -> usize {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn status_field(name: &str) -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn process_threads() -> usize {
+    status_field("Threads:")
+}
+
+fn w5() {
+    header("W5 footprint: an idle 32-peer mesh");
+    let threads_before = process_threads();
+    let rss_before = status_field("VmRSS:");
+    let (_, peers, tracker, consumers) = p2p_mesh(32);
+    let rss_after = status_field("VmRSS:");
+    let threads = process_threads() - threads_before;
+    let connections = 32 * 31; // links, each a socket at both ends
+    row(&["measure".into(), "value".into()]);
+    row(&["---".into(), "---:".into()]);
+    row(&[
+        "resident memory per idle link (both ends)".into(),
+        format!(
+            "{:.1} KiB",
+            (rss_after.saturating_sub(rss_before)) as f64 / connections as f64
+        ),
+    ]);
+    row(&[
+        "threads per peer (accept, tracker, one per link, one event reader)".into(),
+        format!("{:.1}", threads as f64 / 32.0),
+    ]);
+    let per_peer: Vec<usize> = peers.iter().map(Peer::thread_count).collect();
+    row(&[
+        "threads a peer runs itself".into(),
+        format!("{}", per_peer[0]),
+    ]);
+    close_all(peers, consumers);
+    drop(tracker);
+}
+
+// ---------------------------------------------------------------------------------------
+// The tracker.
+
+fn tracker_rate() {
+    header("Tracker: announces answered per second, 16 concurrent clients");
+    const CLIENTS: usize = 16;
+    const EACH: usize = 1000;
+    let run = |addr: SocketAddr| {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                thread::spawn(move || {
+                    let timeouts = p2p_core::Timeouts::default();
+                    for i in 0..EACH {
+                        let me: SocketAddr =
+                            format!("127.0.{}.{}:{}", c + 1, 1 + i % 200, 1000 + i)
+                                .parse()
+                                .unwrap();
+                        p2p_core::tracker_client::announce(&addr.to_string(), me, &timeouts)
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        (CLIENTS * EACH) as f64 / start.elapsed().as_secs_f64()
+    };
+    let (p2p, raw) = alternate(
+        3,
+        || {
+            let t = Tracker::start(TrackerConfig {
+                bind_addr: "127.0.0.1:0".parse().unwrap(),
+                max_per_source: 100_000,
+                max_peers: 100_000,
+                ..TrackerConfig::default()
+            })
+            .unwrap();
+            run(t.local_addr())
+        },
+        || {
+            let server = RawTracker::start();
+            let rate = run(server.addr);
+            drop(server);
+            rate
+        },
+    );
+    row(&["".into(), "requests/s (median of 3)".into()]);
+    row(&["---".into(), "---:".into()]);
+    row(&["tracker".into(), format!("{p2p:.0}")]);
+    row(&[
+        "baseline (same I/O, no registry)".into(),
+        format!("{raw:.0}"),
+    ]);
+    println!("\nratio tracker / baseline: **{:.2}**", p2p / raw);
+}
+
+/// A server with the tracker's threads and I/O (accept thread, 4 workers, one frame in,
+/// one frame out) that answers every announce with an empty list: the cost of the
+/// connection handling alone.
+struct RawTracker {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl RawTracker {
+    fn start() -> RawTracker {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(256);
+        let answer = p2p_core::protocol::Frame::PeerList(p2p_core::protocol::PeerList {
+            interval_secs: 20,
+            peers: vec![],
+        })
+        .encode()
+        .unwrap();
+        let mut threads = Vec::new();
+        for _ in 0..4 {
+            let (rx, answer) = (rx.clone(), answer.clone());
+            threads.push(thread::spawn(move || {
+                while let Ok(mut s) = rx.recv() {
+                    s.set_nodelay(true).unwrap();
+                    let mut reader = p2p_core::protocol::FrameReader::new(1024);
+                    if reader.read_frame(&mut s).is_ok() {
+                        let _ = s.write_all(&answer);
+                    }
+                }
+            }));
+        }
+        let stop2 = Arc::clone(&stop);
+        threads.push(thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(s) = conn {
+                    let _ = tx.try_send(s);
+                }
+            }
+        }));
+        RawTracker {
+            addr,
+            stop,
+            threads,
+        }
+    }
+}
+
+impl Drop for RawTracker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        for t in self.threads.drain(..) {
+            t.join().unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    println!(
+        "p2p-chat workloads, {} cores; figures are medians where repeated; every run checked \
+         that each message arrived once and in order.",
+        thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    if want("w1") {
+        w1();
+    }
+    if want("w2") {
+        w2();
+    }
+    if want("w3") {
+        w3();
+    }
+    if want("w4") {
+        w4();
+    }
+    if want("w5") {
+        w5();
+    }
+    if want("tracker") {
+        tracker_rate();
+    }
+}

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::{ArgGroup, Parser};
-use p2p_core::{Event, Mode, Peer, PeerConfig};
+use p2p_core::{Event, Events, Mode, Peer, PeerConfig};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
@@ -73,7 +73,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Prints events until the peer's channel disconnects (when the peer is dropped).
-fn print_events(events: &crossbeam_channel::Receiver<Event>) {
+fn print_events(events: &Events) {
     let stdout = io::stdout();
     for event in events.iter() {
         match event {

@@ -303,32 +303,42 @@ fn read_loop(
     let _ = stream.set_write_timeout(Some(timeouts.peer));
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
+    let mut batch = Vec::new();
     loop {
-        // Everything already buffered first, then one read.
-        loop {
+        // Everything already buffered first, handed over as one batch, then one read.
+        let ended = loop {
             match reader.next_buffered() {
                 Ok(Some(Frame::Chat { text })) => {
                     if let Err(e) = validate_text(&text, max_text) {
                         info!("closing link to {from}: {e}");
-                        return Departure::Error(e.to_string());
+                        break Some(Departure::Error(e.to_string()));
                     }
-                    shared.emit(Event::Message {
+                    batch.push(Event::Message {
                         from: Arc::clone(from),
                         text,
                     });
                 }
                 Ok(Some(Frame::Ping)) => {}
-                Ok(Some(Frame::Goodbye)) => return Departure::Left,
+                Ok(Some(Frame::Goodbye)) => break Some(Departure::Left),
                 Ok(Some(other)) => {
                     info!("closing link to {from}: unexpected {} frame", other.name());
-                    return Departure::Error(format!("unexpected {} frame", other.name()));
+                    break Some(Departure::Error(format!(
+                        "unexpected {} frame",
+                        other.name()
+                    )));
                 }
-                Ok(None) => break,
+                Ok(None) => break None,
                 Err(e) => {
                     info!("closing link to {from}: {e}");
-                    return Departure::Error(e.to_string());
+                    break Some(Departure::Error(e.to_string()));
                 }
             }
+        };
+        if !batch.is_empty() {
+            shared.emit_batch(std::mem::take(&mut batch));
+        }
+        if let Some(departure) = ended {
+            return departure;
         }
         if shared.stop.is_set() {
             return Departure::Shutdown;

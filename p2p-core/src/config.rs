@@ -100,9 +100,10 @@ pub struct PeerConfig {
     pub limits: Limits,
     /// Timings.
     pub timeouts: Timeouts,
-    /// Capacity of the event channel (default 4096 events). When the embedder does not read
-    /// events, links stop reading from the network (TCP pushes back on the senders) rather
-    /// than letting memory grow.
+    /// Capacity of the event channel, in batches (default 1024). A batch holds the events
+    /// one read from one link produced (at most 16 KiB of frames, or one large message).
+    /// When the embedder does not read events, links stop reading from the network (TCP
+    /// pushes back on the senders) rather than letting memory grow.
     pub event_capacity: usize,
 }
 
@@ -116,7 +117,7 @@ impl PeerConfig {
             mode: Mode::Alone,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
-            event_capacity: 4096,
+            event_capacity: 1024,
         }
     }
 

@@ -1,8 +1,14 @@
 //! What a peer tells its embedder: the [`Event`]s on its channel.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
+
+use crate::threads::lock;
 
 /// Who a remote peer is: its username and the address its ServerSide listens on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,4 +99,104 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+}
+
+/// The receiving end of a peer's events: every [`Event`], in the order it happened on each
+/// link. Reading blocks; there is no need to poll.
+///
+/// Internally the peer hands over events in batches (all the messages one read from one
+/// link produced), which keeps the cost of a busy link per batch rather than per message;
+/// `Events` hands them out one by one. Clone it to read from several threads (each clone
+/// has its own small buffer of the current batch); it disconnects (every `recv` fails)
+/// once the peer is dropped and every event has been read.
+#[derive(Debug)]
+pub struct Events {
+    rx: Receiver<Vec<Event>>,
+    pending: Mutex<VecDeque<Event>>,
+}
+
+impl Clone for Events {
+    fn clone(&self) -> Self {
+        Events::new(self.rx.clone())
+    }
+}
+
+impl Events {
+    pub(crate) fn new(rx: Receiver<Vec<Event>>) -> Self {
+        Events {
+            rx,
+            pending: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn take_pending(&self) -> Option<Event> {
+        lock(&self.pending).pop_front()
+    }
+
+    fn unpack(&self, batch: Vec<Event>) -> Option<Event> {
+        let mut events = batch.into_iter();
+        let first = events.next();
+        lock(&self.pending).extend(events);
+        first
+    }
+
+    /// Waits for the next event. Fails once the peer is gone and every event was read.
+    pub fn recv(&self) -> Result<Event, RecvError> {
+        loop {
+            if let Some(event) = self.take_pending() {
+                return Ok(event);
+            }
+            if let Some(event) = self.unpack(self.rx.recv()?) {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// The next event if there is one now.
+    pub fn try_recv(&self) -> Result<Event, TryRecvError> {
+        loop {
+            if let Some(event) = self.take_pending() {
+                return Ok(event);
+            }
+            if let Some(event) = self.unpack(self.rx.try_recv()?) {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.recv_deadline(Instant::now() + timeout)
+    }
+
+    /// Waits until `deadline` for the next event.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Event, RecvTimeoutError> {
+        loop {
+            if let Some(event) = self.take_pending() {
+                return Ok(event);
+            }
+            if let Some(event) = self.unpack(self.rx.recv_deadline(deadline)?) {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// A blocking iterator over the events; it ends when the peer is gone.
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+
+    /// An iterator over the events available now, without blocking.
+    pub fn try_iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+}
+
+impl<'a> IntoIterator for &'a Events {
+    type Item = Event;
+    type IntoIter = Box<dyn Iterator<Item = Event> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
 }

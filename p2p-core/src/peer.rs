@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Sender, TrySendError, select};
 use log::debug;
 
 use crate::client_side::{self, Links, Outcome};
 use crate::config::{Mode, PeerConfig};
-use crate::event::{Event, PeerInfo};
+use crate::event::{Event, Events, PeerInfo};
 use crate::protocol::{encode_chat, validate_text};
 use crate::server_side::{self, Listeners};
 use crate::threads::{Stop, ThreadSet};
@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     pub(crate) local_addr: SocketAddr,
     /// The address the ServerSide is bound to.
     pub(crate) bound_addr: SocketAddr,
-    events: Sender<Event>,
+    events: Sender<Vec<Event>>,
     pub(crate) stop: Stop,
     pub(crate) threads: Arc<ThreadSet>,
     pub(crate) listeners: Listeners,
@@ -43,8 +43,18 @@ impl Shared {
     /// Hands an event to the embedder, waiting while the channel is full, unless the peer
     /// is shutting down.
     pub(crate) fn emit(&self, event: Event) {
+        self.emit_batch(vec![event]);
+    }
+
+    /// Hands several events to the embedder at once, in order.
+    pub(crate) fn emit_batch(&self, batch: Vec<Event>) {
+        // The common case, with room in the channel, without the cost of a select.
+        let batch = match self.events.try_send(batch) {
+            Err(TrySendError::Full(batch)) => batch,
+            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+        };
         select! {
-            send(self.events, event) -> _ => {}
+            send(self.events, batch) -> _ => {}
             recv(self.stop.watch()) -> _ => {}
         }
     }
@@ -57,7 +67,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct Peer {
     shared: Arc<Shared>,
-    events: Receiver<Event>,
+    events: Events,
 }
 
 fn random_id() -> u64 {
@@ -103,7 +113,7 @@ impl Peer {
                 listeners: Listeners::default(),
                 links: Links::default(),
             }),
-            events,
+            events: Events::new(events),
         };
         // From here on, an early return drops `peer`, which shuts it down.
         server_side::spawn_accept(&peer.shared, listener)?;
@@ -174,9 +184,9 @@ impl Peer {
         Ok(server_side::broadcast(&self.shared, &bytes))
     }
 
-    /// The channel of this peer's events. Clone the receiver to read it from another
-    /// thread; it disconnects when the peer is dropped.
-    pub fn events(&self) -> &Receiver<Event> {
+    /// This peer's events. Clone it to read them from another thread; it disconnects when
+    /// the peer is dropped.
+    pub fn events(&self) -> &Events {
         &self.events
     }
 

@@ -232,7 +232,7 @@ impl Frame {
             kind::PING => empty(body, Frame::Ping)?,
             kind::GOODBYE => empty(body, Frame::Goodbye)?,
             kind::CHAT => Frame::Chat {
-                text: decode_body(body)?,
+                text: decode_chat_text(body)?,
             },
             kind::ANNOUNCE => {
                 check_version(body)?;
@@ -250,20 +250,85 @@ impl Frame {
 }
 
 /// Encodes a chat frame for `text` once, ready to be shared by every writer.
+///
+/// This is the hot path of sending, so the frame is assembled by hand, with two copies of
+/// the text at most. Its bytes are exactly those of `Frame::Chat { text }.encode()`:
+/// the header, the kind, then bincode's string (varint length, UTF-8); a test holds the two
+/// together.
 pub fn encode_chat(text: &str) -> Result<FrameBytes, ProtocolError> {
-    let mut out = Vec::with_capacity(HEADER_BYTES + 1 + 5 + text.len());
-    out.extend_from_slice(&[0; HEADER_BYTES]);
-    out.push(kind::CHAT);
-    encode_body(&text, &mut out)?;
-    let len = out.len() - HEADER_BYTES;
+    let mut prefix = [0u8; HEADER_BYTES + 1 + 9];
+    let varint = encode_varint(text.len() as u64, &mut prefix[HEADER_BYTES + 1..]);
+    let len = 1 + varint + text.len();
     if len > HARD_MAX_FRAME_BYTES {
         return Err(ProtocolError::FrameTooLarge {
             len: len as u64,
             max: HARD_MAX_FRAME_BYTES,
         });
     }
-    out[..HEADER_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(out.into())
+    // The check above keeps `len` well inside u32.
+    prefix[..HEADER_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
+    prefix[HEADER_BYTES] = kind::CHAT;
+    let head = &prefix[..HEADER_BYTES + 1 + varint];
+    let mut frame = Vec::with_capacity(head.len() + text.len());
+    frame.extend_from_slice(head);
+    frame.extend_from_slice(text.as_bytes());
+    Ok(frame.into())
+}
+
+/// Writes `n` as bincode's variable-length integer (big endian) into `out`; returns its
+/// length.
+fn encode_varint(n: u64, out: &mut [u8]) -> usize {
+    if n < 251 {
+        out[0] = n as u8;
+        1
+    } else if let Ok(n) = u16::try_from(n) {
+        out[0] = 251;
+        out[1..3].copy_from_slice(&n.to_be_bytes());
+        3
+    } else if let Ok(n) = u32::try_from(n) {
+        out[0] = 252;
+        out[1..5].copy_from_slice(&n.to_be_bytes());
+        5
+    } else {
+        out[0] = 253;
+        out[1..9].copy_from_slice(&n.to_be_bytes());
+        9
+    }
+}
+
+/// Decodes the text of a chat body: bincode's string, read without zeroing a buffer first
+/// (the hot path of receiving). Refuses exactly what bincode refuses.
+fn decode_chat_text(body: &[u8]) -> Result<String, ProtocolError> {
+    let malformed = |what: &str| ProtocolError::Malformed(what.to_owned());
+    let (&tag, rest) = body
+        .split_first()
+        .ok_or_else(|| malformed("missing string length"))?;
+    let (len, rest) = match tag {
+        0..=250 => (u64::from(tag), rest),
+        251 => take_be::<2>(rest).map(|(b, r)| (u64::from(u16::from_be_bytes(b)), r))?,
+        252 => take_be::<4>(rest).map(|(b, r)| (u64::from(u32::from_be_bytes(b)), r))?,
+        253 => take_be::<8>(rest).map(|(b, r)| (u64::from_be_bytes(b), r))?,
+        _ => return Err(malformed("invalid string length")),
+    };
+    let len = usize::try_from(len).map_err(|_| malformed("string length too large"))?;
+    if len > rest.len() {
+        return Err(malformed("string longer than the frame"));
+    }
+    if len < rest.len() {
+        return Err(ProtocolError::TrailingBytes(rest.len() - len));
+    }
+    std::str::from_utf8(rest)
+        .map(str::to_owned)
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+fn take_be<const N: usize>(bytes: &[u8]) -> Result<([u8; N], &[u8]), ProtocolError> {
+    let head = bytes
+        .get(..N)
+        .ok_or_else(|| ProtocolError::Malformed("truncated string length".into()))?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(head);
+    Ok((out, &bytes[N..]))
 }
 
 fn encode_body<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
@@ -627,6 +692,35 @@ mod tests {
         let text = "x".repeat(300);
         let frame = Frame::Chat { text: text.clone() };
         assert_eq!(&*encode_chat(&text).unwrap(), &frame.encode().unwrap()[..]);
+    }
+
+    #[test]
+    fn hand_written_chat_codec_agrees_with_bincode() {
+        for len in [0, 1, 250, 251, 252, 65_535, 65_536, 70_000] {
+            let text = "a".repeat(len);
+            let mut body = Vec::new();
+            encode_body(&text, &mut body).unwrap();
+            let framed = encode_chat(&text).unwrap();
+            assert_eq!(&framed[5..], &body[..], "encode, length {len}");
+            assert_eq!(
+                decode_chat_text(&body).unwrap(),
+                text,
+                "decode, length {len}"
+            );
+            assert_eq!(decode_body::<String>(&body).unwrap(), text);
+        }
+        // What bincode refuses, the hand-written decoder refuses.
+        for bad in [
+            &[][..],
+            &[3, b'a'],
+            &[1, 0xff],
+            &[254],
+            &[251, 0],
+            &[1, b'a', b'b'],
+        ] {
+            assert!(decode_chat_text(bad).is_err(), "{bad:?}");
+            assert!(decode_body::<String>(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -49,13 +49,21 @@ pub(crate) struct Listeners {
     inbound: AtomicUsize,
 }
 
+/// A counter on a cache line of its own: the sender charges it on every message, and
+/// nothing the listener thread reads on every batch may share its line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct QueuedBytes(AtomicUsize);
+
 /// What the sending side holds of one listener.
 #[derive(Debug)]
 struct ListenerHandle {
     info: PeerInfo,
     peer_id: u64,
     tx: Sender<FrameBytes>,
-    queued: AtomicUsize,
+    /// Bytes waiting in this listener's queue: charged by `broadcast` for each message,
+    /// credited by the listener thread once per batch written.
+    queued: QueuedBytes,
     overflowed: AtomicBool,
     /// A clone of the socket, to cut a listener off without waiting for its thread.
     stream: TcpStream,
@@ -86,9 +94,9 @@ pub(crate) fn broadcast(shared: &Shared, bytes: &FrameBytes) -> usize {
     {
         let list = lock(&shared.listeners.list);
         for handle in list.iter() {
-            let before = handle.queued.fetch_add(cost, Ordering::Relaxed);
+            let before = handle.queued.0.fetch_add(cost, Ordering::Relaxed);
             if before + cost > limit {
-                handle.queued.fetch_sub(cost, Ordering::Relaxed);
+                handle.queued.0.fetch_sub(cost, Ordering::Relaxed);
                 overflowed.push(Arc::clone(handle));
             } else if handle.tx.send(bytes.clone()).is_ok() {
                 taken += 1;
@@ -228,7 +236,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         },
         peer_id: hs.peer_id,
         tx,
-        queued: AtomicUsize::new(0),
+        queued: QueuedBytes::default(),
         overflowed: AtomicBool::new(false),
         stream: handle_stream,
     });
@@ -336,14 +344,17 @@ fn write_batch(
     first: FrameBytes,
 ) -> std::io::Result<()> {
     let mut next = Some(first);
-    while let Some(bytes) = next {
-        handle
-            .queued
-            .fetch_sub(bytes.len() + QUEUE_ITEM_OVERHEAD, Ordering::Relaxed);
-        out.write_all(&bytes)?;
-        next = rx.try_recv().ok();
-    }
-    out.flush()
+    let mut taken = 0;
+    let written = (|| {
+        while let Some(bytes) = next.take() {
+            taken += bytes.len() + QUEUE_ITEM_OVERHEAD;
+            out.write_all(&bytes)?;
+            next = rx.try_recv().ok();
+        }
+        out.flush()
+    })();
+    handle.queued.0.fetch_sub(taken, Ordering::Relaxed);
+    written
 }
 
 fn say_goodbye(out: &mut BufWriter<&TcpStream>) {
