@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use log::{debug, info};
 
-use crate::event::{Departure, Event, PeerInfo};
+use crate::event::{Departure, Event, PeerInfo, Text};
 use crate::net::{read_frame_before, resolve, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
-    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ReadError, validate_text, validate_username,
+    Frame, FrameReader, Handshake, Incoming, PROTOCOL_VERSION, ReadError, validate_text,
+    validate_username,
 };
 use crate::threads::{Role, SocketGuard, lock};
 use crate::{Error, Result};
@@ -289,6 +290,21 @@ fn handshake(
     })
 }
 
+/// Turns the texts of one read into message events that share one buffer and one copy of
+/// the sender's identity (so the receiving thread and the embedder do not contend on a
+/// reference count shared by every message of the link).
+fn message_batch(from: &PeerInfo, texts: &str, ranges: &mut Vec<(usize, usize)>) -> Vec<Event> {
+    let buf: Arc<str> = Arc::from(texts);
+    let from = Arc::new(from.clone());
+    ranges
+        .drain(..)
+        .map(|(start, end)| Event::Message {
+            from: Arc::clone(&from),
+            text: Text::shared(&buf, start, end),
+        })
+        .collect()
+}
+
 /// Reads the remote peer's frames until the link ends; returns why it ended.
 fn read_loop(
     shared: &Shared,
@@ -303,24 +319,24 @@ fn read_loop(
     let _ = stream.set_write_timeout(Some(timeouts.peer));
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
-    let mut batch = Vec::new();
+    let mut texts = String::new();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
     loop {
         // Everything already buffered first, handed over as one batch, then one read.
         let ended = loop {
-            match reader.next_buffered() {
-                Ok(Some(Frame::Chat { text })) => {
-                    if let Err(e) = validate_text(&text, max_text) {
+            match reader.next_incoming() {
+                Ok(Some(Incoming::Chat(text))) => {
+                    if let Err(e) = validate_text(text, max_text) {
                         info!("closing link to {from}: {e}");
                         break Some(Departure::Error(e.to_string()));
                     }
-                    batch.push(Event::Message {
-                        from: Arc::clone(from),
-                        text,
-                    });
+                    let start = texts.len();
+                    texts.push_str(text);
+                    ranges.push((start, texts.len()));
                 }
-                Ok(Some(Frame::Ping)) => {}
-                Ok(Some(Frame::Goodbye)) => break Some(Departure::Left),
-                Ok(Some(other)) => {
+                Ok(Some(Incoming::Frame(Frame::Ping))) => {}
+                Ok(Some(Incoming::Frame(Frame::Goodbye))) => break Some(Departure::Left),
+                Ok(Some(Incoming::Frame(other))) => {
                     info!("closing link to {from}: unexpected {} frame", other.name());
                     break Some(Departure::Error(format!(
                         "unexpected {} frame",
@@ -334,8 +350,9 @@ fn read_loop(
                 }
             }
         };
-        if !batch.is_empty() {
-            shared.emit_batch(std::mem::take(&mut batch));
+        if !ranges.is_empty() {
+            shared.emit_batch(message_batch(from, &texts, &mut ranges));
+            texts.clear();
         }
         if let Some(departure) = ended {
             return departure;

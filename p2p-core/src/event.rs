@@ -1,8 +1,10 @@
 //! What a peer tells its embedder: the [`Event`]s on its channel.
 
-use std::collections::VecDeque;
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,118 @@ impl fmt::Display for Departure {
     }
 }
 
+/// The text of a chat message. It reads as a `str` (it derefs to one) and shares its
+/// storage with the other messages that arrived in the same read, so receiving a busy
+/// stream of messages allocates per batch, not per message. `String::from(text)` or
+/// `text.to_string()` makes an owned copy.
+#[derive(Clone)]
+pub struct Text {
+    buf: Arc<str>,
+    start: usize,
+    end: usize,
+}
+
+impl Text {
+    /// A text that shares `buf` (between `start` and `end`, on character boundaries).
+    pub(crate) fn shared(buf: &Arc<str>, start: usize, end: usize) -> Text {
+        Text {
+            buf: Arc::clone(buf),
+            start,
+            end,
+        }
+    }
+
+    /// The text as a `str`.
+    pub fn as_str(&self) -> &str {
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Text {
+        Text {
+            end: text.len(),
+            buf: Arc::from(text),
+            start: 0,
+        }
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Text {
+        Text::from(text.as_str())
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> String {
+        text.as_str().to_owned()
+    }
+}
+
 /// Something that happened to a peer, in the order it happened on each link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -65,7 +179,7 @@ pub enum Event {
         /// The sender (shared by every message on the same link).
         from: Arc<PeerInfo>,
         /// The text.
-        text: String,
+        text: Text,
     },
     /// This peer now listens to (hears) that peer.
     ListeningTo(PeerInfo),
@@ -112,7 +226,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Events {
     rx: Receiver<Vec<Event>>,
-    pending: Mutex<VecDeque<Event>>,
+    pending: Mutex<std::vec::IntoIter<Event>>,
 }
 
 impl Clone for Events {
@@ -125,19 +239,25 @@ impl Events {
     pub(crate) fn new(rx: Receiver<Vec<Event>>) -> Self {
         Events {
             rx,
-            pending: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Vec::new().into_iter()),
         }
     }
 
     fn take_pending(&self) -> Option<Event> {
-        lock(&self.pending).pop_front()
+        lock(&self.pending).next()
     }
 
     fn unpack(&self, batch: Vec<Event>) -> Option<Event> {
-        let mut events = batch.into_iter();
-        let first = events.next();
-        lock(&self.pending).extend(events);
-        first
+        let mut pending = lock(&self.pending);
+        if pending.len() == 0 {
+            *pending = batch.into_iter();
+            return pending.next();
+        }
+        // Another clone's thread refilled this buffer meanwhile: keep the order.
+        let mut events: Vec<Event> = pending.by_ref().collect();
+        events.extend(batch);
+        *pending = events.into_iter();
+        pending.next()
     }
 
     /// Waits for the next event. Fails once the peer is gone and every event was read.

@@ -299,6 +299,11 @@ fn encode_varint(n: u64, out: &mut [u8]) -> usize {
 /// Decodes the text of a chat body: bincode's string, read without zeroing a buffer first
 /// (the hot path of receiving). Refuses exactly what bincode refuses.
 fn decode_chat_text(body: &[u8]) -> Result<String, ProtocolError> {
+    chat_text(body).map(str::to_owned)
+}
+
+/// Reads the text of a chat body in place.
+fn chat_text(body: &[u8]) -> Result<&str, ProtocolError> {
     let malformed = |what: &str| ProtocolError::Malformed(what.to_owned());
     let (&tag, rest) = body
         .split_first()
@@ -317,9 +322,7 @@ fn decode_chat_text(body: &[u8]) -> Result<String, ProtocolError> {
     if len < rest.len() {
         return Err(ProtocolError::TrailingBytes(rest.len() - len));
     }
-    std::str::from_utf8(rest)
-        .map(str::to_owned)
-        .map_err(|e| ProtocolError::Malformed(e.to_string()))
+    std::str::from_utf8(rest).map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
 fn take_be<const N: usize>(bytes: &[u8]) -> Result<([u8; N], &[u8]), ProtocolError> {
@@ -460,6 +463,16 @@ pub fn validate_text(text: &str, max_text_bytes: usize) -> Result<(), ProtocolEr
     Ok(())
 }
 
+/// A frame from [`FrameReader::next_incoming`]: a chat text lent from the reader's buffer,
+/// or any other frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// The text of a chat frame.
+    Chat(&'a str),
+    /// Any other frame.
+    Frame(Frame),
+}
+
 /// What reading a frame from a byte source can end in, besides a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -526,6 +539,28 @@ impl FrameReader {
 
     /// Returns the next complete frame already in the buffer, if there is one.
     pub fn next_buffered(&mut self) -> Result<Option<Frame>, ProtocolError> {
+        match self.take_frame()? {
+            Some((start, end)) => Frame::decode(&self.buf[start..end]).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`FrameReader::next_buffered`], but a chat frame's text is lent from the
+    /// reader's buffer instead of copied into a new `String`: the receiving hot path.
+    pub fn next_incoming(&mut self) -> Result<Option<Incoming<'_>>, ProtocolError> {
+        let Some((start, end)) = self.take_frame()? else {
+            return Ok(None);
+        };
+        let frame = &self.buf[start..end];
+        if frame[0] == kind::CHAT {
+            return chat_text(&frame[1..]).map(|t| Some(Incoming::Chat(t)));
+        }
+        Frame::decode(frame).map(|f| Some(Incoming::Frame(f)))
+    }
+
+    /// Finds the next complete frame in the buffer, checks its length, consumes it and
+    /// returns where its kind byte and body lie in the buffer (valid until the next fill).
+    fn take_frame(&mut self) -> Result<Option<(usize, usize)>, ProtocolError> {
         let available = &self.buf[self.start..self.end];
         let Some(header) = available.get(..HEADER_BYTES) else {
             return Ok(None);
@@ -542,16 +577,18 @@ impl FrameReader {
                 max: self.max_frame,
             });
         }
-        let Some(kind_and_body) = available.get(HEADER_BYTES..HEADER_BYTES + len) else {
+        if available.len() < HEADER_BYTES + len {
             return Ok(None);
-        };
-        let frame = Frame::decode(kind_and_body)?;
-        self.start += HEADER_BYTES + len;
+        }
+        let start = self.start + HEADER_BYTES;
+        let end = start + len;
+        self.start = end;
         if self.start == self.end {
+            // Nothing left: the next fill starts at the front (the bytes stay until then).
             self.start = 0;
             self.end = 0;
         }
-        Ok(Some(frame))
+        Ok(Some((start, end)))
     }
 
     /// Returns the next frame, reading from `src` as needed.

@@ -101,7 +101,7 @@ impl TestPeer {
         self.log
             .iter()
             .filter_map(|e| match e {
-                Event::Message { from, text } => Some((from.username.clone(), text.clone())),
+                Event::Message { from, text } => Some((from.username.clone(), text.to_string())),
                 _ => None,
             })
             .collect()
@@ -111,7 +111,7 @@ impl TestPeer {
         self.log
             .iter()
             .filter_map(|e| match e {
-                Event::Message { from, text } if from.username == name => Some(text.clone()),
+                Event::Message { from, text } if from.username == name => Some(text.to_string()),
                 _ => None,
             })
             .collect()
