@@ -124,7 +124,7 @@ pub(crate) fn connect_back(shared: &Arc<Shared>, hs: &Handshake) {
 
 /// An open link after a successful handshake.
 struct Link {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     reader: FrameReader,
     addr: SocketAddr,
     peer_id: u64,
@@ -241,6 +241,7 @@ fn handshake(
         reason,
     };
     let _ = stream.set_nodelay(true);
+    let stream = Arc::new(stream);
     let socket = shared
         .threads
         .register(&stream, Role::Reader)

@@ -65,8 +65,8 @@ struct ListenerHandle {
     /// credited by the listener thread once per batch written.
     queued: QueuedBytes,
     overflowed: AtomicBool,
-    /// A clone of the socket, to cut a listener off without waiting for its thread.
-    stream: TcpStream,
+    /// The socket, shared, to cut a listener off without waiting for its thread.
+    stream: Arc<TcpStream>,
 }
 
 impl Listeners {
@@ -177,6 +177,8 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
 
 /// The life of one inbound connection: handshake, then writing to the listener.
 fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+    // One descriptor per connection: the socket is shared, never duplicated.
+    let stream = Arc::new(stream);
     // While handshaking this thread blocks in reads: shutdown wakes it like a reader.
     let Some(handshaking) = shared.threads.register(&stream, Role::Reader) else {
         return;
@@ -225,9 +227,6 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let Some(_socket) = shared.threads.register(&stream, Role::Writer) else {
         return;
     };
-    let Ok(handle_stream) = stream.try_clone() else {
-        return;
-    };
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = Arc::new(ListenerHandle {
         info: PeerInfo {
@@ -238,7 +237,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         tx,
         queued: QueuedBytes::default(),
         overflowed: AtomicBool::new(false),
-        stream: handle_stream,
+        stream: Arc::clone(&stream),
     });
     // Register before the welcome: whatever is sent from now on reaches this listener,
     // after the welcome, in order.

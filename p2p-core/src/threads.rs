@@ -76,7 +76,7 @@ pub(crate) enum Role {
 #[derive(Debug, Default)]
 struct Inner {
     running: HashMap<u64, JoinHandle<()>>,
-    sockets: HashMap<u64, (Role, TcpStream)>,
+    sockets: HashMap<u64, (Role, Arc<TcpStream>)>,
     closed: bool,
 }
 
@@ -152,12 +152,13 @@ impl ThreadSet {
 
     /// Registers a connection's socket so that shutdown can wake its thread. Returns `None`
     /// (and the caller should drop the connection) once shutdown has begun.
+    /// The set shares the socket (no second file descriptor is opened for it).
     pub(crate) fn register(
         self: &Arc<Self>,
-        stream: &TcpStream,
+        stream: &Arc<TcpStream>,
         role: Role,
     ) -> Option<SocketGuard> {
-        let clone = stream.try_clone().ok()?;
+        let clone = Arc::clone(stream);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut inner = lock(&self.inner);
         if inner.closed {
