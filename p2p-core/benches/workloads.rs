@@ -257,21 +257,48 @@ fn consume(peer: &Peer, i: usize, sink: Sink, links: Sender<()>) -> JoinHandle<(
 }
 
 impl P2pRoom {
+    /// The sender and `receivers` peers in one full mesh through a tracker (W1, W2).
     fn new(receivers: usize, sink: &Sink) -> P2pRoom {
+        P2pRoom::build(receivers, sink, true)
+    }
+
+    /// The sender alone and `receivers` peers listening to it by hand: a big room where
+    /// the listeners do not hear each other (W4).
+    fn room(receivers: usize, sink: &Sink) -> P2pRoom {
+        P2pRoom::build(receivers, sink, false)
+    }
+
+    fn build(receivers: usize, sink: &Sink, mesh: bool) -> P2pRoom {
         let tracker = tracker();
         let (links_tx, links) = crossbeam_channel::bounded(1);
-        let sender = Peer::start(peer_config("sender", &tracker)).unwrap();
+        let mut sender_config = peer_config("sender", &tracker);
+        if !mesh {
+            sender_config.mode = Mode::Alone;
+        }
+        let sender = Peer::start(sender_config).unwrap();
         let drain = consume(&sender, usize::MAX, Arc::new(|_, _| {}), links_tx.clone());
         let mut peers = Vec::new();
         let mut consumers = vec![drain];
         for i in 0..receivers {
-            let peer = Peer::start(peer_config(&format!("r{i}"), &tracker)).unwrap();
+            let mut config = peer_config(&format!("r{i}"), &tracker);
+            if !mesh {
+                config.mode = Mode::Manual(vec![sender.local_addr().to_string()]);
+            }
+            let peer = Peer::start(config).unwrap();
             consumers.push(consume(&peer, i, Arc::clone(sink), links_tx.clone()));
             peers.push(peer);
         }
-        let mut all: Vec<&Peer> = peers.iter().collect();
-        all.push(&sender);
-        wait_mesh(&all, receivers, &links);
+        if mesh {
+            let mut all: Vec<&Peer> = peers.iter().collect();
+            all.push(&sender);
+            wait_mesh(&all, receivers, &links);
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while sender.listeners().len() < receivers {
+                assert!(Instant::now() < deadline, "the room did not fill");
+                let _ = links.recv_timeout(Duration::from_millis(100));
+            }
+        }
         P2pRoom {
             sender: Some(sender),
             receivers: peers,
@@ -507,7 +534,7 @@ fn w4() {
     const RECEIVERS: usize = 1000;
     header("W4 big room: 1 sender, 1,000 listeners");
     let p2p_rate = throughput(
-        &|s| Box::new(P2pRoom::new(RECEIVERS, s)),
+        &|s| Box::new(P2pRoom::room(RECEIVERS, s)),
         RECEIVERS,
         2000,
         64,
@@ -526,7 +553,7 @@ fn w4() {
         "\nratio p2p-core / baseline: **{:.2}** (target ≥ 0.8)\n",
         p2p_rate / raw_rate
     );
-    let p2p = latencies(&|s| Box::new(P2pRoom::new(RECEIVERS, s)), RECEIVERS, 300);
+    let p2p = latencies(&|s| Box::new(P2pRoom::room(RECEIVERS, s)), RECEIVERS, 300);
     let raw = latencies(&|s| Box::new(RawRoom::new(RECEIVERS, s)), RECEIVERS, 300);
     println!("all-received latency, 300 messages one at a time:\n");
     latency_table(&p2p, &raw);
@@ -917,8 +944,8 @@ fn tracker_rate() {
 }
 
 /// A server with the tracker's threads and I/O (accept thread, 4 workers, one frame in,
-/// one frame out) that answers every announce with an empty list: the cost of the
-/// connection handling alone.
+/// one frame out) that answers every announce with the same list of 256 addresses: the
+/// cost of the connection handling and the answer, without a registry.
 struct RawTracker {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -931,9 +958,12 @@ impl RawTracker {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(256);
+        // An answer as long as the tracker's once it holds 256 other peers.
         let answer = p2p_core::protocol::Frame::PeerList(p2p_core::protocol::PeerList {
             interval_secs: 20,
-            peers: vec![],
+            peers: (0..256u16)
+                .map(|i| SocketAddr::from(([127, 0, 1, (i % 250) as u8 + 1], 1000 + i)))
+                .collect(),
         })
         .encode()
         .unwrap();

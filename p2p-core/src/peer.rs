@@ -237,6 +237,7 @@ impl Peer {
             return;
         }
         server_side::wake_accept(self.shared.bound_addr);
+        self.shared.listeners.disconnect_all();
         self.shared.threads.shutdown(SHUTDOWN_GRACE);
         debug!("peer {} shut down", self.username());
     }

@@ -510,10 +510,17 @@ pub struct FrameReader {
     start: usize,
     end: usize,
     max_frame: usize,
+    /// Bytes asked of the source per read: starts small (an idle link costs little memory)
+    /// and doubles, up to `READ_CHUNK`, each time a read fills all the room it was given.
+    chunk: usize,
 }
 
-/// Bytes asked of the source per read (the buffer grows past this only for big frames).
+/// Most bytes asked of the source per read (the buffer grows past this only for big
+/// frames).
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Bytes asked of the source by the first read.
+const FIRST_CHUNK: usize = 512;
 
 impl FrameReader {
     /// A reader that refuses frames longer than `max_frame` bytes (kind byte and body).
@@ -523,6 +530,7 @@ impl FrameReader {
             start: 0,
             end: 0,
             max_frame: max_frame.min(HARD_MAX_FRAME_BYTES),
+            chunk: FIRST_CHUNK,
         }
     }
 
@@ -610,7 +618,7 @@ impl FrameReader {
             self.start = 0;
         }
         let pending = self.pending_frame_len();
-        let want = (self.end + READ_CHUNK).max(pending);
+        let want = (self.end + self.chunk).max(pending);
         let cap = HEADER_BYTES + self.max_frame + READ_CHUNK;
         let target = want.min(cap.max(self.end + 1));
         if self.buf.len() < target {
@@ -629,6 +637,9 @@ impl FrameReader {
             } else {
                 ReadError::Truncated
             });
+        }
+        if self.end + n == self.buf.len() {
+            self.chunk = (self.chunk * 2).min(READ_CHUNK);
         }
         self.end += n;
         Ok(n)

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{debug, info, warn};
 
 use crate::event::{Departure, Event, PeerInfo};
@@ -44,7 +44,11 @@ const MAX_UPSTREAM_READS: usize = 8;
 /// The registry of this peer's listeners.
 #[derive(Debug, Default)]
 pub(crate) struct Listeners {
-    list: Mutex<Vec<Arc<ListenerHandle>>>,
+    /// Each listener with the sending end of its queue. Only this registry holds the
+    /// senders: removing an entry (or clearing the registry at shutdown) disconnects the
+    /// queue, which is how a listener thread learns it must stop, without every thread
+    /// waiting on one shared stop channel.
+    list: Mutex<Vec<(Arc<ListenerHandle>, Sender<FrameBytes>)>>,
     /// Inbound connections open now (handshaking or listening).
     inbound: AtomicUsize,
 }
@@ -60,7 +64,6 @@ struct QueuedBytes(AtomicUsize);
 struct ListenerHandle {
     info: PeerInfo,
     peer_id: u64,
-    tx: Sender<FrameBytes>,
     /// Bytes waiting in this listener's queue: charged by `broadcast` for each message,
     /// credited by the listener thread once per batch written.
     queued: QueuedBytes,
@@ -72,15 +75,23 @@ struct ListenerHandle {
 impl Listeners {
     /// The listeners now, by username and advertised address.
     pub(crate) fn snapshot(&self) -> Vec<PeerInfo> {
-        lock(&self.list).iter().map(|h| h.info.clone()).collect()
+        lock(&self.list)
+            .iter()
+            .map(|(h, _)| h.info.clone())
+            .collect()
     }
 
     pub(crate) fn has_peer(&self, peer_id: u64) -> bool {
-        lock(&self.list).iter().any(|h| h.peer_id == peer_id)
+        lock(&self.list).iter().any(|(h, _)| h.peer_id == peer_id)
     }
 
     fn remove(&self, handle: &Arc<ListenerHandle>) {
-        lock(&self.list).retain(|h| !Arc::ptr_eq(h, handle));
+        lock(&self.list).retain(|(h, _)| !Arc::ptr_eq(h, handle));
+    }
+
+    /// Disconnects every listener's queue: their threads say goodbye and end.
+    pub(crate) fn disconnect_all(&self) {
+        lock(&self.list).clear();
     }
 }
 
@@ -93,12 +104,12 @@ pub(crate) fn broadcast(shared: &Shared, bytes: &FrameBytes) -> usize {
     let mut overflowed = Vec::new();
     {
         let list = lock(&shared.listeners.list);
-        for handle in list.iter() {
+        for (handle, tx) in list.iter() {
             let before = handle.queued.0.fetch_add(cost, Ordering::Relaxed);
             if before + cost > limit {
                 handle.queued.0.fetch_sub(cost, Ordering::Relaxed);
                 overflowed.push(Arc::clone(handle));
-            } else if handle.tx.send(bytes.clone()).is_ok() {
+            } else if tx.send(bytes.clone()).is_ok() {
                 taken += 1;
             }
         }
@@ -234,14 +245,19 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
             addr: hs.listen_addr,
         },
         peer_id: hs.peer_id,
-        tx,
         queued: QueuedBytes::default(),
         overflowed: AtomicBool::new(false),
         stream: Arc::clone(&stream),
     });
     // Register before the welcome: whatever is sent from now on reaches this listener,
     // after the welcome, in order.
-    lock(&shared.listeners.list).push(Arc::clone(&handle));
+    {
+        let mut list = lock(&shared.listeners.list);
+        if shared.stop.is_set() {
+            return; // shutdown has begun: the registry will not be cleared again
+        }
+        list.push((Arc::clone(&handle), tx));
+    }
     if let Err(e) = write_frame(&stream, &welcome) {
         shared.listeners.remove(&handle);
         info!("closed connection from {remote}: cannot send welcome: {e}");
@@ -294,21 +310,22 @@ fn write_loop(
     let mut last_heard = Instant::now();
     let mut last_check = Instant::now();
     loop {
-        select! {
-            recv(rx) -> msg => {
-                let Ok(bytes) = msg else {
-                    return Departure::Overflow;
-                };
+        match rx.recv_timeout(timeouts.tick) {
+            Ok(bytes) => {
                 if let Err(e) = write_batch(&mut out, handle, rx, bytes) {
                     return Departure::Error(e.to_string());
                 }
                 last_write = Instant::now();
             }
-            recv(shared.stop.watch()) -> _ => {
-                say_goodbye(&mut out);
-                return Departure::Shutdown;
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                // Removed from the registry: cut off for overflow, or shutting down.
+                if shared.stop.is_set() {
+                    say_goodbye(&mut out);
+                    return Departure::Shutdown;
+                }
+                return Departure::Overflow;
             }
-            default(timeouts.tick) => {}
         }
         if handle.overflowed.load(Ordering::Relaxed) {
             return Departure::Overflow;

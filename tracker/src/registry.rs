@@ -43,6 +43,8 @@ pub struct RegistryLimits {
 struct Entry {
     source: IpAddr,
     expires: Instant,
+    /// Where the address sits in `Registry::order`.
+    slot: usize,
 }
 
 /// The set of registered peers' listening addresses.
@@ -50,6 +52,9 @@ struct Entry {
 pub struct Registry {
     limits: RegistryLimits,
     entries: HashMap<SocketAddr, Entry>,
+    /// The registered addresses in no particular order, so that an answer can take a
+    /// window of them without walking the whole registry.
+    order: Vec<SocketAddr>,
     per_source: HashMap<IpAddr, usize>,
     next_purge: Option<Instant>,
     rotation: usize,
@@ -83,6 +88,7 @@ impl Registry {
         Registry {
             limits,
             entries: HashMap::new(),
+            order: Vec::new(),
             per_source: HashMap::new(),
             next_purge: None,
             rotation: 0,
@@ -129,7 +135,15 @@ impl Registry {
                     return Err(Refusal::SourceFull(source));
                 }
                 *count += 1;
-                self.entries.insert(addr, Entry { source, expires });
+                self.entries.insert(
+                    addr,
+                    Entry {
+                        source,
+                        expires,
+                        slot: self.order.len(),
+                    },
+                );
+                self.order.push(addr);
             }
         }
         Ok(self.others(addr, now))
@@ -159,28 +173,48 @@ impl Registry {
         peers
     }
 
+    /// Up to `max_response` live addresses other than `requester`: a window of the registry
+    /// that moves on at every answer, so that over successive answers every peer is listed.
+    /// It looks at no more than `max_response` + 1 entries beyond the expired ones it skips.
     fn others(&mut self, requester: SocketAddr, now: Instant) -> Vec<SocketAddr> {
-        let mut others: Vec<SocketAddr> = self
-            .entries
-            .iter()
-            .filter(|(a, e)| **a != requester && e.expires > now)
-            .map(|(a, _)| *a)
-            .collect();
+        let total = self.order.len();
         let max = self.limits.max_response;
-        if others.len() > max {
-            // A rotating window, so that over successive answers every peer gets listed.
-            self.rotation = self.rotation.wrapping_add(max);
-            let start = self.rotation % others.len();
-            others.rotate_left(start);
-            others.truncate(max);
+        let mut others = Vec::with_capacity(max.min(total));
+        if total == 0 || max == 0 {
+            return others;
+        }
+        let start = if total > max + 1 {
+            self.rotation = (self.rotation + max) % total;
+            self.rotation
+        } else {
+            0
+        };
+        for i in 0..total {
+            let addr = self.order[(start + i) % total];
+            if addr == requester {
+                continue;
+            }
+            if self.entries.get(&addr).is_some_and(|e| e.expires > now) {
+                others.push(addr);
+                if others.len() == max {
+                    break;
+                }
+            }
         }
         others
     }
 
     fn remove(&mut self, addr: SocketAddr) {
-        if let Some(entry) = self.entries.remove(&addr)
-            && let Some(count) = self.per_source.get_mut(&entry.source)
+        let Some(entry) = self.entries.remove(&addr) else {
+            return;
+        };
+        self.order.swap_remove(entry.slot);
+        if let Some(moved) = self.order.get(entry.slot)
+            && let Some(e) = self.entries.get_mut(moved)
         {
+            e.slot = entry.slot;
+        }
+        if let Some(count) = self.per_source.get_mut(&entry.source) {
             *count -= 1;
             if *count == 0 {
                 self.per_source.remove(&entry.source);
@@ -278,6 +312,38 @@ mod tests {
         assert_eq!(
             r.leave(a("10.0.0.9:1"), LO),
             Err(Refusal::NotOwner(a("10.0.0.9:1")))
+        );
+    }
+
+    #[test]
+    fn answers_rotate_over_the_whole_registry_and_removal_keeps_it_consistent() {
+        let mut r = Registry::new(RegistryLimits {
+            ttl: Duration::from_secs(30),
+            max_peers: 100,
+            max_per_source: 100,
+            max_response: 4,
+        });
+        let now = Instant::now();
+        for p in 1..=20 {
+            r.announce(SocketAddr::new(LO, p), LO, now).unwrap();
+        }
+        for p in (2..=20).step_by(3) {
+            assert_eq!(r.leave(SocketAddr::new(LO, p), LO), Ok(true));
+        }
+        let live = r.peers(now);
+        assert_eq!(live.len(), 13);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            let answer = r.announce(a("127.0.0.1:1"), LO, now).unwrap();
+            assert_eq!(answer.len(), 4);
+            assert!(!answer.contains(&a("127.0.0.1:1")));
+            assert!(answer.iter().all(|x| live.contains(x)));
+            seen.extend(answer);
+        }
+        assert_eq!(
+            seen.len(),
+            12,
+            "every other live peer was listed at some point"
         );
     }
 
