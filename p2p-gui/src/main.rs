@@ -1,1 +1,2 @@
+//! The p2p-chat desktop app (work in progress).
 fn main() {}
