@@ -1,0 +1,193 @@
+//! The root of the app: which screen is shown, and the wiring between screens, the network
+//! and the window.
+
+use iced::widget::operation;
+use iced::{Element, Subscription, Task, Theme, window};
+
+use crate::i18n::Lang;
+use crate::network::{self, Session, StartError};
+use crate::screen::chat::{self, Chat};
+use crate::screen::connect::{self, Connect, Form};
+
+/// How the app starts: language, prefilled form, and whether to connect at once.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The language of every string.
+    pub lang: Lang,
+    /// The form as the command line prefilled it.
+    pub form: Form,
+    /// Press Connect at once (skipping the "start alone?" question).
+    pub connect: bool,
+}
+
+/// The screen shown.
+#[derive(Debug)]
+pub enum Screen {
+    /// Filling in who and how.
+    Connect(Connect),
+    /// Chatting.
+    Chat(Chat),
+}
+
+/// The app's state.
+#[derive(Debug)]
+pub struct App {
+    lang: Lang,
+    screen: Screen,
+    closing: bool,
+}
+
+/// Everything that can happen to the app.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// On the connect screen.
+    Connect(connect::Message),
+    /// On the chat screen.
+    Chat(chat::Message),
+    /// Starting a peer ended.
+    Started(Result<Session, StartError>),
+    /// Events from the running peer.
+    Network(Vec<p2p_core::Event>),
+    /// The user asked to close the window.
+    CloseRequested(window::Id),
+    /// The peer has left the network; the window may close.
+    Closed,
+}
+
+/// This machine's interface addresses, loopback first, for the IP field's list.
+pub fn local_addresses() -> Vec<String> {
+    let mut addresses = vec!["127.0.0.1".to_owned()];
+    if let Ok(interfaces) = if_addrs::get_if_addrs() {
+        for interface in interfaces {
+            let ip = interface.ip().to_string();
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+    }
+    addresses
+}
+
+impl App {
+    /// The app as `options` say, with the task that connects at once if asked to.
+    pub fn new(options: Options) -> (App, Task<Message>) {
+        let mut app = App {
+            lang: options.lang,
+            screen: Screen::Connect(Connect::new(options.form, local_addresses())),
+            closing: false,
+        };
+        let task = if options.connect {
+            app.update(Message::Connect(connect::Message::Connect))
+                .chain(app.update(Message::Connect(connect::Message::ConfirmAlone)))
+        } else {
+            operation::focus("username")
+        };
+        (app, task)
+    }
+
+    /// The language in use.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// The screen shown.
+    pub fn screen(&self) -> &Screen {
+        &self.screen
+    }
+
+    /// The running session, once connected.
+    pub fn session(&self) -> Option<&Session> {
+        match &self.screen {
+            Screen::Chat(chat) => chat.session(),
+            Screen::Connect(_) => None,
+        }
+    }
+
+    /// The window title: the user and address once connected.
+    pub fn title(&self) -> String {
+        match &self.screen {
+            Screen::Connect(_) => self.lang.strings().app_title.to_owned(),
+            Screen::Chat(chat) => chat.title(self.lang),
+        }
+    }
+
+    /// Handles a message.
+    pub fn update(&mut self, message: Message) -> Task<Message> {
+        match (message, &mut self.screen) {
+            (Message::Connect(m), Screen::Connect(screen)) => match screen.update(m) {
+                connect::Action::Start(request) => network::start(request).map(Message::Started),
+                connect::Action::None => Task::none(),
+            },
+            (Message::Started(Ok(session)), Screen::Connect(_)) => {
+                if self.closing {
+                    return network::close(session).map(|()| Message::Closed);
+                }
+                self.screen = Screen::Chat(Chat::new(session, self.lang));
+                operation::focus(chat::MESSAGE_BOX)
+            }
+            (Message::Started(Err(error)), Screen::Connect(screen)) => {
+                screen.failed(error);
+                Task::none()
+            }
+            (Message::Chat(m), Screen::Chat(screen)) => {
+                screen.update(m, self.lang).map(Message::Chat)
+            }
+            (Message::Network(events), Screen::Chat(screen)) => {
+                screen.network(events, self.lang).map(Message::Chat)
+            }
+            (Message::CloseRequested(_), screen) => {
+                self.closing = true;
+                match screen {
+                    Screen::Chat(chat) => match chat.take_session() {
+                        Some(session) => network::close(session).map(|()| Message::Closed),
+                        None => Task::none(),
+                    },
+                    // A start under way answers first; its session is closed then.
+                    Screen::Connect(c) if matches!(c.status(), connect::Status::Working(_)) => {
+                        Task::none()
+                    }
+                    Screen::Connect(_) => iced::exit(),
+                }
+            }
+            (Message::Closed, _) => iced::exit(),
+            (Message::Started(Err(_)), _) if self.closing => iced::exit(),
+            (message, _) => {
+                log::debug!("message for another screen ignored: {message:?}");
+                Task::none()
+            }
+        }
+    }
+
+    /// The screen shown, in the app's language.
+    pub fn view(&self) -> Element<'_, Message> {
+        match &self.screen {
+            Screen::Connect(screen) => screen.view(self.lang).map(Message::Connect),
+            Screen::Chat(screen) => screen.view(self.lang).map(Message::Chat),
+        }
+    }
+
+    /// The peer's events while connected, and the window's close requests.
+    pub fn subscription(&self) -> Subscription<Message> {
+        let network = match self.session() {
+            Some(session) => session.events().map(Message::Network),
+            None => Subscription::none(),
+        };
+        Subscription::batch([network, window::close_requests().map(Message::CloseRequested)])
+    }
+
+    /// The theme.
+    pub fn theme(&self) -> Theme {
+        Theme::Light
+    }
+}
+
+/// Runs the app in a window until it is closed.
+pub fn run(options: Options) -> iced::Result {
+    iced::application(move || App::new(options.clone()), App::update, App::view)
+        .title(App::title)
+        .subscription(App::subscription)
+        .theme(App::theme)
+        .exit_on_close_request(false)
+        .window_size((900.0, 640.0))
+        .run()
+}

@@ -1,0 +1,282 @@
+//! Every string the app shows, in English and European Portuguese.
+//!
+//! A string with values in it is a template: `{0}`, `{1}` … are replaced by
+//! [`fill`]. Both languages are written side by side in one table, so a string cannot
+//! exist in one language only; a test checks that both have the same placeholders.
+
+use std::fmt;
+
+/// A language the app speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// European Portuguese.
+    Pt,
+}
+
+impl Lang {
+    /// Parses `en` or `pt` (also `pt-PT`, `pt_PT.UTF-8`, `en_GB` …).
+    pub fn parse(code: &str) -> Option<Lang> {
+        let code = code.trim().to_ascii_lowercase();
+        let primary = code.split(['_', '-', '.', '@']).next().unwrap_or_default();
+        match primary {
+            "en" => Some(Lang::En),
+            "pt" => Some(Lang::Pt),
+            _ => None,
+        }
+    }
+
+    /// The language of the environment's locale (`LC_ALL`, then `LC_MESSAGES`, then
+    /// `LANG`, as POSIX orders them); English when none names a language the app speaks.
+    pub fn from_env() -> Lang {
+        Lang::from_locale_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Lang::from_env`] with the variables read through `var`.
+    pub fn from_locale_vars(var: impl Fn(&str) -> Option<String>) -> Lang {
+        ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .into_iter()
+            .filter_map(var)
+            .find(|value| !value.is_empty())
+            .and_then(|value| Lang::parse(&value))
+            .unwrap_or_default()
+    }
+
+    /// The strings in this language.
+    pub fn strings(self) -> &'static Strings {
+        match self {
+            Lang::En => &EN,
+            Lang::Pt => &PT,
+        }
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lang::En => "en",
+            Lang::Pt => "pt",
+        })
+    }
+}
+
+/// Replaces `{0}`, `{1}` … in `template` by `args`.
+pub fn fill(template: &str, args: &[&dyn fmt::Display]) -> String {
+    let mut out = template.to_owned();
+    for (i, arg) in args.iter().enumerate() {
+        out = out.replace(&format!("{{{i}}}"), &arg.to_string());
+    }
+    out
+}
+
+macro_rules! strings {
+    ($($(#[$doc:meta])* $name:ident: $en:literal, $pt:literal;)*) => {
+        /// The table of strings of one language.
+        #[derive(Debug)]
+        pub struct Strings {
+            $($(#[$doc])* pub $name: &'static str,)*
+        }
+
+        const EN: Strings = Strings { $($name: $en,)* };
+        const PT: Strings = Strings { $($name: $pt,)* };
+
+        impl Strings {
+            /// Every string with its name, for checks over the whole table.
+            pub fn all(&self) -> Vec<(&'static str, &'static str)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+strings! {
+    /// The window title.
+    app_title: "P2P Messenger", "P2P Messenger";
+    /// The window title in the chat: user, address.
+    chat_title: "P2P Messenger — {0} ({1})", "P2P Messenger — {0} ({1})";
+
+    /// Heading of the first part of the form.
+    personal_details: "Personal details", "Dados pessoais";
+    /// Label.
+    username: "Username", "Nome de utilizador";
+    /// Placeholder.
+    username_hint: "e.g. alice", "ex.: alice";
+    /// Label.
+    ip_address: "IP address", "Endereço IP";
+    /// Placeholder of the address list.
+    choose_address: "Choose…", "Escolher…";
+    /// Label.
+    port: "Port", "Porta";
+    /// Placeholder.
+    port_hint: "e.g. 7001 (0: any free port)", "ex.: 7001 (0: qualquer porta livre)";
+    /// Heading of the second part of the form.
+    connection_details: "Connection details", "Detalhes da ligação";
+    /// Tab.
+    automatic: "Automatic", "Automático";
+    /// Tab.
+    manual: "Manual", "Manual";
+    /// Label.
+    tracker_ip: "Tracker IP", "IP do tracker";
+    /// Placeholder.
+    tracker_ip_hint: "e.g. 192.168.1.10", "ex.: 192.168.1.10";
+    /// Label.
+    tracker_port: "Tracker port", "Porta do tracker";
+    /// Placeholder.
+    tracker_port_hint: "e.g. 7000", "ex.: 7000";
+    /// Checkbox.
+    host_tracker: "Host the tracker in this app", "Alojar o tracker nesta aplicação";
+    /// Shown instead of the tracker IP while hosting it.
+    this_computer: "this computer", "este computador";
+    /// Label.
+    peers: "Peers", "Pares";
+    /// Placeholder.
+    peers_hint: "host:port host:port …", "anfitrião:porta anfitrião:porta …";
+    /// Help under the peers field.
+    peers_help:
+        "You will hear these peers; they hear you once they connect to you.",
+        "Vai ouvir estes pares; eles ouvem-no quando se ligarem a si.";
+    /// Checkbox.
+    alone: "Don't connect with anyone", "Não se ligar a ninguém";
+    /// Button.
+    connect: "Connect", "Ligar";
+    /// Shown while starting.
+    connecting: "Connecting…", "A ligar…";
+    /// Confirmation heading.
+    confirm_alone_title: "Start without connecting to anyone?", "Começar sem se ligar a ninguém?";
+    /// Confirmation text: the address.
+    confirm_alone_text:
+        "Others can connect to you at {0}, but you will hear no one until you connect to them.",
+        "Os outros podem ligar-se a si em {0}, mas não vai ouvir ninguém até se ligar a eles.";
+    /// Button.
+    start_alone: "Start alone", "Começar sozinho";
+    /// Button.
+    cancel: "Cancel", "Cancelar";
+    /// Language switch label.
+    language: "Language", "Idioma";
+
+    /// Field error.
+    err_required: "Required", "Obrigatório";
+    /// Field error: the limit.
+    err_too_long: "At most {0} characters", "No máximo {0} caracteres";
+    /// Field error.
+    err_control: "No control characters", "Sem caracteres de controlo";
+    /// Field error.
+    err_not_number: "Not a number", "Não é um número";
+    /// Field error: lowest and highest.
+    err_port_range: "Port out of range ({0}–{1})", "Porta fora do intervalo ({0}–{1})";
+    /// Field error.
+    err_bad_ip: "Not an IP address", "Não é um endereço IP";
+    /// Field error.
+    err_bad_host: "Not a host name or IP address", "Não é um nome de anfitrião nem um endereço IP";
+    /// Field error: the bad entry.
+    err_bad_peer: "“{0}” is not host:port", "“{0}” não é anfitrião:porta";
+
+    /// Start failure: address, OS reason.
+    fail_bind: "Cannot listen on {0}: {1}", "Não é possível escutar em {0}: {1}";
+    /// Start failure: port, OS reason.
+    fail_host_tracker: "Cannot host the tracker on port {0}: {1}", "Não é possível alojar o tracker na porta {0}: {1}";
+    /// Start failure: address, reason.
+    fail_tracker: "Tracker unreachable at {0}: {1}", "Tracker inacessível em {0}: {1}";
+    /// Start failure: address, reason.
+    fail_connect: "Cannot reach peer {0}: {1}", "Não é possível contactar o par {0}: {1}";
+    /// Start failure: address, reason.
+    fail_refused: "Peer {0} refused: {1}", "O par {0} recusou: {1}";
+    /// Start failure: address, reason.
+    fail_resolve: "Cannot resolve {0}: {1}", "Não é possível resolver {0}: {1}";
+    /// Start failure: the address is this very peer.
+    fail_self: "{0} is this very peer", "{0} é este mesmo par";
+    /// Start failure: anything else.
+    fail_other: "Cannot start: {0}", "Não é possível começar: {0}";
+
+    /// Composer placeholder.
+    message_hint: "Type a message and press Enter", "Escreva uma mensagem e prima Enter";
+    /// Button.
+    send: "Send", "Enviar";
+    /// Panel heading: count.
+    listening_to: "Listening to ({0})", "A ouvir ({0})";
+    /// Panel heading: count.
+    listeners: "Listening to me ({0})", "A ouvir-me ({0})";
+    /// Empty panel.
+    nobody: "nobody yet", "ninguém ainda";
+    /// Panel note while hosting: port.
+    hosting: "Hosting the tracker on port {0}", "A alojar o tracker na porta {0}";
+    /// Notice: name, address.
+    joined: "{0} joined ({1})", "{0} entrou ({1})";
+    /// Notice: name, reason.
+    left: "{0} left ({1})", "{0} saiu ({1})";
+    /// Notice: address, reason.
+    connect_failed: "Could not connect to {0}: {1}", "Não foi possível ligar a {0}: {1}";
+    /// Notice: reason.
+    tracker_unreachable: "The tracker did not answer: {0}", "O tracker não respondeu: {0}";
+    /// Notice at the start: address.
+    welcome: "You are {0} at {1}.", "É {0} em {1}.";
+    /// Button at the top of a long conversation: count.
+    show_earlier: "Show {0} earlier messages", "Mostrar {0} mensagens anteriores";
+    /// Composer error: length, limit.
+    too_long: "Message too long: {0} bytes, at most {1}", "Mensagem demasiado longa: {0} bytes, no máximo {1}";
+    /// Composer error: reason.
+    not_sent: "Not sent: {0}", "Não enviada: {0}";
+    /// Departure.
+    why_left: "said goodbye", "despediu-se";
+    /// Departure.
+    why_timed_out: "no answer", "sem resposta";
+    /// Departure.
+    why_closed: "connection closed", "ligação fechada";
+    /// Departure.
+    why_overflow: "too slow to keep up", "demasiado lento";
+    /// Departure: detail.
+    why_error: "error: {0}", "erro: {0}";
+    /// Departure.
+    why_shutdown: "shut down", "encerrado";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placeholders(s: &str) -> Vec<usize> {
+        (0..10).filter(|i| s.contains(&format!("{{{i}}}"))).collect()
+    }
+
+    #[test]
+    fn both_languages_have_every_string_with_the_same_placeholders() {
+        let (en, pt) = (EN.all(), PT.all());
+        assert_eq!(en.len(), pt.len());
+        for ((name, e), (_, p)) in en.iter().zip(&pt) {
+            assert!(!e.is_empty() && !p.is_empty(), "{name} is empty");
+            assert_eq!(placeholders(e), placeholders(p), "{name}");
+        }
+        let translated = en.iter().zip(&pt).filter(|((_, e), (_, p))| e != p).count();
+        assert!(translated > en.len() * 3 / 4, "most strings are translated");
+    }
+
+    #[test]
+    fn fill_replaces_placeholders() {
+        assert_eq!(fill(EN.joined, &[&"bob", &"127.0.0.1:7001"]), "bob joined (127.0.0.1:7001)");
+        assert_eq!(fill(PT.err_too_long, &[&32]), "No máximo 32 caracteres");
+    }
+
+    #[test]
+    fn language_from_locale() {
+        assert_eq!(Lang::parse("pt_PT.UTF-8"), Some(Lang::Pt));
+        assert_eq!(Lang::parse("en-GB"), Some(Lang::En));
+        assert_eq!(Lang::parse("fr_FR"), None);
+        let env = |pairs: &'static [(&str, &str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(Lang::from_locale_vars(env(&[("LANG", "pt_PT.UTF-8")])), Lang::Pt);
+        assert_eq!(
+            Lang::from_locale_vars(env(&[("LC_ALL", "en_US"), ("LANG", "pt_PT")])),
+            Lang::En
+        );
+        assert_eq!(Lang::from_locale_vars(env(&[("LC_ALL", ""), ("LANG", "pt")])), Lang::Pt);
+        assert_eq!(Lang::from_locale_vars(env(&[("LANG", "C")])), Lang::En);
+    }
+}

@@ -1,0 +1,246 @@
+//! The bridge between p2p-core and the UI: starting a peer off the UI thread, and the
+//! subscription that carries the peer's events into `update`.
+//!
+//! Nothing here blocks the UI: [`start`] runs in a thread of its own and answers with a
+//! message, and [`events`] reads the peer's event channel in a thread of its own, handing
+//! the events over in batches through a small bounded channel (so a flood of messages
+//! waits in p2p-core's bounded queue, not in memory here).
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use iced::futures::channel::{mpsc, oneshot};
+use iced::futures::{SinkExt, Stream};
+use iced::{Subscription, Task};
+use p2p_core::{Event, Events, Mode, Peer, PeerConfig};
+use tracker::{Tracker, TrackerConfig};
+
+/// Most events handed to the UI in one message.
+pub const MAX_BATCH: usize = 256;
+
+/// How the user asked to join, as the connect form checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The username.
+    pub username: String,
+    /// The address advertised to the others.
+    pub ip: IpAddr,
+    /// The port to listen on (0: any free port).
+    pub port: u16,
+    /// How to join.
+    pub join: Join,
+}
+
+/// How to join the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Join {
+    /// Connect with no one.
+    Alone,
+    /// Listen to these `host:port` peers.
+    Manual(Vec<String>),
+    /// Join through the tracker at `host:port`.
+    Tracker(String),
+    /// Start a tracker inside the app on this port, then join through it.
+    HostTracker(u16),
+}
+
+/// A running peer (and the tracker it hosts, if any), shared with the subscription.
+#[derive(Debug, Clone)]
+pub struct Session {
+    id: u64,
+    peer: Arc<Peer>,
+    tracker: Option<Arc<Tracker>>,
+}
+
+/// Why starting failed, in terms the connect screen translates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// The tracker could not be hosted: port, OS reason.
+    HostTracker(u16, String),
+    /// The peer could not start.
+    Peer(PeerError),
+}
+
+/// A p2p-core start failure, reduced to what the user needs to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerError {
+    /// The port cannot be listened on.
+    Bind(String, String),
+    /// The tracker is unreachable.
+    Tracker(String, String),
+    /// A peer cannot be reached.
+    Connect(String, String),
+    /// A peer answered but refused.
+    Refused(String, String),
+    /// A name does not resolve.
+    Resolve(String, String),
+    /// The address is this peer itself.
+    SelfConnection(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl From<p2p_core::Error> for PeerError {
+    fn from(error: p2p_core::Error) -> Self {
+        use p2p_core::Error as E;
+        match error {
+            E::Bind { addr, source } => PeerError::Bind(addr.to_string(), source.to_string()),
+            E::Tracker { addr, reason } => PeerError::Tracker(addr, reason),
+            E::Connect { addr, source } => PeerError::Connect(addr, source.to_string()),
+            E::Refused { addr, reason } => PeerError::Refused(addr, reason),
+            E::Resolve { addr, reason } => PeerError::Resolve(addr, reason),
+            E::SelfConnection(addr) => PeerError::SelfConnection(addr),
+            other => PeerError::Other(other.to_string()),
+        }
+    }
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Session {
+    /// Starts the tracker (when hosting) and the peer, blocking: call it off the UI thread.
+    pub fn start_blocking(request: Request) -> Result<Session, StartError> {
+        let mut config = PeerConfig::new(request.username);
+        config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), request.port);
+        config.advertise_ip = request.ip;
+        let mut tracker = None;
+        config.mode = match request.join {
+            Join::Alone => Mode::Alone,
+            Join::Manual(addrs) => Mode::Manual(addrs),
+            Join::Tracker(addr) => Mode::Tracker(addr),
+            Join::HostTracker(port) => {
+                let hosted = Tracker::start(TrackerConfig {
+                    bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                    ..TrackerConfig::default()
+                })
+                .map_err(|e| StartError::HostTracker(port, e.to_string()))?;
+                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+                tracker = Some(Arc::new(hosted));
+                Mode::Tracker(addr.to_string())
+            }
+        };
+        let peer = Peer::start(config).map_err(|e| StartError::Peer(e.into()))?;
+        Ok(Session {
+            id: next_id(),
+            peer: Arc::new(peer),
+            tracker,
+        })
+    }
+
+    /// The running peer.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The port of the tracker this app hosts, if it hosts one.
+    pub fn hosted_tracker_port(&self) -> Option<u16> {
+        self.tracker.as_ref().map(|t| t.local_addr().port())
+    }
+
+    /// Leaves the network: tells the listeners and the tracker, and stops and joins the
+    /// peer's threads; once the last clone of the session is dropped, the hosted tracker's
+    /// threads are joined too. Blocks for at most a second or two.
+    pub fn close(self) {
+        self.peer.close();
+    }
+
+    /// The subscription that delivers this peer's events, in batches.
+    pub fn events(&self) -> Subscription<Vec<Event>> {
+        Subscription::run_with(
+            Inbox {
+                id: self.id,
+                events: self.peer.events().clone(),
+            },
+            inbox_stream,
+        )
+    }
+}
+
+/// Starts a session off the UI thread; the task answers once with the result.
+pub fn start(request: Request) -> Task<Result<Session, StartError>> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = thread::Builder::new()
+        .name("gui-start".into())
+        .spawn(move || {
+            let _ = tx.send(Session::start_blocking(request));
+        });
+    if let Err(e) = spawned {
+        return Task::done(Err(StartError::Peer(PeerError::Other(e.to_string()))));
+    }
+    Task::future(async move {
+        rx.await
+            .unwrap_or_else(|_| Err(StartError::Peer(PeerError::Other("start failed".into()))))
+    })
+}
+
+/// Closes a session off the UI thread; the task ends once the peer has left and every
+/// thread it started (and the hosted tracker's) has been joined.
+pub fn close(session: Session) -> Task<()> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = thread::Builder::new()
+        .name("gui-close".into())
+        .spawn(move || {
+            session.close();
+            let _ = tx.send(());
+        });
+    if spawned.is_err() {
+        return Task::none();
+    }
+    Task::future(async move {
+        let _ = rx.await;
+    })
+}
+
+/// What the subscription is keyed by: the session's identity only.
+#[derive(Clone)]
+struct Inbox {
+    id: u64,
+    events: Events,
+}
+
+impl Hash for Inbox {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+/// How often the reading thread checks that the UI still listens while the peer is quiet.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
+
+fn inbox_stream(inbox: &Inbox) -> impl Stream<Item = Vec<Event>> + use<> {
+    let events = inbox.events.clone();
+    iced::stream::channel(4, async move |output: mpsc::Sender<Vec<Event>>| {
+        let spawned = thread::Builder::new()
+            .name("gui-events".into())
+            .spawn(move || forward(&events, output));
+        if let Err(e) = spawned {
+            log::error!("cannot start the event reader: {e}");
+        }
+    })
+}
+
+/// Hands the peer's events to the UI until the peer is gone or the UI stops listening.
+fn forward(events: &Events, mut output: mpsc::Sender<Vec<Event>>) {
+    use crossbeam_channel::RecvTimeoutError;
+    loop {
+        let first = match events.recv_timeout(IDLE_CHECK) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) if output.is_closed() => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        batch.extend(events.try_iter().take(MAX_BATCH - 1));
+        if iced::futures::executor::block_on(output.send(batch)).is_err() {
+            return;
+        }
+    }
+}
