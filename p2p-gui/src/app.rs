@@ -172,7 +172,10 @@ impl App {
             Some(session) => session.events().map(Message::Network),
             None => Subscription::none(),
         };
-        Subscription::batch([network, window::close_requests().map(Message::CloseRequested)])
+        Subscription::batch([
+            network,
+            window::close_requests().map(Message::CloseRequested),
+        ])
     }
 
     /// The theme.

@@ -90,8 +90,16 @@ mod tests {
     #[test]
     fn flags_prefill_the_form() {
         let cli = Cli::parse_from([
-            "p2p-gui", "--username", "bob", "--port", "7002", "--tracker", "localhost:7000",
-            "--connect", "--lang", "pt",
+            "p2p-gui",
+            "--username",
+            "bob",
+            "--port",
+            "7002",
+            "--tracker",
+            "localhost:7000",
+            "--connect",
+            "--lang",
+            "pt",
         ]);
         let options = cli.options();
         assert_eq!(options.form.username, "bob");

@@ -237,7 +237,9 @@ mod tests {
     use super::*;
 
     fn placeholders(s: &str) -> Vec<usize> {
-        (0..10).filter(|i| s.contains(&format!("{{{i}}}"))).collect()
+        (0..10)
+            .filter(|i| s.contains(&format!("{{{i}}}")))
+            .collect()
     }
 
     #[test]
@@ -254,7 +256,10 @@ mod tests {
 
     #[test]
     fn fill_replaces_placeholders() {
-        assert_eq!(fill(EN.joined, &[&"bob", &"127.0.0.1:7001"]), "bob joined (127.0.0.1:7001)");
+        assert_eq!(
+            fill(EN.joined, &[&"bob", &"127.0.0.1:7001"]),
+            "bob joined (127.0.0.1:7001)"
+        );
         assert_eq!(fill(PT.err_too_long, &[&32]), "No máximo 32 caracteres");
     }
 
@@ -271,12 +276,18 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert_eq!(Lang::from_locale_vars(env(&[("LANG", "pt_PT.UTF-8")])), Lang::Pt);
+        assert_eq!(
+            Lang::from_locale_vars(env(&[("LANG", "pt_PT.UTF-8")])),
+            Lang::Pt
+        );
         assert_eq!(
             Lang::from_locale_vars(env(&[("LC_ALL", "en_US"), ("LANG", "pt_PT")])),
             Lang::En
         );
-        assert_eq!(Lang::from_locale_vars(env(&[("LC_ALL", ""), ("LANG", "pt")])), Lang::Pt);
+        assert_eq!(
+            Lang::from_locale_vars(env(&[("LC_ALL", ""), ("LANG", "pt")])),
+            Lang::Pt
+        );
         assert_eq!(Lang::from_locale_vars(env(&[("LANG", "C")])), Lang::En);
     }
 }

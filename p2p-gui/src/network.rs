@@ -244,3 +244,97 @@ fn forward(events: &Events, mut output: mpsc::Sender<Vec<Event>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use iced::futures::StreamExt;
+    use iced::futures::executor::block_on;
+
+    use super::*;
+
+    fn alone(name: &str) -> Session {
+        Session::start_blocking(Request {
+            username: name.into(),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            join: Join::Alone,
+        })
+        .expect("starts")
+    }
+
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("proc")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim() == name)
+            .count()
+    }
+
+    fn wait_until(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "condition not reached");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_bridge_delivers_events_and_its_thread_ends_with_the_subscription_or_the_peer() {
+        let before = threads_named("gui-events");
+        let alice = alone("alice");
+        let bob = alone("bob");
+        let inbox = Inbox {
+            id: alice.id,
+            events: alice.peer().events().clone(),
+        };
+        let mut stream = Box::pin(inbox_stream(&inbox));
+        alice
+            .peer()
+            .connect(&bob.peer().local_addr().to_string())
+            .expect("alice hears bob");
+        for i in 0..1000 {
+            bob.peer().send(&format!("m{i}")).expect("send");
+        }
+        let mut texts = Vec::new();
+        while texts.len() < 1000 {
+            let batch = block_on(stream.next()).expect("a batch");
+            assert!(batch.len() <= MAX_BATCH);
+            texts.extend(batch.into_iter().filter_map(|e| match e {
+                Event::Message { text, .. } => Some(text.to_string()),
+                _ => None,
+            }));
+        }
+        let expected: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+        assert_eq!(texts, expected);
+        assert_eq!(threads_named("gui-events"), before + 1);
+
+        // The UI drops the subscription: the thread notices and ends.
+        drop(stream);
+        wait_until(|| threads_named("gui-events") == before);
+
+        // The peer goes away while the subscription lives: the thread ends too.
+        let stream = Box::pin(inbox_stream(&Inbox {
+            id: bob.id,
+            events: bob.peer().events().clone(),
+        }));
+        let mut stream = stream;
+        drop(alice);
+        let rest: Vec<Vec<Event>> = block_on(async {
+            let mut all = Vec::new();
+            // Close bob: his channel disconnects once the peer is dropped.
+            drop(bob);
+            while let Some(batch) = stream.next().await {
+                all.push(batch);
+            }
+            all
+        });
+        assert!(
+            rest.iter()
+                .flatten()
+                .all(|e| !matches!(e, Event::Message { .. }))
+        );
+        wait_until(|| threads_named("gui-events") == before);
+    }
+}

@@ -94,8 +94,9 @@ impl Chat {
             addr: peer.local_addr(),
             max_text_bytes: peer.config().limits.max_text_bytes,
             hosted_tracker: session.hosted_tracker_port(),
-            listening_to: peer.listening_to().into_iter().collect(),
-            listeners: peer.listeners().into_iter().collect(),
+            // Filled by the events, which the peer keeps from its very start.
+            listening_to: BTreeSet::new(),
+            listeners: BTreeSet::new(),
             session: Some(session),
             entries: Vec::new(),
             window_start: 0,
@@ -272,9 +273,12 @@ impl Chat {
         if self.window_start > 0 {
             lines = lines.push(
                 container(
-                    button(text(fill(s.show_earlier, &[&self.window_start.min(WINDOW)])))
-                        .style(button::text)
-                        .on_press(Message::ShowEarlier),
+                    button(text(fill(
+                        s.show_earlier,
+                        &[&self.window_start.min(WINDOW)],
+                    )))
+                    .style(button::text)
+                    .on_press(Message::ShowEarlier),
                 )
                 .center_x(Fill),
             );
@@ -371,19 +375,18 @@ fn line(entry: &Entry, striped: bool) -> Element<'_, Message> {
             .spacing(8)
             .align_y(Alignment::Center)
             .into(),
-        EntryKind::Other { from, text: t } => {
-            row![time, text(format!("[{from}] :")).style(text::primary), text(t).width(Fill)]
-                .spacing(8)
-                .align_y(Alignment::Center)
-                .into()
-        }
-        EntryKind::Notice(n) => row![
+        EntryKind::Other { from, text: t } => row![
             time,
-            text(n).size(13).style(text::secondary).width(Fill)
+            text(format!("[{from}] :")).style(text::primary),
+            text(t).width(Fill)
         ]
         .spacing(8)
         .align_y(Alignment::Center)
         .into(),
+        EntryKind::Notice(n) => row![time, text(n).size(13).style(text::secondary).width(Fill)]
+            .spacing(8)
+            .align_y(Alignment::Center)
+            .into(),
     };
     container(content)
         .padding([5, 10])
@@ -391,7 +394,7 @@ fn line(entry: &Entry, striped: bool) -> Element<'_, Message> {
         .style(move |theme: &Theme| {
             if striped {
                 container::Style {
-                    background: Some(theme.extended_palette().background.weak.color.into()),
+                    background: Some(theme.extended_palette().background.weakest.color.into()),
                     ..container::Style::default()
                 }
             } else {

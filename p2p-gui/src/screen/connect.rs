@@ -392,13 +392,9 @@ impl Connect {
 
         let ip_field = row![
             input("ip", "127.0.0.1", &f.ip, Message::Ip, editable),
-            pick_list(
-                self.addresses.as_slice(),
-                None::<&String>,
-                Message::PickIp
-            )
-            .placeholder(s.choose_address)
-            .width(Length::Shrink),
+            pick_list(self.addresses.as_slice(), None::<&String>, Message::PickIp)
+                .placeholder(s.choose_address)
+                .width(Length::Shrink),
         ]
         .spacing(6);
 
@@ -440,7 +436,10 @@ impl Connect {
         let details: Element<'_, Message> = match f.tab {
             Tab::Automatic => {
                 let tracker_ip: Element<'_, Message> = if f.host_tracker {
-                    text_input(s.this_computer, "").id("tracker-ip").padding(6).into()
+                    text_input(s.this_computer, "")
+                        .id("tracker-ip")
+                        .padding(6)
+                        .into()
                 } else {
                     input(
                         "tracker-ip",
@@ -519,9 +518,10 @@ impl Connect {
         let page = center(iced::widget::scrollable(container(form).center_x(Fill))).padding(0);
 
         if self.status == Status::ConfirmAlone {
-            let addr = checked.request.as_ref().map_or_else(String::new, |r| {
-                join_host_port(&r.ip.to_string(), r.port)
-            });
+            let addr = checked
+                .request
+                .as_ref()
+                .map_or_else(String::new, |r| join_host_port(&r.ip.to_string(), r.port));
             let dialog = container(
                 column![
                     text(s.confirm_alone_title).size(18),
@@ -584,7 +584,7 @@ fn field<'a>(
     if let Some(error) = error {
         right = right.push(text(error.describe(s)).size(13).style(text::danger));
     }
-    row![text(label).width(150), right]
+    row![container(text(label)).padding([6, 0]).width(150), right]
         .spacing(10)
         .align_y(Alignment::Start)
         .into()

@@ -1,0 +1,458 @@
+//! The real app driven through `iced_test`: forms filled by typing and clicking, peers and
+//! trackers started for real on 127.0.0.1, tasks run to completion, and events pumped from
+//! the peer into `update` as the subscription would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use iced::futures::StreamExt;
+use iced::keyboard::key::Named;
+use iced_test::selector::id;
+use iced_test::simulator;
+use p2p_core::{Event, Peer, PeerConfig};
+use p2p_gui::app::{App, Message, Options, Screen};
+use p2p_gui::i18n::Lang;
+use p2p_gui::screen::chat::{self, EntryKind, WINDOW};
+use p2p_gui::screen::connect::{self, Form, describe_start_error};
+
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn app(form: Form) -> App {
+    App::new(Options {
+        form,
+        ..Options::default()
+    })
+    .0
+}
+
+/// Runs a task to completion and returns the messages it produced (widget operations,
+/// such as focusing a field, have no effect outside a window and are dropped).
+fn run_task(task: iced::Task<Message>) -> Vec<Message> {
+    let Some(stream) = iced_runtime::task::into_stream(task) else {
+        return Vec::new();
+    };
+    iced::futures::executor::block_on(stream.collect::<Vec<_>>())
+        .into_iter()
+        .filter_map(|action| match action {
+            iced_runtime::Action::Output(message) => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Feeds a message to the app and, recursively, what its task produces.
+fn update(app: &mut App, message: Message) {
+    let mut queue = vec![message];
+    while let Some(message) = queue.pop() {
+        let task = app.update(message);
+        let mut produced = run_task(task);
+        produced.reverse();
+        queue.extend(produced);
+    }
+}
+
+/// Clicks what `selector` finds, then feeds the messages the click produced.
+fn click<S>(app: &mut App, selector: S)
+where
+    S: iced_test::Selector + Send,
+    S::Output: iced_test::selector::Bounded + Clone + Send + Sync + 'static,
+{
+    let messages: Vec<Message> = {
+        let mut ui = simulator(app.view());
+        ui.click(selector).expect("clickable");
+        ui.into_messages().collect()
+    };
+    for m in messages {
+        update(app, m);
+    }
+}
+
+/// Clicks the field with this id and types into it.
+fn type_into(app: &mut App, field: &str, text: &str) {
+    let messages: Vec<Message> = {
+        let mut ui = simulator(app.view());
+        ui.click(id(field.to_owned())).expect("field");
+        let _ = ui.typewrite(text);
+        ui.into_messages().collect()
+    };
+    for m in messages {
+        update(app, m);
+    }
+}
+
+/// Presses Enter in the field with this id.
+fn enter_in(app: &mut App, field: &str) {
+    let messages: Vec<Message> = {
+        let mut ui = simulator(app.view());
+        ui.click(id(field.to_owned())).expect("field");
+        let _ = ui.tap_key(Named::Enter);
+        ui.into_messages().collect()
+    };
+    for m in messages {
+        update(app, m);
+    }
+}
+
+fn shows(app: &App, text: &str) -> bool {
+    simulator(app.view()).find(text).is_ok()
+}
+
+fn chat(app: &App) -> &chat::Chat {
+    match app.screen() {
+        Screen::Chat(chat) => chat,
+        Screen::Connect(c) => panic!("still on the connect screen: {:?}", c.status()),
+    }
+}
+
+/// Delivers the peer's events to the app, as the subscription does, until `done` holds.
+fn pump(app: &mut App, done: impl Fn(&App) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done(app) {
+        // The peer's own `Events`: a clone would drop the rest of a batch with it.
+        let next = app
+            .session()
+            .expect("connected")
+            .peer()
+            .events()
+            .recv_deadline(deadline);
+        match next {
+            Ok(event) => update(app, Message::Network(vec![event])),
+            Err(_) => panic!("timed out waiting; conversation: {:?}", chat(app).entries()),
+        }
+    }
+}
+
+fn has_message(app: &App, from: &str, text: &str) -> bool {
+    chat(app)
+        .entries()
+        .iter()
+        .any(|e| matches!(&e.kind, EntryKind::Other { from: f, text: t } if f == from && t == text))
+}
+
+fn alone_peer(name: &str) -> Peer {
+    let mut config = PeerConfig::new(name);
+    config.bind_addr = "127.0.0.1:0".parse().expect("addr");
+    Peer::start(config).expect("peer starts")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn recv_message(peer: &Peer) -> (String, String) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match peer.events().recv_deadline(deadline) {
+            Ok(Event::Message { from, text }) => return (from.username.clone(), text.to_string()),
+            Ok(_) => {}
+            Err(e) => panic!("no message: {e}"),
+        }
+    }
+}
+
+#[test]
+fn every_invalid_field_says_why_and_connect_stays_disabled() {
+    let mut app = app(Form::default());
+    assert!(shows(&app, "Required"), "empty username");
+    type_into(&mut app, "username", &"x".repeat(33));
+    assert!(shows(&app, "At most 32 characters"));
+
+    // Port: select what is there and type over it.
+    update(
+        &mut app,
+        Message::Connect(connect::Message::Port(String::new())),
+    );
+    type_into(&mut app, "port", "abc");
+    assert!(shows(&app, "Not a number"));
+    update(
+        &mut app,
+        Message::Connect(connect::Message::Port(String::new())),
+    );
+    type_into(&mut app, "port", "70000");
+    assert!(shows(&app, "Port out of range (0–65535)"));
+
+    update(
+        &mut app,
+        Message::Connect(connect::Message::Ip(String::new())),
+    );
+    type_into(&mut app, "ip", "1.2.3");
+    assert!(shows(&app, "Not an IP address"));
+
+    click(&mut app, "Manual");
+    type_into(&mut app, "peers", "localhost:7001 nonsense");
+    assert!(shows(&app, "“nonsense” is not host:port"));
+
+    // Connect is disabled: clicking it produces nothing.
+    let mut ui = simulator(app.view());
+    ui.click("Connect").expect("the button is there");
+    assert_eq!(ui.into_messages().count(), 0);
+}
+
+#[test]
+fn a_failed_start_is_shown_and_the_form_is_kept() {
+    // The tracker's port is closed: nobody listens there.
+    let closed = free_port();
+    let form = Form {
+        tracker_port: closed.to_string(),
+        ..Form::default()
+    };
+    let mut app = app(form);
+    type_into(&mut app, "username", "alice");
+    click(&mut app, "Connect");
+    let Screen::Connect(screen) = app.screen() else {
+        panic!("connected to a closed port");
+    };
+    let connect::Status::Failed(error) = screen.status() else {
+        panic!("no failure shown: {:?}", screen.status());
+    };
+    let shown = describe_start_error(error, Lang::En.strings());
+    assert!(
+        shown.starts_with("Tracker unreachable at 127.0.0.1:"),
+        "{shown}"
+    );
+    assert!(shows(&app, &shown), "the failure is in the window");
+    assert_eq!(screen.form().username, "alice", "the form is kept");
+
+    // A port in use is reported the same way.
+    let busy = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let mut app = self::app(Form {
+        username: "bob".into(),
+        port: port.to_string(),
+        alone: true,
+        ..Form::default()
+    });
+    click(&mut app, "Connect");
+    assert!(
+        shows(&app, "Start without connecting to anyone?"),
+        "asks first"
+    );
+    click(&mut app, "Start alone");
+    let Screen::Connect(screen) = app.screen() else {
+        panic!("started on a port in use");
+    };
+    let connect::Status::Failed(error) = screen.status() else {
+        panic!("no failure shown");
+    };
+    let shown = describe_start_error(error, Lang::En.strings());
+    assert!(
+        shown.starts_with(&format!("Cannot listen on 0.0.0.0:{port}")),
+        "{shown}"
+    );
+    assert!(shows(&app, &shown));
+}
+
+#[test]
+fn manual_connect_to_a_real_peer_then_chat_both_ways() {
+    let bob = alone_peer("bob");
+    let mut app = app(Form::default());
+    type_into(&mut app, "username", "alice");
+    click(&mut app, "Manual");
+    type_into(&mut app, "peers", &bob.local_addr().to_string());
+    click(&mut app, "Connect");
+
+    let alice_addr = chat(&app).title(Lang::En);
+    assert!(alice_addr.starts_with("P2P Messenger — alice (127.0.0.1:"));
+    assert_eq!(app.title(), alice_addr);
+    pump(&mut app, |a| !chat(a).listening_to().is_empty());
+    assert!(shows(&app, "Listening to (1)"));
+    assert!(shows(&app, "Listening to me (0)"));
+
+    // Bob speaks: alice hears it, shown as in the original.
+    bob.send("hi alice").expect("send");
+    pump(&mut app, |a| has_message(a, "bob", "hi alice"));
+    assert!(shows(&app, "[bob] :"));
+    assert!(shows(&app, "hi alice"));
+
+    // Manual mode: bob hears alice only once he connects to her.
+    let addr = app.session().expect("session").peer().local_addr();
+    bob.connect(&addr.to_string()).expect("bob connects back");
+    pump(&mut app, |a| !chat(a).listeners().is_empty());
+    assert!(shows(&app, "Listening to me (1)"));
+
+    // Send is disabled while the box is empty.
+    let mut ui = simulator(app.view());
+    ui.click("Send").expect("button");
+    assert_eq!(ui.into_messages().count(), 0);
+
+    type_into(&mut app, chat::MESSAGE_BOX, "hello bob");
+    enter_in(&mut app, chat::MESSAGE_BOX);
+    assert_eq!(recv_message(&bob), ("alice".into(), "hello bob".into()));
+    assert!(
+        chat(&app)
+            .entries()
+            .iter()
+            .any(|e| e.kind == EntryKind::Own("hello bob".into()))
+    );
+    // The Send button works too, and the box is empty after sending.
+    type_into(&mut app, chat::MESSAGE_BOX, "and again");
+    click(&mut app, "Send");
+    assert_eq!(recv_message(&bob), ("alice".into(), "and again".into()));
+    assert!(shows(&app, "and again"));
+
+    // Closing the window leaves the network: bob sees alice go at once.
+    update(
+        &mut app,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+    assert!(app.session().is_none());
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match bob.events().recv_deadline(deadline) {
+            Ok(Event::ListenerLeft { peer, reason }) if peer.username == "alice" => {
+                assert_eq!(reason, p2p_core::Departure::Left);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("bob never saw alice leave: {e}"),
+        }
+    }
+}
+
+#[test]
+fn two_apps_meet_through_a_tracker_hosted_in_one_of_them() {
+    let port = free_port();
+    let mut alice = app(Form {
+        username: "alice".into(),
+        tracker_port: port.to_string(),
+        host_tracker: true,
+        ..Form::default()
+    });
+    click(&mut alice, "Connect");
+    assert_eq!(
+        alice
+            .session()
+            .expect("alice started")
+            .hosted_tracker_port(),
+        Some(port)
+    );
+    assert!(shows(
+        &alice,
+        &format!("Hosting the tracker on port {port}")
+    ));
+
+    let mut bob = app(Form {
+        username: "bob".into(),
+        tracker_port: port.to_string(),
+        ..Form::default()
+    });
+    click(&mut bob, "Connect");
+    pump(&mut bob, |b| {
+        chat(b).listening_to().len() == 1 && chat(b).listeners().len() == 1
+    });
+    pump(&mut alice, |a| {
+        chat(a).listening_to().len() == 1 && chat(a).listeners().len() == 1
+    });
+    assert!(chat(&alice).entries().iter().any(
+        |e| matches!(&e.kind, EntryKind::Notice(n) if n.starts_with("bob joined (127.0.0.1:"))
+    ));
+
+    type_into(&mut alice, chat::MESSAGE_BOX, "Olá, bob!");
+    enter_in(&mut alice, chat::MESSAGE_BOX);
+    pump(&mut bob, |b| has_message(b, "alice", "Olá, bob!"));
+    assert!(shows(&bob, "[alice] :") && shows(&bob, "Olá, bob!"));
+
+    type_into(&mut bob, chat::MESSAGE_BOX, "hey alice");
+    enter_in(&mut bob, chat::MESSAGE_BOX);
+    pump(&mut alice, |a| has_message(a, "bob", "hey alice"));
+
+    // Bob closes his window: alice is told at once.
+    update(
+        &mut bob,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+    pump(&mut alice, |a| {
+        chat(a).listening_to().is_empty() && chat(a).listeners().is_empty()
+    });
+    assert!(
+        chat(&alice)
+            .entries()
+            .iter()
+            .any(|e| matches!(&e.kind, EntryKind::Notice(n) if n == "bob left (said goodbye)"))
+    );
+    update(
+        &mut alice,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+}
+
+#[test]
+fn a_long_conversation_lays_out_only_its_latest_window() {
+    let bob = alone_peer("bob");
+    let mut app = app(Form {
+        username: "alice".into(),
+        tab: connect::Tab::Manual,
+        peers: bob.local_addr().to_string(),
+        ..Form::default()
+    });
+    click(&mut app, "Connect");
+    pump(&mut app, |a| !chat(a).listening_to().is_empty());
+    for i in 0..10_000 {
+        bob.send(&format!("message {i}")).expect("send");
+    }
+    pump(&mut app, |a| has_message(a, "bob", "message 9999"));
+    let chat = chat(&app);
+    assert!(chat.entries().len() > 10_000);
+    assert!(
+        chat.shown().len() <= WINDOW + WINDOW / 4,
+        "{}",
+        chat.shown().len()
+    );
+    assert!(shows(&app, "message 9999"));
+    assert!(!shows(&app, "message 0"), "old messages are not laid out");
+    let earlier = format!("Show {WINDOW} earlier messages");
+    assert!(shows(&app, &earlier));
+    click(&mut app, earlier.as_str());
+    assert!(self::chat(&app).shown().len() > WINDOW + 100);
+    // Every message arrived once and in order.
+    let texts: Vec<&str> = self::chat(&app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Other { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = (0..10_000).map(|i| format!("message {i}")).collect();
+    assert_eq!(texts, expected);
+}
+
+#[test]
+fn the_window_speaks_portuguese() {
+    let (app, _) = App::new(Options {
+        lang: Lang::Pt,
+        ..Options::default()
+    });
+    for text in [
+        "Dados pessoais",
+        "Nome de utilizador",
+        "Ligar",
+        "Automático",
+        "Obrigatório",
+    ] {
+        assert!(shows(&app, text), "{text}");
+    }
+}
+
+#[test]
+fn connect_flag_starts_at_once() {
+    let bob = alone_peer("bob");
+    let (mut app, task) = App::new(Options {
+        form: Form {
+            username: "carol".into(),
+            tab: connect::Tab::Manual,
+            peers: bob.local_addr().to_string(),
+            ..Form::default()
+        },
+        connect: true,
+        ..Options::default()
+    });
+    for m in run_task(task) {
+        update(&mut app, m);
+    }
+    assert_eq!(chat(&app).title(Lang::En), app.title());
+}
