@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Starts a tracker, two GUIs and a terminal peer under Xvfb, has them chat, checks that the
+# messages typed into the windows really crossed the network (the terminal peer prints
+# what it hears), and saves screenshots of both screens into docs/screenshots/.
+#
+#   scripts/screenshots.sh            (needs Xvfb, xdotool, ImageMagick: installed by setup.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh run shots
+cargo build -q -p p2p-gui -p tracker -p p2p-core --example chat
+bin=target/debug
+out=docs/screenshots
+mkdir -p "$out"
+work=$(mktemp -d)
+pids=()
+
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A display of our own.
+display=:$((90 + RANDOM % 9))
+Xvfb "$display" -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
+pids+=($!)
+export DISPLAY=$display
+for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Waits until a window whose name matches $1 exists and prints its id.
+window() {
+  for _ in $(seq 100); do
+    id=$(xdotool search --name "$1" 2>/dev/null | head -1 || true)
+    [[ -n "$id" ]] && { echo "$id"; return 0; }
+    sleep 0.1
+  done
+  echo "screenshots: no window named '$1'" >&2
+  return 1
+}
+
+shot() { sleep 0.8; import -window "$1" "$out/$2"; echo "saved $out/$2"; }
+
+say() { # window, text
+  xdotool windowactivate --sync "$1" 2>/dev/null || xdotool windowfocus --sync "$1"
+  xdotool mousemove --window "$1" 200 600 click 1
+  xdotool type --delay 25 "$2"
+  xdotool key Return
+  sleep 0.4
+}
+
+tracker_port=$(free_port)
+$bin/tracker --port "$tracker_port" 2>"$work/tracker.log" &
+pids+=($!)
+for _ in $(seq 50); do grep -q "listening on" "$work/tracker.log" && break; sleep 0.1; done
+
+# 1. The connect screen, filled in, and the same form with mistakes.
+$bin/p2p-gui --lang en --username alice --port 7101 --tracker "127.0.0.1:$tracker_port" &
+gui=$!
+w=$(window "^P2P Messenger$")
+shot "$w" connect.png
+retype() { # window, x, y, text: replaces what a field holds
+  xdotool windowfocus --sync "$1" 2>/dev/null || true
+  xdotool mousemove --window "$1" "$2" "$3" click 1
+  xdotool key ctrl+a BackSpace
+  [[ -z "$4" ]] || xdotool type --delay 20 "$4"
+  sleep 0.2
+}
+retype "$w" 500 130 "a name that is far too long for this chat"
+retype "$w" 500 216 "99999"
+shot "$w" connect-errors.png
+kill "$gui"; wait "$gui" 2>/dev/null || true
+
+# 2. Two windows and a terminal peer meet through the tracker and chat.
+mkfifo "$work/carol.in"
+$bin/examples/chat --username carol --port 0 --tracker "127.0.0.1:$tracker_port" \
+  <"$work/carol.in" >"$work/carol.out" 2>"$work/carol.err" &
+pids+=($!)
+exec 3>"$work/carol.in"
+$bin/p2p-gui --lang en --username alice --tracker "127.0.0.1:$tracker_port" --connect &
+pids+=($!)
+a=$(window "Messenger.*alice")
+$bin/p2p-gui --lang pt --username bob --tracker "127.0.0.1:$tracker_port" --connect &
+pids+=($!)
+b=$(window "Messenger.*bob")
+xdotool windowmove "$a" 0 0
+xdotool windowmove "$b" 480 240
+sleep 1.5
+
+say "$a" "Hi everyone! Shall we meet at 5?"
+say "$b" "Olá! Sim, às 5 está ótimo."
+echo "5 works for me too" >&3
+sleep 0.5
+say "$a" "Great, see you then."
+
+# The terminal peer heard both windows: the messages crossed the network.
+for line in "[alice]: Hi everyone! Shall we meet at 5?" "[bob]: Olá! Sim, às 5 está ótimo." "[alice]: Great, see you then."; do
+  for _ in $(seq 50); do grep -qxF "$line" "$work/carol.out" && break; sleep 0.1; done
+  grep -qxF "$line" "$work/carol.out" || { echo "screenshots: carol never heard: $line" >&2; cat "$work/carol.out" >&2; exit 1; }
+done
+echo "carol heard every message typed into the windows"
+
+xdotool windowmove "$b" 0 0
+xdotool windowraise "$a"
+shot "$a" chat-alice.png
+xdotool windowraise "$b"
+shot "$b" chat-bob.png
+echo "/quit" >&3
+exec 3>&-
