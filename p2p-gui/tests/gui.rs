@@ -421,6 +421,61 @@ fn a_long_conversation_lays_out_only_its_latest_window() {
     assert_eq!(texts, expected);
 }
 
+/// Scrolls the conversation by `lines` (positive: towards older entries).
+fn scroll(app: &mut App, lines: f32) {
+    use iced::mouse::{Event as Mouse, ScrollDelta};
+    let messages: Vec<Message> = {
+        let mut ui = simulator(app.view());
+        ui.point_at((300.0, 300.0));
+        let _ = ui.simulate([iced::Event::Mouse(Mouse::WheelScrolled {
+            delta: ScrollDelta::Lines { x: 0.0, y: lines },
+        })]);
+        ui.into_messages().collect()
+    };
+    for m in messages {
+        update(app, m);
+    }
+}
+
+#[test]
+fn the_view_follows_new_messages_only_while_at_the_bottom() {
+    let bob = alone_peer("bob");
+    let mut app = app(Form {
+        username: "alice".into(),
+        tab: connect::Tab::Manual,
+        peers: bob.local_addr().to_string(),
+        ..Form::default()
+    });
+    click(&mut app, "Connect");
+    for i in 0..(WINDOW + 50) {
+        bob.send(&format!("line {i}")).expect("send");
+    }
+    let last = format!("line {}", WINDOW + 49);
+    pump(&mut app, |a| has_message(a, "bob", &last));
+    assert!(chat(&app).following());
+
+    // The user scrolls up to read: the view stops following, and what is laid out
+    // no longer slides as messages arrive.
+    scroll(&mut app, 20.0);
+    assert!(!chat(&app).following());
+    let first_shown = chat(&app).shown()[0].clone();
+    for i in 0..WINDOW {
+        bob.send(&format!("more {i}")).expect("send");
+    }
+    let last = format!("more {}", WINDOW - 1);
+    pump(&mut app, |a| has_message(a, "bob", &last));
+    assert_eq!(chat(&app).shown()[0], first_shown, "what the user reads stays put");
+
+    // Back at the bottom, it follows again.
+    scroll(&mut app, -100_000.0);
+    assert!(chat(&app).following());
+    // Sending always brings the view back to the newest message.
+    scroll(&mut app, 20.0);
+    type_into(&mut app, chat::MESSAGE_BOX, "done reading");
+    enter_in(&mut app, chat::MESSAGE_BOX);
+    assert!(chat(&app).following());
+}
+
 #[test]
 fn the_window_speaks_portuguese() {
     let (app, _) = App::new(Options {

@@ -139,6 +139,11 @@ impl Chat {
         &self.listeners
     }
 
+    /// Whether the view follows new entries (the user is at the bottom).
+    pub fn following(&self) -> bool {
+        self.at_bottom
+    }
+
     /// The entries laid out now.
     pub fn shown(&self) -> &[Entry] {
         &self.entries[self.window_start..]
