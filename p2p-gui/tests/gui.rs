@@ -464,7 +464,11 @@ fn the_view_follows_new_messages_only_while_at_the_bottom() {
     }
     let last = format!("more {}", WINDOW - 1);
     pump(&mut app, |a| has_message(a, "bob", &last));
-    assert_eq!(chat(&app).shown()[0], first_shown, "what the user reads stays put");
+    assert_eq!(
+        chat(&app).shown()[0],
+        first_shown,
+        "what the user reads stays put"
+    );
 
     // Back at the bottom, it follows again.
     scroll(&mut app, -100_000.0);
