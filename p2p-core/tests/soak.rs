@@ -528,9 +528,17 @@ fn ten_peers_chat_through_joins_and_leaves_and_every_staying_pair_gets_everythin
     threads_peak = threads_peak.max(threads_now());
     rss_peak = rss_peak.max(rss_kib());
     let live_at_end: HashSet<String> = slots.iter().flatten().map(|r| r.name.clone()).collect();
+    // Every clean leave took its peer out of the tracker at once: it lists the peers that
+    // are still here, and no one once they have all left.
+    assert_eq!(tracker.peers().len(), live_at_end.len());
     for running in slots.iter_mut().filter_map(Option::take) {
         leave(&world, running);
     }
+    assert_eq!(
+        tracker.peers(),
+        Vec::new(),
+        "the tracker still lists departed peers"
+    );
     drop(tracker);
     let elapsed = started.elapsed();
 
