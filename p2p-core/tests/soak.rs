@@ -141,8 +141,11 @@ struct State {
     live: Vec<String>,
     /// Messages sent in all.
     sent_total: u64,
-    /// Messages still to be handed out to senders, a chunk at a time.
+    /// Messages released to the senders and not yet taken (a chunk at a time).
     budget: u64,
+    /// Messages not yet released: the driver releases them a tranche per change of the
+    /// room, so that the traffic cannot run ahead of the joins and leaves.
+    unreleased: u64,
     /// Each peer that left, with its listeners (and the first number each must have) at
     /// the moment it was told to leave: a clean leave delivers everything already sent.
     departed: Vec<(String, HashMap<String, u64>)>,
@@ -179,8 +182,8 @@ impl State {
 
     fn summary(&self) -> String {
         let mut lines = vec![format!(
-            "live {:?}, sent {}, budget left {}",
-            self.live, self.sent_total, self.budget
+            "live {:?}, sent {}, budget released {}, unreleased {}",
+            self.live, self.sent_total, self.budget, self.unreleased
         )];
         for name in &self.live {
             let n = &self.nodes[name];
@@ -337,8 +340,10 @@ fn send(me: &str, peer: Peer, sent: &AtomicU64, stop: &Receiver<()>, world: &Wor
     let mut n = 0u64;
     while !stopped() {
         {
-            let mut s = world.lock();
-            if s.budget < CHUNK {
+            let mut s = world.wait(&format!("budget for {me}"), |s| {
+                stopped() || s.budget >= CHUNK || s.unreleased == 0
+            });
+            if s.budget < CHUNK || stopped() {
                 break;
             }
             s.budget -= CHUNK;
@@ -461,7 +466,12 @@ fn ten_peers_chat_through_joins_and_leaves_and_every_staying_pair_gets_everythin
     let started = Instant::now();
 
     let world = Arc::new(World::default());
-    world.update(|s| s.budget = messages);
+    let tranche = (messages / (churn + 1)).div_ceil(CHUNK).max(1) * CHUNK;
+    let mut released = tranche.min(messages);
+    world.update(|s| {
+        s.budget = released;
+        s.unreleased = messages - released;
+    });
     let tracker = start_tracker(Duration::from_secs(60));
     let t = tracker.local_addr().to_string();
     let mut generation = [0u32; SLOTS];
@@ -473,12 +483,22 @@ fn ten_peers_chat_through_joins_and_leaves_and_every_staying_pair_gets_everythin
         s.live.len() == SLOTS && s.full_mesh()
     }));
 
-    let (mut joins, mut leaves) = (0u32, 0u32);
-    for step in 1..=churn {
-        let threshold = messages * step / (churn + 1);
-        drop(world.wait(&format!("{threshold} messages sent"), |s| {
-            s.sent_total >= threshold
-        }));
+    let (mut joins, mut leaves, mut amid_traffic) = (0u32, 0u32, 0u32);
+    for _ in 1..=churn {
+        // Once half of what was released is sent, release the next tranche and change the
+        // room while it flows.
+        let threshold = released.saturating_sub(tranche / 2);
+        let sent_before = {
+            let mut s = world.wait(&format!("{threshold} messages sent"), |s| {
+                s.sent_total >= threshold
+            });
+            let more = tranche.min(s.unreleased);
+            s.budget += more;
+            s.unreleased -= more;
+            released += more;
+            s.sent_total
+        };
+        world.changed.notify_all();
         let alive: Vec<usize> = (0..SLOTS).filter(|&i| slots[i].is_some()).collect();
         let free: Vec<usize> = (0..SLOTS).filter(|&i| slots[i].is_none()).collect();
         let join = alive.len() <= MIN_ALIVE || (!free.is_empty() && rng.below(2) == 0);
@@ -495,9 +515,16 @@ fn ten_peers_chat_through_joins_and_leaves_and_every_staying_pair_gets_everythin
             leave(&world, slots[slot].take().unwrap());
             leaves += 1;
         }
+        if world.lock().sent_total > sent_before {
+            amid_traffic += 1;
+        }
         threads_peak = threads_peak.max(threads_now());
         rss_peak = rss_peak.max(rss_kib());
     }
+    world.update(|s| {
+        s.budget += s.unreleased;
+        s.unreleased = 0;
+    });
 
     // The budget runs out; the mesh of whoever is left settles and everything arrives.
     let stayed = {
@@ -597,6 +624,11 @@ fn ten_peers_chat_through_joins_and_leaves_and_every_staying_pair_gets_everythin
     let peers = s.nodes.len();
     drop(s);
     assert_eq!(sent_total, messages);
+    // The test's own validity: the room changed while messages were flowing, not after.
+    assert!(
+        u64::from(amid_traffic) * 4 >= churn,
+        "only {amid_traffic} of {churn} joins and leaves happened amid traffic"
+    );
     assert!(stayed.len() >= MIN_ALIVE * (MIN_ALIVE - 1));
     assert!(checked > 0);
 
@@ -605,6 +637,7 @@ fn ten_peers_chat_through_joins_and_leaves_and_every_staying_pair_gets_everythin
     let secs = elapsed.as_secs_f64();
     println!(
         "soak: seed {seed:#x}: {sent_total} messages sent by {peers} peers ({joins} joins, {leaves} leaves, \
+         {amid_traffic} of them while messages were being sent, \
          {} peers at the end), {delivered} deliveries in {secs:.1} s \
          ({:.0} deliveries/s); {} pairs stayed connected to the end, {checked} of their \
          messages checked once and in order; {flushed} links of departed peers checked \
