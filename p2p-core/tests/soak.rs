@@ -19,7 +19,9 @@
 //! listener that must have the previous chunk has it: flow control that keeps queues short
 //! without a single sleep. When a collector sees `ListenerJoined(R)` it writes down its
 //! sender's count at that moment, plus one: from that number on, R must get everything
-//! (the listener is registered before the event is emitted).
+//! (the listener is registered before the event is emitted). The messages are released to
+//! the senders a tranche at a time, one per join or leave, so that the room changes while
+//! messages flow rather than after the traffic is over (the test checks that it did).
 //! This file holds one test, so that the process's thread count is its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
