@@ -52,46 +52,56 @@ fn update(app: &mut App, message: Message) {
     }
 }
 
+/// Does something to a fresh simulator of the app's view, then feeds the messages that
+/// produced to the app (a simulator borrows the app, so it cannot outlive the action).
+fn interact(app: &mut App, act: impl FnOnce(&mut iced_test::Simulator<'_, Message>)) {
+    let messages: Vec<Message> = {
+        let mut ui = simulator(app.view());
+        act(&mut ui);
+        ui.into_messages().collect()
+    };
+    for m in messages {
+        update(app, m);
+    }
+}
+
 /// Clicks what `selector` finds, then feeds the messages the click produced.
 fn click<S>(app: &mut App, selector: S)
 where
     S: iced_test::Selector + Send,
     S::Output: iced_test::selector::Bounded + Clone + Send + Sync + 'static,
 {
-    let messages: Vec<Message> = {
-        let mut ui = simulator(app.view());
+    interact(app, |ui| {
         ui.click(selector).expect("clickable");
-        ui.into_messages().collect()
-    };
-    for m in messages {
-        update(app, m);
-    }
+    });
 }
 
 /// Clicks the field with this id and types into it.
 fn type_into(app: &mut App, field: &str, text: &str) {
-    let messages: Vec<Message> = {
-        let mut ui = simulator(app.view());
+    interact(app, |ui| {
         ui.click(id(field.to_owned())).expect("field");
         let _ = ui.typewrite(text);
-        ui.into_messages().collect()
-    };
-    for m in messages {
-        update(app, m);
-    }
+    });
 }
 
 /// Presses Enter in the field with this id.
 fn enter_in(app: &mut App, field: &str) {
-    let messages: Vec<Message> = {
-        let mut ui = simulator(app.view());
+    interact(app, |ui| {
         ui.click(id(field.to_owned())).expect("field");
         let _ = ui.tap_key(Named::Enter);
-        ui.into_messages().collect()
-    };
-    for m in messages {
-        update(app, m);
-    }
+    });
+}
+
+/// Alice's app, connected by hand to `peer` (the Manual tab, prefilled).
+fn listening_to(peer: &Peer) -> App {
+    let mut app = app(Form {
+        username: "alice".into(),
+        tab: connect::Tab::Manual,
+        peers: peer.local_addr().to_string(),
+        ..Form::default()
+    });
+    click(&mut app, "Connect");
+    app
 }
 
 fn shows(app: &App, text: &str) -> bool {
@@ -383,13 +393,7 @@ fn two_apps_meet_through_a_tracker_hosted_in_one_of_them() {
 #[test]
 fn a_long_conversation_lays_out_only_its_latest_window() {
     let bob = alone_peer("bob");
-    let mut app = app(Form {
-        username: "alice".into(),
-        tab: connect::Tab::Manual,
-        peers: bob.local_addr().to_string(),
-        ..Form::default()
-    });
-    click(&mut app, "Connect");
+    let mut app = listening_to(&bob);
     pump(&mut app, |a| !chat(a).listening_to().is_empty());
     for i in 0..10_000 {
         bob.send(&format!("message {i}")).expect("send");
@@ -424,29 +428,18 @@ fn a_long_conversation_lays_out_only_its_latest_window() {
 /// Scrolls the conversation by `lines` (positive: towards older entries).
 fn scroll(app: &mut App, lines: f32) {
     use iced::mouse::{Event as Mouse, ScrollDelta};
-    let messages: Vec<Message> = {
-        let mut ui = simulator(app.view());
+    interact(app, |ui| {
         ui.point_at((300.0, 300.0));
         let _ = ui.simulate([iced::Event::Mouse(Mouse::WheelScrolled {
             delta: ScrollDelta::Lines { x: 0.0, y: lines },
         })]);
-        ui.into_messages().collect()
-    };
-    for m in messages {
-        update(app, m);
-    }
+    });
 }
 
 #[test]
 fn the_view_follows_new_messages_only_while_at_the_bottom() {
     let bob = alone_peer("bob");
-    let mut app = app(Form {
-        username: "alice".into(),
-        tab: connect::Tab::Manual,
-        peers: bob.local_addr().to_string(),
-        ..Form::default()
-    });
-    click(&mut app, "Connect");
+    let mut app = listening_to(&bob);
     for i in 0..(WINDOW + 50) {
         bob.send(&format!("line {i}")).expect("send");
     }
