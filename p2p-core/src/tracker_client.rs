@@ -1,9 +1,12 @@
 //! Talking to a tracker: announce (register and get the other peers), leave, and the
 //! thread that re-announces at the interval the tracker asks for.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use log::{debug, info, warn};
 
@@ -12,12 +15,16 @@ use crate::config::Timeouts;
 use crate::net::{connect, read_frame_before, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{Announce, Frame, FrameReader, PROTOCOL_VERSION, PeerList};
-use crate::{Error, Event, Result};
+use crate::{Error, Event, PeerInfo, Result};
 
 /// Shortest re-announce interval a peer accepts from a tracker.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest re-announce interval a peer accepts from a tracker.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Most re-announce intervals a listed address that keeps failing waits before it is tried
+/// again (the wait doubles with each failure: 1, 2, 4 … up to this many intervals).
+pub const MAX_BACKOFF_INTERVALS: u32 = 64;
 
 /// Frames a tracker answer may take (a list of a few thousand addresses at most).
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -102,11 +109,67 @@ fn clamp_interval(secs: u32) -> Duration {
     Duration::from_secs(u64::from(secs)).clamp(MIN_INTERVAL, MAX_INTERVAL)
 }
 
+/// The addresses from the tracker's lists that this peer tried to join in the background:
+/// the attempts under way, and the ones that failed with when to try them again. Without
+/// it, a tracker that lists dead or bogus addresses would have every peer try each of them
+/// again at every re-announce.
+#[derive(Default)]
+struct Retries {
+    pending: Vec<(SocketAddr, Receiver<Result<PeerInfo>>)>,
+    failed: HashMap<SocketAddr, (u32, Instant)>,
+}
+
+impl Retries {
+    /// Takes in the attempts that have ended.
+    fn collect(&mut self, interval: Duration, now: Instant) {
+        let failed = &mut self.failed;
+        self.pending.retain(|(addr, rx)| match rx.try_recv() {
+            Err(TryRecvError::Empty) => true,
+            Ok(Ok(_) | Err(Error::AlreadyConnected(_) | Error::SelfConnection(_))) => {
+                failed.remove(addr);
+                false
+            }
+            Ok(Err(Error::Shutdown)) | Err(TryRecvError::Disconnected) => false,
+            Ok(Err(e)) => {
+                let failures = failed.get(addr).map_or(1, |(n, _)| n.saturating_add(1));
+                let wait = interval * (1u32 << (failures - 1).min(MAX_BACKOFF_INTERVALS.ilog2()));
+                debug!("cannot listen to {addr} ({e}); next try in {wait:?}");
+                failed.insert(*addr, (failures, now + wait));
+                false
+            }
+        });
+    }
+
+    /// Starts an attempt for every listed address not joined, not being tried, and not
+    /// waiting out a failure; forgets failures of addresses no longer listed.
+    fn join(&mut self, shared: &Arc<Shared>, list: &PeerList, now: Instant) {
+        let listed = &list.peers[..list.peers.len().min(shared.config.limits.max_tracker_peers)];
+        self.failed.retain(|addr, _| listed.contains(addr));
+        for addr in listed {
+            if *addr == shared.local_addr
+                || shared.links.knows(*addr, None)
+                || self.pending.iter().any(|(a, _)| a == addr)
+                || self.failed.get(addr).is_some_and(|(_, next)| *next > now)
+            {
+                continue;
+            }
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if spawn_link(shared, addr.to_string(), true, Outcome::Caller(tx)).is_err() {
+                return; // shutting down
+            }
+            self.pending.push((*addr, rx));
+        }
+    }
+}
+
 fn reannounce_loop(shared: &Arc<Shared>, tracker: &str, interval: u32) {
     let timeouts = &shared.config.timeouts;
     let mut interval = clamp_interval(interval);
     let mut reachable = true;
+    let mut retries = Retries::default();
     while !shared.stop.wait(interval) {
+        let now = Instant::now();
+        retries.collect(interval, now);
         match announce(tracker, shared.local_addr, timeouts) {
             Ok(list) => {
                 if !reachable {
@@ -114,7 +177,7 @@ fn reannounce_loop(shared: &Arc<Shared>, tracker: &str, interval: u32) {
                 }
                 reachable = true;
                 interval = clamp_interval(list.interval_secs);
-                join_peers(shared, &list, false);
+                retries.join(shared, &list, now);
             }
             Err(e) => {
                 warn!("re-announce failed: {e}");
