@@ -776,7 +776,7 @@ fn main() {
         )
     });
     row(
-        "connections dropped by the kernel at alice's full accept queue (std's backlog of 128)",
+        "connections dropped by the kernel at alice's full accept queue (backlog: max_inbound, 1024)",
         &|p| p.overflows.map_or("—".into(), thousands),
     );
     row(

@@ -5,7 +5,7 @@
 //! few seconds, cannot hold a thread) and to write one frame.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{Frame, FrameReader, ReadError};
@@ -39,6 +39,21 @@ pub fn write_frame(stream: &TcpStream, frame: &Frame) -> io::Result<()> {
     let bytes = frame.encode().map_err(io::Error::other)?;
     let mut dst = stream;
     dst.write_all(&bytes)
+}
+
+/// Binds a listening socket with room for `backlog` connections waiting to be accepted
+/// (std's `TcpListener::bind` allows 128; a burst of connections past that is dropped by the
+/// kernel, so an honest peer that arrives during a flood waits a second for its SYN to be
+/// retried). The kernel caps it at `net.core.somaxconn` (4096 on current Linux).
+pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std does on Unix: a restarted peer can bind its port while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 /// Resolves `host:port` (host names included) to its socket addresses.

@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,8 +17,8 @@ use crate::event::{Event, Events, PeerInfo};
 use crate::protocol::{encode_chat, validate_text};
 use crate::server_side::{self, Listeners};
 use crate::threads::{Stop, ThreadSet};
-use crate::tracker_client;
 use crate::{Error, Result};
+use crate::{net, tracker_client};
 
 /// How long link threads get at shutdown to say goodbye before their sockets are cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -93,7 +93,8 @@ impl Peer {
     /// listened to.
     pub fn start(config: PeerConfig) -> Result<Peer> {
         config.validate()?;
-        let listener = TcpListener::bind(config.bind_addr).map_err(|source| Error::Bind {
+        let backlog = u32::try_from(config.limits.max_inbound).unwrap_or(u32::MAX);
+        let listener = net::listen(config.bind_addr, backlog).map_err(|source| Error::Bind {
             addr: config.bind_addr,
             source,
         })?;

@@ -121,10 +121,12 @@ impl Tracker {
                 "workers, max_pending and ttl must be positive".into(),
             ));
         }
-        let listener = TcpListener::bind(config.bind_addr).map_err(|source| Error::Bind {
-            addr: config.bind_addr,
-            source,
-        })?;
+        let backlog = u32::try_from(config.max_pending.max(1024)).unwrap_or(u32::MAX);
+        let listener =
+            p2p_core::net::listen(config.bind_addr, backlog).map_err(|source| Error::Bind {
+                addr: config.bind_addr,
+                source,
+            })?;
         let local_addr = listener.local_addr()?;
         let registry = Registry::new(RegistryLimits {
             ttl: config.ttl,
