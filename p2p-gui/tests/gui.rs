@@ -474,6 +474,26 @@ fn the_view_follows_new_messages_only_while_at_the_bottom() {
 }
 
 #[test]
+fn a_message_over_the_limit_is_refused_with_a_visible_error() {
+    let bob = alone_peer("bob");
+    let mut app = listening_to(&bob);
+    let long = "x".repeat(64 * 1024 + 1);
+    update(&mut app, Message::Chat(chat::Message::Draft(long.clone())));
+    click(&mut app, "Send");
+    assert!(shows(&app, "Message too long: 65537 bytes, at most 65536"));
+    // Nothing was sent, and the draft is kept for the user to shorten.
+    assert!(
+        !chat(&app)
+            .entries()
+            .iter()
+            .any(|e| matches!(e.kind, EntryKind::Own(_)))
+    );
+    // Typing clears the error.
+    type_into(&mut app, chat::MESSAGE_BOX, "!");
+    assert!(!shows(&app, "Message too long: 65537 bytes, at most 65536"));
+}
+
+#[test]
 fn the_window_speaks_portuguese() {
     let (app, _) = App::new(Options {
         lang: Lang::Pt,
