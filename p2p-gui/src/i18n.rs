@@ -153,8 +153,6 @@ strings! {
     start_alone: "Start alone", "Começar sozinho";
     /// Button.
     cancel: "Cancel", "Cancelar";
-    /// Language switch label.
-    language: "Language", "Idioma";
 
     /// Field error.
     err_required: "Required", "Obrigatório";
