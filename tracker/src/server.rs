@@ -96,6 +96,80 @@ struct Shared {
     stopping: AtomicBool,
     /// The connection each worker is serving, so shutdown can cut it.
     serving: Mutex<Vec<Option<TcpStream>>>,
+    /// How many refusal lines may still be logged this second.
+    refusals: LogBudget,
+}
+
+/// Refusal lines logged per second at most. Past it, refusals are counted and summed up in
+/// one line the next second, so a flood of bad requests cannot fill the operator's log.
+const REFUSALS_LOGGED_PER_SEC: u32 = 20;
+
+/// A per-second budget of log lines.
+#[derive(Debug, Default)]
+struct LogBudget {
+    inner: Mutex<Budget>,
+}
+
+#[derive(Debug, Default)]
+struct Budget {
+    window: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+/// What to do with one more line.
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    /// Log it.
+    Log,
+    /// Log it, after a line saying how many were left out in the last window.
+    LogAfter(u64),
+    /// Leave it out (it is counted).
+    Suppress,
+}
+
+impl LogBudget {
+    fn admit(&self, now: Instant) -> Admit {
+        let mut b = lock(&self.inner);
+        let mut left_out = 0;
+        if b.window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            left_out = b.suppressed;
+            *b = Budget {
+                window: Some(now),
+                ..Budget::default()
+            };
+        }
+        if b.logged >= REFUSALS_LOGGED_PER_SEC {
+            b.suppressed += 1;
+            return Admit::Suppress;
+        }
+        b.logged += 1;
+        if left_out > 0 {
+            Admit::LogAfter(left_out)
+        } else {
+            Admit::Log
+        }
+    }
+
+    /// Logs a refusal within the budget.
+    fn log(&self, level: log::Level, line: impl FnOnce() -> String) {
+        if !log::log_enabled!(level) {
+            return;
+        }
+        match self.admit(Instant::now()) {
+            Admit::Suppress => {}
+            Admit::LogAfter(n) => {
+                log::log!(
+                    level,
+                    "({n} more refusals were not logged in the last second)"
+                );
+                log::log!(level, "{}", line());
+            }
+            Admit::Log => log::log!(level, "{}", line()),
+        }
+    }
 }
 
 /// A running tracker. Dropping it shuts it down like [`Tracker::shutdown`].
@@ -138,6 +212,7 @@ impl Tracker {
             serving: Mutex::new((0..config.workers).map(|_| None).collect()),
             registry: Mutex::new(registry),
             stopping: AtomicBool::new(false),
+            refusals: LogBudget::default(),
             config,
         });
         let mut tracker = Tracker {
@@ -218,13 +293,17 @@ fn accept(shared: &Shared, listener: &TcpListener, tx: Sender<(TcpStream, Socket
             break;
         }
         match accepted {
-            Ok(conn) => match tx.try_send(conn) {
-                Ok(()) => {}
-                Err(TrySendError::Full((_, remote))) => {
-                    warn!("closed connection from {remote}: all workers busy and the queue full");
+            Ok(conn) => {
+                match tx.try_send(conn) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full((_, remote))) => {
+                        shared.refusals.log(log::Level::Warn, || {
+                        format!("closed connection from {remote}: all workers busy and the queue full")
+                    });
+                    }
+                    Err(TrySendError::Disconnected(_)) => break,
                 }
-                Err(TrySendError::Disconnected(_)) => break,
-            },
+            }
             Err(e) => {
                 warn!("accept failed: {e}");
                 // Out of descriptors: give the workers a moment to close some.
@@ -257,7 +336,9 @@ fn serve(shared: &Shared, stream: &TcpStream, remote: SocketAddr) {
     let request = match read_frame_before(stream, &mut reader, deadline) {
         Ok(frame) => frame,
         Err(e) => {
-            info!("closed connection from {remote}: {e}");
+            shared.refusals.log(log::Level::Info, || {
+                format!("closed connection from {remote}: {e}")
+            });
             return;
         }
     };
@@ -279,7 +360,9 @@ fn serve(shared: &Shared, stream: &TcpStream, remote: SocketAddr) {
                     })
                 }
                 Err(refusal) => {
-                    info!("refused announce from {remote}: {refusal}");
+                    shared.refusals.log(log::Level::Info, || {
+                        format!("refused announce from {remote}: {refusal}")
+                    });
                     Frame::Refuse {
                         reason: refusal.to_string(),
                     }
@@ -294,7 +377,9 @@ fn serve(shared: &Shared, stream: &TcpStream, remote: SocketAddr) {
                     Frame::LeaveAck
                 }
                 Err(refusal) => {
-                    info!("refused leave from {remote}: {refusal}");
+                    shared.refusals.log(log::Level::Info, || {
+                        format!("refused leave from {remote}: {refusal}")
+                    });
                     Frame::Refuse {
                         reason: refusal.to_string(),
                     }
@@ -302,10 +387,12 @@ fn serve(shared: &Shared, stream: &TcpStream, remote: SocketAddr) {
             }
         }
         other => {
-            info!(
-                "closed connection from {remote}: unexpected {} frame",
-                other.name()
-            );
+            shared.refusals.log(log::Level::Info, || {
+                format!(
+                    "closed connection from {remote}: unexpected {} frame",
+                    other.name()
+                )
+            });
             Frame::Refuse {
                 reason: format!("a tracker does not take {} frames", other.name()),
             }
@@ -313,5 +400,28 @@ fn serve(shared: &Shared, stream: &TcpStream, remote: SocketAddr) {
     };
     if let Err(e) = write_frame(stream, &answer) {
         debug!("could not answer {remote}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_within_a_budget_per_second_and_summed_up_after() {
+        let budget = LogBudget::default();
+        let start = Instant::now();
+        for _ in 0..REFUSALS_LOGGED_PER_SEC {
+            assert_eq!(budget.admit(start), Admit::Log);
+        }
+        for i in 0..100 {
+            assert_eq!(
+                budget.admit(start + Duration::from_millis(i)),
+                Admit::Suppress
+            );
+        }
+        let next = start + Duration::from_secs(1);
+        assert_eq!(budget.admit(next), Admit::LogAfter(100));
+        assert_eq!(budget.admit(next), Admit::Log);
     }
 }
