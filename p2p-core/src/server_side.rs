@@ -48,25 +48,40 @@ pub(crate) struct Listeners {
     /// senders: removing an entry (or clearing the registry at shutdown) disconnects the
     /// queue, which is how a listener thread learns it must stop, without every thread
     /// waiting on one shared stop channel.
-    list: Mutex<Vec<(Arc<ListenerHandle>, Sender<FrameBytes>)>>,
+    list: Mutex<Vec<Entry>>,
     /// Inbound connections open now (handshaking or listening).
     inbound: AtomicUsize,
 }
 
-/// A counter on a cache line of its own: the sender charges it on every message, and
-/// nothing the listener thread reads on every batch may share its line.
+/// One listener in the registry.
+#[derive(Debug)]
+struct Entry {
+    handle: Arc<ListenerHandle>,
+    tx: Sender<FrameBytes>,
+    /// Bytes `broadcast` has ever queued for this listener (changed only under the
+    /// registry's lock, so a plain number).
+    charged: usize,
+    /// The listener's `written` counter as `broadcast` last read it. `charged - seen` is
+    /// at least what waits in the queue now; `broadcast` reads `written` again only when
+    /// that estimate would pass the limit, so the sender does not touch the listener
+    /// thread's counter on every message.
+    seen: usize,
+}
+
+/// A counter on a cache line of its own: the listener thread adds to it after every
+/// batch, and the sender reads it only when a queue looks full.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct QueuedBytes(AtomicUsize);
+struct WrittenBytes(AtomicUsize);
 
 /// What the sending side holds of one listener.
 #[derive(Debug)]
 struct ListenerHandle {
     info: PeerInfo,
     peer_id: u64,
-    /// Bytes waiting in this listener's queue: charged by `broadcast` for each message,
-    /// credited by the listener thread once per batch written.
-    queued: QueuedBytes,
+    /// Bytes this listener's thread has ever taken off its queue (written or dropped),
+    /// added once per batch. Only that thread writes it.
+    written: WrittenBytes,
     overflowed: AtomicBool,
     /// The socket, shared, to cut a listener off without waiting for its thread.
     stream: Arc<TcpStream>,
@@ -77,16 +92,16 @@ impl Listeners {
     pub(crate) fn snapshot(&self) -> Vec<PeerInfo> {
         lock(&self.list)
             .iter()
-            .map(|(h, _)| h.info.clone())
+            .map(|e| e.handle.info.clone())
             .collect()
     }
 
     pub(crate) fn has_peer(&self, peer_id: u64) -> bool {
-        lock(&self.list).iter().any(|(h, _)| h.peer_id == peer_id)
+        lock(&self.list).iter().any(|e| e.handle.peer_id == peer_id)
     }
 
     fn remove(&self, handle: &Arc<ListenerHandle>) {
-        lock(&self.list).retain(|(h, _)| !Arc::ptr_eq(h, handle));
+        lock(&self.list).retain(|e| !Arc::ptr_eq(&e.handle, handle));
     }
 
     /// Disconnects every listener's queue: their threads say goodbye and end.
@@ -103,13 +118,18 @@ pub(crate) fn broadcast(shared: &Shared, bytes: &FrameBytes) -> usize {
     let mut taken = 0;
     let mut overflowed = Vec::new();
     {
-        let list = lock(&shared.listeners.list);
-        for (handle, tx) in list.iter() {
-            let before = handle.queued.0.fetch_add(cost, Ordering::Relaxed);
-            if before + cost > limit {
-                handle.queued.0.fetch_sub(cost, Ordering::Relaxed);
-                overflowed.push(Arc::clone(handle));
-            } else if tx.send(bytes.clone()).is_ok() {
+        let mut list = lock(&shared.listeners.list);
+        for entry in list.iter_mut() {
+            if entry.charged.saturating_sub(entry.seen) + cost > limit {
+                // The estimate says full: look at what the listener has really taken.
+                entry.seen = entry.handle.written.0.load(Ordering::Relaxed);
+                if entry.charged.saturating_sub(entry.seen) + cost > limit {
+                    overflowed.push(Arc::clone(&entry.handle));
+                    continue;
+                }
+            }
+            if entry.tx.send(bytes.clone()).is_ok() {
+                entry.charged += cost;
                 taken += 1;
             }
         }
@@ -245,7 +265,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
             addr: hs.listen_addr,
         },
         peer_id: hs.peer_id,
-        queued: QueuedBytes::default(),
+        written: WrittenBytes::default(),
         overflowed: AtomicBool::new(false),
         stream: Arc::clone(&stream),
     });
@@ -256,7 +276,12 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         if shared.stop.is_set() {
             return; // shutdown has begun: the registry will not be cleared again
         }
-        list.push((Arc::clone(&handle), tx));
+        list.push(Entry {
+            handle: Arc::clone(&handle),
+            tx,
+            charged: 0,
+            seen: 0,
+        });
     }
     if let Err(e) = write_frame(&stream, &welcome) {
         shared.listeners.remove(&handle);
@@ -369,7 +394,7 @@ fn write_batch(
         }
         out.flush()
     })();
-    handle.queued.0.fetch_sub(taken, Ordering::Relaxed);
+    handle.written.0.fetch_add(taken, Ordering::Relaxed);
     written
 }
 
