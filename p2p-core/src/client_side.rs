@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use log::{debug, info};
 
-use crate::event::{Departure, Event, PeerInfo, Text};
+use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::net::{read_frame_before, resolve, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
@@ -291,21 +291,6 @@ fn handshake(
     })
 }
 
-/// Turns the texts of one read into message events that share one buffer and one copy of
-/// the sender's identity (so the receiving thread and the embedder do not contend on a
-/// reference count shared by every message of the link).
-fn message_batch(from: &PeerInfo, texts: &str, ranges: &mut Vec<(usize, usize)>) -> Vec<Event> {
-    let buf: Arc<str> = Arc::from(texts);
-    let from = Arc::new(from.clone());
-    ranges
-        .drain(..)
-        .map(|(start, end)| Event::Message {
-            from: Arc::clone(&from),
-            text: Text::shared(&buf, start, end),
-        })
-        .collect()
-}
-
 /// Reads the remote peer's frames until the link ends; returns why it ended.
 fn read_loop(
     shared: &Shared,
@@ -321,7 +306,7 @@ fn read_loop(
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
     let mut texts = String::new();
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
     loop {
         // Everything already buffered first, handed over as one batch, then one read.
         let ended = loop {
@@ -331,9 +316,8 @@ fn read_loop(
                         info!("closing link to {from}: {e}");
                         break Some(Departure::Error(e.to_string()));
                     }
-                    let start = texts.len();
                     texts.push_str(text);
-                    ranges.push((start, texts.len()));
+                    ends.push(texts.len());
                 }
                 Ok(Some(Incoming::Frame(Frame::Ping))) => {}
                 Ok(Some(Incoming::Frame(Frame::Goodbye))) => break Some(Departure::Left),
@@ -351,8 +335,8 @@ fn read_loop(
                 }
             }
         };
-        if !ranges.is_empty() {
-            shared.emit_batch(message_batch(from, &texts, &mut ranges));
+        if !ends.is_empty() {
+            shared.emit_batch(Batch::messages(from, &texts, &mut ends));
             texts.clear();
         }
         if let Some(departure) = ended {
