@@ -20,7 +20,7 @@ use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::net::{read_frame_before, resolve, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
-    Frame, FrameReader, Handshake, Incoming, PROTOCOL_VERSION, ReadError, validate_text,
+    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ProtocolError, ReadError, Unchecked,
     validate_username,
 };
 use crate::threads::{Role, SocketGuard, lock};
@@ -291,6 +291,33 @@ fn handshake(
     })
 }
 
+/// Hands over the texts before the first that is not UTF-8, and returns that text's error.
+fn deliver_valid_prefix(
+    shared: &Shared,
+    from: &Arc<PeerInfo>,
+    texts: &[u8],
+    ends: &mut Vec<usize>,
+) -> ProtocolError {
+    let mut start = 0;
+    let mut error = ProtocolError::Malformed("invalid UTF-8".into());
+    for (i, &end) in ends.iter().enumerate() {
+        if let Err(e) = std::str::from_utf8(texts.get(start..end).unwrap_or_default()) {
+            error = ProtocolError::Malformed(e.to_string());
+            ends.truncate(i);
+            break;
+        }
+        start = end;
+    }
+    let valid = ends.last().copied().unwrap_or(0);
+    if let (Some(_), Ok(prefix)) = (
+        ends.last(),
+        std::str::from_utf8(texts.get(..valid).unwrap_or_default()),
+    ) {
+        shared.emit_batch(Batch::messages(from, prefix, ends));
+    }
+    error
+}
+
 /// Reads the remote peer's frames until the link ends; returns why it ended.
 fn read_loop(
     shared: &Shared,
@@ -305,23 +332,27 @@ fn read_loop(
     let _ = stream.set_write_timeout(Some(timeouts.peer));
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
-    let mut texts = String::new();
+    let mut texts: Vec<u8> = Vec::new();
     let mut ends: Vec<usize> = Vec::new();
     loop {
         // Everything already buffered first, handed over as one batch, then one read.
-        let ended = loop {
-            match reader.next_incoming() {
-                Ok(Some(Incoming::Chat(text))) => {
-                    if let Err(e) = validate_text(text, max_text) {
+        let mut ended = loop {
+            match reader.next_unchecked() {
+                Ok(Some(Unchecked::Chat(text))) => {
+                    if text.len() > max_text {
+                        let e = ProtocolError::TextTooLong {
+                            len: text.len(),
+                            max: max_text,
+                        };
                         info!("closing link to {from}: {e}");
                         break Some(Departure::Error(e.to_string()));
                     }
-                    texts.push_str(text);
+                    texts.extend_from_slice(text);
                     ends.push(texts.len());
                 }
-                Ok(Some(Incoming::Frame(Frame::Ping))) => {}
-                Ok(Some(Incoming::Frame(Frame::Goodbye))) => break Some(Departure::Left),
-                Ok(Some(Incoming::Frame(other))) => {
+                Ok(Some(Unchecked::Frame(Frame::Ping))) => {}
+                Ok(Some(Unchecked::Frame(Frame::Goodbye))) => break Some(Departure::Left),
+                Ok(Some(Unchecked::Frame(other))) => {
                     info!("closing link to {from}: unexpected {} frame", other.name());
                     break Some(Departure::Error(format!(
                         "unexpected {} frame",
@@ -336,8 +367,21 @@ fn read_loop(
             }
         };
         if !ends.is_empty() {
-            shared.emit_batch(Batch::messages(from, &texts, &mut ends));
+            // The UTF-8 of the whole read is checked at once (far cheaper than text by
+            // text); texts that are valid on their own are valid together and end on
+            // character boundaries.
+            match std::str::from_utf8(&texts) {
+                Ok(all) if ends.iter().all(|&end| all.is_char_boundary(end)) => {
+                    shared.emit_batch(Batch::messages(from, all, &mut ends));
+                }
+                _ => {
+                    let e = deliver_valid_prefix(shared, from, &texts, &mut ends);
+                    info!("closing link to {from}: {e}");
+                    ended = Some(Departure::Error(e.to_string()));
+                }
+            }
             texts.clear();
+            ends.clear();
         }
         if let Some(departure) = ended {
             return departure;
