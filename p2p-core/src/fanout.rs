@@ -148,9 +148,18 @@ impl Bell {
         // the waiter.
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) > 0 {
-            let mut rings = lock(&self.rings);
-            if self.sleepers.swap(0, Ordering::Relaxed) > 0 {
-                *rings += 1;
+            let woken = {
+                let mut rings = lock(&self.rings);
+                let woken = self.sleepers.swap(0, Ordering::Relaxed) > 0;
+                *rings += u64::from(woken);
+                woken
+            };
+            // Notified after the lock is released: the threads it wakes take the lock on
+            // their way out of `wait`, and must not find it held by a ringer that their
+            // own wake-up preempted. (A sleeper counted above is already waiting, or
+            // about to, on this condition variable, which does not lose a notification
+            // that comes after its registration.)
+            if woken {
                 self.ringing.notify_all();
             }
         }
