@@ -38,6 +38,9 @@ const QUEUE_ITEM_OVERHEAD: usize = 32;
 /// Bytes a listener thread buffers before writing to the socket.
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// How many times an idle listener thread yields the processor before it sleeps.
+const IDLE_YIELDS: usize = 2;
+
 /// Most reads of keep-alives per check, so a listener that floods us cannot keep its
 /// thread from writing.
 const MAX_UPSTREAM_READS: usize = 8;
@@ -371,6 +374,16 @@ fn write_loop(
         let now = Instant::now();
         let since_check = now.duration_since(last_check);
         if since_check < timeouts.tick {
+            // Give the processor away a couple of times before sleeping: when the sender
+            // is busy, the log grows meanwhile and this thread carries on without the
+            // sender having to wake it (one wake-up per message otherwise, for every
+            // listener that keeps up).
+            for _ in 0..IDLE_YIELDS {
+                if cursor.has_next() {
+                    break;
+                }
+                std::thread::yield_now();
+            }
             bell.wait(timeouts.tick - since_check, || {
                 cursor.has_next() || handle.removed.load(Ordering::SeqCst)
             });
