@@ -238,18 +238,17 @@ pub(crate) enum Batch {
 
 impl Batch {
     /// The batch of messages whose texts are `texts`, each ending at its entry of
-    /// `ends` (taken, left empty).
+    /// `ends` (copied at its exact size, then cleared: the caller keeps reusing its
+    /// buffer rather than growing a new one for every read).
     pub(crate) fn messages(from: &Arc<PeerInfo>, texts: &str, ends: &mut Vec<usize>) -> Batch {
         ends.pop(); // the last text ends where the buffer does
-        Batch::Messages {
+        let batch = Batch::Messages {
             from: Arc::clone(from),
             buf: Arc::from(texts),
-            ends: if ends.is_empty() {
-                Vec::new()
-            } else {
-                std::mem::take(ends)
-            },
-        }
+            ends: ends.as_slice().to_vec(),
+        };
+        ends.clear();
+        batch
     }
 }
 
