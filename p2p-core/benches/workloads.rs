@@ -371,7 +371,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
+    sorted.get(i).copied().unwrap_or_default()
 }
 
 fn us(d: Duration) -> String {
@@ -539,6 +539,9 @@ fn latency_table(samples: &[Vec<Duration>]) {
     row(&["".into(), "p50".into(), "p99".into(), "max".into()]);
     row(&["---".into(), "---:".into(), "---:".into(), "---:".into()]);
     for (name, s) in [P2P, RAW, HANDOFF].iter().zip(samples) {
+        if s.is_empty() {
+            continue;
+        }
         row(&[
             (*name).into(),
             us(percentile(s, 0.5)),
@@ -556,9 +559,13 @@ fn latency_runs(receivers: usize, count: u64, rounds: u64, p2p: RoomMaker) -> Ve
         |n, s| Box::new(RawRoom::new(n, s)),
         |n, s| Box::new(RawRoom::with_handoff(n, s)),
     ];
+    let only = std::env::var("WORKLOADS_ONLY").unwrap_or_default();
     let mut samples = vec![Vec::new(); 3];
     for _ in 0..rounds {
         for (i, room) in rooms.iter().enumerate() {
+            if !only.is_empty() && only != [P2P, RAW, HANDOFF][i] {
+                continue;
+            }
             samples[i].extend(latencies(
                 &|s| room(receivers, s),
                 receivers,

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use log::{debug, info};
 
-use crate::event::{Departure, Event, PeerInfo, Text};
+use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::net::{read_frame_before, resolve, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
-    Frame, FrameReader, Handshake, Incoming, PROTOCOL_VERSION, ReadError, validate_text,
+    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ProtocolError, ReadError, Unchecked,
     validate_username,
 };
 use crate::threads::{Role, SocketGuard, lock};
@@ -291,19 +291,31 @@ fn handshake(
     })
 }
 
-/// Turns the texts of one read into message events that share one buffer and one copy of
-/// the sender's identity (so the receiving thread and the embedder do not contend on a
-/// reference count shared by every message of the link).
-fn message_batch(from: &PeerInfo, texts: &str, ranges: &mut Vec<(usize, usize)>) -> Vec<Event> {
-    let buf: Arc<str> = Arc::from(texts);
-    let from = Arc::new(from.clone());
-    ranges
-        .drain(..)
-        .map(|(start, end)| Event::Message {
-            from: Arc::clone(&from),
-            text: Text::shared(&buf, start, end),
-        })
-        .collect()
+/// Hands over the texts before the first that is not UTF-8, and returns that text's error.
+fn deliver_valid_prefix(
+    shared: &Shared,
+    from: &Arc<PeerInfo>,
+    texts: &[u8],
+    ends: &mut Vec<usize>,
+) -> ProtocolError {
+    let mut start = 0;
+    let mut error = ProtocolError::Malformed("invalid UTF-8".into());
+    for (i, &end) in ends.iter().enumerate() {
+        if let Err(e) = std::str::from_utf8(texts.get(start..end).unwrap_or_default()) {
+            error = ProtocolError::Malformed(e.to_string());
+            ends.truncate(i);
+            break;
+        }
+        start = end;
+    }
+    let valid = ends.last().copied().unwrap_or(0);
+    if let (Some(_), Ok(prefix)) = (
+        ends.last(),
+        std::str::from_utf8(texts.get(..valid).unwrap_or_default()),
+    ) {
+        shared.emit_batch(Batch::messages(from, prefix, ends));
+    }
+    error
 }
 
 /// Reads the remote peer's frames until the link ends; returns why it ended.
@@ -320,24 +332,27 @@ fn read_loop(
     let _ = stream.set_write_timeout(Some(timeouts.peer));
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
-    let mut texts = String::new();
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut texts: Vec<u8> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
     loop {
         // Everything already buffered first, handed over as one batch, then one read.
-        let ended = loop {
-            match reader.next_incoming() {
-                Ok(Some(Incoming::Chat(text))) => {
-                    if let Err(e) = validate_text(text, max_text) {
+        let mut ended = loop {
+            match reader.next_unchecked() {
+                Ok(Some(Unchecked::Chat(text))) => {
+                    if text.len() > max_text {
+                        let e = ProtocolError::TextTooLong {
+                            len: text.len(),
+                            max: max_text,
+                        };
                         info!("closing link to {from}: {e}");
                         break Some(Departure::Error(e.to_string()));
                     }
-                    let start = texts.len();
-                    texts.push_str(text);
-                    ranges.push((start, texts.len()));
+                    texts.extend_from_slice(text);
+                    ends.push(texts.len());
                 }
-                Ok(Some(Incoming::Frame(Frame::Ping))) => {}
-                Ok(Some(Incoming::Frame(Frame::Goodbye))) => break Some(Departure::Left),
-                Ok(Some(Incoming::Frame(other))) => {
+                Ok(Some(Unchecked::Frame(Frame::Ping))) => {}
+                Ok(Some(Unchecked::Frame(Frame::Goodbye))) => break Some(Departure::Left),
+                Ok(Some(Unchecked::Frame(other))) => {
                     info!("closing link to {from}: unexpected {} frame", other.name());
                     break Some(Departure::Error(format!(
                         "unexpected {} frame",
@@ -351,9 +366,22 @@ fn read_loop(
                 }
             }
         };
-        if !ranges.is_empty() {
-            shared.emit_batch(message_batch(from, &texts, &mut ranges));
+        if !ends.is_empty() {
+            // The UTF-8 of the whole read is checked at once (far cheaper than text by
+            // text); texts that are valid on their own are valid together and end on
+            // character boundaries.
+            match std::str::from_utf8(&texts) {
+                Ok(all) if ends.iter().all(|&end| all.is_char_boundary(end)) => {
+                    shared.emit_batch(Batch::messages(from, all, &mut ends));
+                }
+                _ => {
+                    let e = deliver_valid_prefix(shared, from, &texts, &mut ends);
+                    info!("closing link to {from}: {e}");
+                    ended = Some(Departure::Error(e.to_string()));
+                }
+            }
             texts.clear();
+            ends.clear();
         }
         if let Some(departure) = ended {
             return departure;

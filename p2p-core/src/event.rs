@@ -1,6 +1,7 @@
 //! What a peer tells its embedder: the [`Event`]s on its channel.
 
 use std::borrow::Borrow;
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -215,6 +216,106 @@ pub enum Event {
     },
 }
 
+/// What link threads put on the event channel. Messages travel in this compact form (one
+/// shared text buffer and where each text ends) and become [`Event`]s only when the
+/// embedder reads them, so the network thread builds no events and the embedder's thread
+/// touches only its own reference counts.
+#[derive(Debug)]
+pub(crate) enum Batch {
+    /// One event of any kind.
+    Event(Event),
+    /// Chat messages from one link, in order: the texts lie back to back in `buf`.
+    Messages {
+        /// The sender, shared by the link's messages.
+        from: Arc<PeerInfo>,
+        /// The texts, concatenated.
+        buf: Arc<str>,
+        /// Where each text but the last ends in `buf` (the last ends at `buf`'s end), so a
+        /// batch of one message allocates nothing here.
+        ends: Vec<usize>,
+    },
+}
+
+impl Batch {
+    /// The batch of messages whose texts are `texts`, each ending at its entry of
+    /// `ends` (copied at its exact size, then cleared: the caller keeps reusing its
+    /// buffer rather than growing a new one for every read).
+    pub(crate) fn messages(from: &Arc<PeerInfo>, texts: &str, ends: &mut Vec<usize>) -> Batch {
+        ends.pop(); // the last text ends where the buffer does
+        let batch = Batch::Messages {
+            from: Arc::clone(from),
+            buf: Arc::from(texts),
+            ends: ends.as_slice().to_vec(),
+        };
+        ends.clear();
+        batch
+    }
+}
+
+/// A batch of messages being handed out, one event at a time.
+#[derive(Debug)]
+struct Cursor {
+    from: Arc<PeerInfo>,
+    buf: Arc<str>,
+    ends: Vec<usize>,
+    /// The index of the next text.
+    next: usize,
+}
+
+impl Cursor {
+    /// The next message; `None` once the batch is done.
+    fn next(&mut self) -> Option<Event> {
+        let i = self.next;
+        let start = match i.checked_sub(1) {
+            None => 0,
+            Some(j) => *self.ends.get(j)?,
+        };
+        let end = match self.ends.get(i) {
+            Some(&end) => end,
+            None if i == self.ends.len() => self.buf.len(),
+            None => return None,
+        };
+        self.next += 1;
+        Some(Event::Message {
+            from: Arc::clone(&self.from),
+            text: Text::shared(&self.buf, start, end),
+        })
+    }
+}
+
+/// The batches an [`Events`] has taken off the channel and not yet handed out entirely:
+/// the one being handed out, then the others in order.
+#[derive(Debug, Default)]
+struct Pending {
+    current: Option<Cursor>,
+    queued: VecDeque<Batch>,
+}
+
+impl Pending {
+    #[inline]
+    fn take(&mut self) -> Option<Event> {
+        loop {
+            if let Some(cursor) = &mut self.current {
+                if let Some(event) = cursor.next() {
+                    return Some(event);
+                }
+                self.current = None;
+            }
+            match self.queued.pop_front()? {
+                Batch::Event(event) => return Some(event),
+                Batch::Messages { from, buf, ends } => {
+                    self.current = Some(Cursor {
+                        from,
+                        buf,
+                        ends,
+                        next: 0,
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// The receiving end of a peer's events: every [`Event`], in the order it happened on each
 /// link. Reading blocks; there is no need to poll.
 ///
@@ -225,8 +326,8 @@ pub enum Event {
 /// once the peer is dropped and every event has been read.
 #[derive(Debug)]
 pub struct Events {
-    rx: Receiver<Vec<Event>>,
-    pending: Mutex<std::vec::IntoIter<Event>>,
+    rx: Receiver<Batch>,
+    pending: Mutex<Pending>,
 }
 
 impl Clone for Events {
@@ -236,28 +337,24 @@ impl Clone for Events {
 }
 
 impl Events {
-    pub(crate) fn new(rx: Receiver<Vec<Event>>) -> Self {
+    pub(crate) fn new(rx: Receiver<Batch>) -> Self {
         Events {
             rx,
-            pending: Mutex::new(Vec::new().into_iter()),
+            pending: Mutex::new(Pending::default()),
         }
     }
 
+    #[inline]
     fn take_pending(&self) -> Option<Event> {
-        lock(&self.pending).next()
+        lock(&self.pending).take()
     }
 
-    fn unpack(&self, batch: Vec<Event>) -> Option<Event> {
+    fn unpack(&self, batch: Batch) -> Option<Event> {
+        // If another thread reading this same `Events` queued a batch meanwhile, this one
+        // goes after it.
         let mut pending = lock(&self.pending);
-        if pending.len() == 0 {
-            *pending = batch.into_iter();
-            return pending.next();
-        }
-        // Another clone's thread refilled this buffer meanwhile: keep the order.
-        let mut events: Vec<Event> = pending.by_ref().collect();
-        events.extend(batch);
-        *pending = events.into_iter();
-        pending.next()
+        pending.queued.push_back(batch);
+        pending.take()
     }
 
     /// Waits for the next event. Fails once the peer is gone and every event was read.
@@ -318,5 +415,57 @@ impl<'a> IntoIterator for &'a Events {
 
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(events: &Events) -> Vec<String> {
+        events
+            .try_iter()
+            .map(|e| match e {
+                Event::Message { text, .. } => text.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_of_messages_unpack_in_order_between_other_events() {
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let events = Events::new(rx);
+        let from = Arc::new(PeerInfo {
+            username: "a".into(),
+            addr: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!()),
+        });
+        let mut ends = Vec::new();
+        let mut buf = String::new();
+        for t in ["one", "", "three"] {
+            buf.push_str(t);
+            ends.push(buf.len());
+        }
+        let _ = tx.send(Batch::messages(&from, &buf, &mut ends));
+        let _ = tx.send(Batch::Event(Event::TrackerUnreachable {
+            reason: "x".into(),
+        }));
+        ends.push(4);
+        let _ = tx.send(Batch::messages(&from, "solo", &mut ends));
+        ends.push(0);
+        let _ = tx.send(Batch::messages(&from, "", &mut ends));
+        assert_eq!(
+            texts(&events),
+            [
+                "one",
+                "",
+                "three",
+                "TrackerUnreachable { reason: \"x\" }",
+                "solo",
+                ""
+            ]
+        );
+        drop(tx);
+        assert!(events.recv().is_err());
     }
 }

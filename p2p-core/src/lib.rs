@@ -46,6 +46,7 @@ mod client_side;
 mod config;
 mod error;
 mod event;
+mod fanout;
 pub mod net;
 mod peer;
 pub mod protocol;

@@ -13,7 +13,7 @@ use log::debug;
 
 use crate::client_side::{self, Links, Outcome};
 use crate::config::{Mode, PeerConfig};
-use crate::event::{Event, Events, PeerInfo};
+use crate::event::{Batch, Event, Events, PeerInfo};
 use crate::protocol::{encode_chat, validate_text};
 use crate::server_side::{self, Listeners};
 use crate::threads::{Stop, ThreadSet};
@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     pub(crate) local_addr: SocketAddr,
     /// The address the ServerSide is bound to.
     pub(crate) bound_addr: SocketAddr,
-    events: Sender<Vec<Event>>,
+    events: Sender<Batch>,
     pub(crate) stop: Stop,
     pub(crate) threads: Arc<ThreadSet>,
     pub(crate) listeners: Listeners,
@@ -43,11 +43,11 @@ impl Shared {
     /// Hands an event to the embedder, waiting while the channel is full, unless the peer
     /// is shutting down.
     pub(crate) fn emit(&self, event: Event) {
-        self.emit_batch(vec![event]);
+        self.emit_batch(Batch::Event(event));
     }
 
-    /// Hands several events to the embedder at once, in order.
-    pub(crate) fn emit_batch(&self, batch: Vec<Event>) {
+    /// Hands a batch of events to the embedder.
+    pub(crate) fn emit_batch(&self, batch: Batch) {
         // The common case, with room in the channel, without the cost of a select.
         let batch = match self.events.try_send(batch) {
             Err(TrySendError::Full(batch)) => batch,

@@ -269,11 +269,28 @@ pub fn encode_chat(text: &str) -> Result<FrameBytes, ProtocolError> {
     prefix[..HEADER_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
     prefix[HEADER_BYTES] = kind::CHAT;
     let head = &prefix[..HEADER_BYTES + 1 + varint];
-    let mut frame = Vec::with_capacity(head.len() + text.len());
-    frame.extend_from_slice(head);
-    frame.extend_from_slice(text.as_bytes());
-    Ok(frame.into())
+    // The frame is assembled in a buffer this thread keeps (so a send allocates once: the
+    // shared bytes), unless the text is large, where keeping the buffer would cost memory.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let assemble = |frame: &mut Vec<u8>| -> FrameBytes {
+        frame.clear();
+        frame.extend_from_slice(head);
+        frame.extend_from_slice(text.as_bytes());
+        FrameBytes::from(&frame[..])
+    };
+    if text.len() <= SCRATCH_TEXT_BYTES
+        && let Ok(Ok(bytes)) =
+            SCRATCH.try_with(|scratch| scratch.try_borrow_mut().map(|mut s| assemble(&mut s)))
+    {
+        return Ok(bytes);
+    }
+    Ok(assemble(&mut Vec::with_capacity(head.len() + text.len())))
 }
+
+/// Longest text whose chat frame [`encode_chat`] assembles in its per-thread buffer.
+const SCRATCH_TEXT_BYTES: usize = 4096;
 
 /// Writes `n` as bincode's variable-length integer (big endian) into `out`; returns its
 /// length.
@@ -304,6 +321,12 @@ fn decode_chat_text(body: &[u8]) -> Result<String, ProtocolError> {
 
 /// Reads the text of a chat body in place.
 fn chat_text(body: &[u8]) -> Result<&str, ProtocolError> {
+    let text = chat_bytes(body)?;
+    std::str::from_utf8(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// The text of a chat body, with its length checked but its UTF-8 not yet.
+fn chat_bytes(body: &[u8]) -> Result<&[u8], ProtocolError> {
     let malformed = |what: &str| ProtocolError::Malformed(what.to_owned());
     let (&tag, rest) = body
         .split_first()
@@ -322,7 +345,7 @@ fn chat_text(body: &[u8]) -> Result<&str, ProtocolError> {
     if len < rest.len() {
         return Err(ProtocolError::TrailingBytes(rest.len() - len));
     }
-    std::str::from_utf8(rest).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    Ok(rest)
 }
 
 fn take_be<const N: usize>(bytes: &[u8]) -> Result<([u8; N], &[u8]), ProtocolError> {
@@ -473,6 +496,16 @@ pub enum Incoming<'a> {
     Frame(Frame),
 }
 
+/// A frame from [`FrameReader::next_unchecked`]: a chat text's bytes, not yet checked to be
+/// UTF-8, or any other frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unchecked<'a> {
+    /// The bytes of a chat frame's text.
+    Chat(&'a [u8]),
+    /// Any other frame.
+    Frame(Frame),
+}
+
 /// What reading a frame from a byte source can end in, besides a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -564,6 +597,19 @@ impl FrameReader {
             return chat_text(&frame[1..]).map(|t| Some(Incoming::Chat(t)));
         }
         Frame::decode(frame).map(|f| Some(Incoming::Frame(f)))
+    }
+
+    /// Like [`FrameReader::next_incoming`], but a chat text is lent as bytes whose UTF-8 the
+    /// caller must still check (the receiving hot path checks a whole read's texts at once).
+    pub(crate) fn next_unchecked(&mut self) -> Result<Option<Unchecked<'_>>, ProtocolError> {
+        let Some((start, end)) = self.take_frame()? else {
+            return Ok(None);
+        };
+        let frame = &self.buf[start..end];
+        if frame[0] == kind::CHAT {
+            return chat_bytes(&frame[1..]).map(|t| Some(Unchecked::Chat(t)));
+        }
+        Frame::decode(frame).map(|f| Some(Unchecked::Frame(f)))
     }
 
     /// Finds the next complete frame in the buffer, checks its length, consumes it and

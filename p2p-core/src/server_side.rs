@@ -5,24 +5,25 @@
 //! - one **accept** thread: takes connections, refuses those past the inbound cap, and
 //!   starts a listener thread for each of the others;
 //! - one **listener** thread per connection: reads the handshake (within the handshake
-//!   timeout), answers with a welcome, then writes to that listener whatever its queue
-//!   holds until the link ends. Between writes it reads the listener's keep-alives without
-//!   blocking, so a listener that vanishes is noticed.
+//!   timeout), answers with a welcome, then writes to that listener every frame appended to
+//!   the broadcast log until the link ends. Between writes it reads the listener's
+//!   keep-alives without blocking, so a listener that vanishes is noticed.
 //!
-//! [`broadcast`] encodes nothing: it is handed the frame bytes once and offers the same
-//! `Arc` to every listener's queue. A queue is bounded by bytes; a listener whose queue
-//! would overflow is cut off and reported, never waited on.
+//! [`broadcast`] encodes nothing: it is handed the frame bytes once and appends them once
+//! to the broadcast log ([`crate::fanout`]) that every listener thread reads at its own
+//! pace, whatever the number of listeners. How far a listener may fall behind is bounded
+//! by bytes; a listener past the bound is cut off and reported, never waited on.
 
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{debug, info, warn};
 
 use crate::event::{Departure, Event, PeerInfo};
+use crate::fanout::{Bell, Cursor, Tail};
 use crate::net::{read_frame_before, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
@@ -30,44 +31,67 @@ use crate::protocol::{
 };
 use crate::threads::{Role, lock};
 
-/// What one queued message costs against a listener's byte limit beyond its bytes: the
-/// queue slot and the shared pointer.
+/// What one message in the log costs against a listener's byte limit beyond its bytes: its
+/// slot and the shared pointer.
 const QUEUE_ITEM_OVERHEAD: usize = 32;
 
 /// Bytes a listener thread buffers before writing to the socket.
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// How many times an idle listener thread yields the processor before it sleeps.
+const IDLE_YIELDS: usize = 2;
+
 /// Most reads of keep-alives per check, so a listener that floods us cannot keep its
 /// thread from writing.
 const MAX_UPSTREAM_READS: usize = 8;
 
-/// The registry of this peer's listeners.
+/// The registry of this peer's listeners, and the broadcast log they read.
 #[derive(Debug, Default)]
 pub(crate) struct Listeners {
-    /// Each listener with the sending end of its queue. Only this registry holds the
-    /// senders: removing an entry (or clearing the registry at shutdown) disconnects the
-    /// queue, which is how a listener thread learns it must stop, without every thread
-    /// waiting on one shared stop channel.
-    list: Mutex<Vec<(Arc<ListenerHandle>, Sender<FrameBytes>)>>,
+    /// The listeners now. Removing one (or clearing the registry at shutdown) also raises
+    /// its `removed` flag and rings the bell: that is how its thread learns it must stop.
+    list: Mutex<Vec<Arc<ListenerHandle>>>,
+    /// How many listeners `list` holds, for `broadcast` to report without its lock.
+    count: AtomicUsize,
+    /// The end of the broadcast log, and the sender's accounting. Lock order: `log`, then
+    /// `list`.
+    log: Mutex<LogEnd>,
+    /// Rung when the log grows or a listener must stop.
+    bell: Bell,
     /// Inbound connections open now (handshaking or listening).
     inbound: AtomicUsize,
 }
 
-/// A counter on a cache line of its own: the sender charges it on every message, and
-/// nothing the listener thread reads on every batch may share its line.
+/// The sending side of the broadcast log.
+#[derive(Debug, Default)]
+struct LogEnd {
+    tail: Tail,
+    /// Bytes (with the per-message overhead) ever appended.
+    appended: u64,
+    /// When `appended` reaches this, `broadcast` checks how far behind each listener is.
+    next_check: u64,
+}
+
+/// A counter on a cache line of its own: the listener thread adds to it after every
+/// batch, and the sender reads it only at its periodic checks.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct QueuedBytes(AtomicUsize);
+struct TakenBytes(AtomicU64);
 
 /// What the sending side holds of one listener.
 #[derive(Debug)]
 struct ListenerHandle {
     info: PeerInfo,
     peer_id: u64,
-    /// Bytes waiting in this listener's queue: charged by `broadcast` for each message,
-    /// credited by the listener thread once per batch written.
-    queued: QueuedBytes,
+    /// Bytes of the log (with the per-message overhead) this listener's thread has written
+    /// since it joined, added once per batch. Only that thread writes it.
+    taken: TakenBytes,
+    /// `appended` when this listener joined: `appended - joined_at - taken` is how far it
+    /// is behind.
+    joined_at: u64,
     overflowed: AtomicBool,
+    /// Raised when the listener is taken out of the registry: its thread must stop.
+    removed: AtomicBool,
     /// The socket, shared, to cut a listener off without waiting for its thread.
     stream: Arc<TcpStream>,
 }
@@ -75,56 +99,72 @@ struct ListenerHandle {
 impl Listeners {
     /// The listeners now, by username and advertised address.
     pub(crate) fn snapshot(&self) -> Vec<PeerInfo> {
-        lock(&self.list)
-            .iter()
-            .map(|(h, _)| h.info.clone())
-            .collect()
+        lock(&self.list).iter().map(|h| h.info.clone()).collect()
     }
 
     pub(crate) fn has_peer(&self, peer_id: u64) -> bool {
-        lock(&self.list).iter().any(|(h, _)| h.peer_id == peer_id)
+        lock(&self.list).iter().any(|h| h.peer_id == peer_id)
     }
 
     fn remove(&self, handle: &Arc<ListenerHandle>) {
-        lock(&self.list).retain(|(h, _)| !Arc::ptr_eq(h, handle));
+        {
+            let mut list = lock(&self.list);
+            list.retain(|h| !Arc::ptr_eq(h, handle));
+            self.count.store(list.len(), Ordering::Relaxed);
+        }
+        handle.removed.store(true, Ordering::SeqCst);
+        self.bell.ring();
     }
 
-    /// Disconnects every listener's queue: their threads say goodbye and end.
+    /// Takes every listener out of the registry: their threads say goodbye and end.
     pub(crate) fn disconnect_all(&self) {
-        lock(&self.list).clear();
+        {
+            let mut list = lock(&self.list);
+            for handle in list.drain(..) {
+                handle.removed.store(true, Ordering::SeqCst);
+            }
+            self.count.store(0, Ordering::Relaxed);
+        }
+        self.bell.ring();
     }
 }
 
-/// Offers `bytes` to every listener's queue. Returns how many listeners took it; those
-/// whose queue is over its byte limit are cut off (their thread reports the overflow).
+/// Appends `bytes` to the broadcast log, which every listener thread writes to its
+/// listener. Returns how many listeners there are. Every `limit / 8` bytes it checks how
+/// far behind each listener is, and cuts off those more than `limit` behind (their thread
+/// reports the overflow).
 pub(crate) fn broadcast(shared: &Shared, bytes: &FrameBytes) -> usize {
-    let limit = shared.config.limits.listener_queue_bytes;
-    let cost = bytes.len() + QUEUE_ITEM_OVERHEAD;
-    let mut taken = 0;
+    let listeners = &shared.listeners;
+    let limit = shared.config.limits.listener_queue_bytes as u64;
+    let cost = (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
     let mut overflowed = Vec::new();
     {
-        let list = lock(&shared.listeners.list);
-        for (handle, tx) in list.iter() {
-            let before = handle.queued.0.fetch_add(cost, Ordering::Relaxed);
-            if before + cost > limit {
-                handle.queued.0.fetch_sub(cost, Ordering::Relaxed);
-                overflowed.push(Arc::clone(handle));
-            } else if tx.send(bytes.clone()).is_ok() {
-                taken += 1;
-            }
+        let mut log = lock(&listeners.log);
+        log.tail.push(FrameBytes::clone(bytes));
+        log.appended += cost;
+        if log.appended >= log.next_check {
+            log.next_check = log.appended + (limit / 8).max(1);
+            let appended = log.appended;
+            overflowed.extend(lock(&listeners.list).iter().filter_map(|h| {
+                let behind = appended
+                    .saturating_sub(h.joined_at)
+                    .saturating_sub(h.taken.0.load(Ordering::Relaxed));
+                (behind > limit).then(|| Arc::clone(h))
+            }));
         }
     }
+    listeners.bell.ring();
     for handle in overflowed {
         if !handle.overflowed.swap(true, Ordering::SeqCst) {
             warn!(
-                "listener {} overflowed its queue of {limit} bytes: disconnecting it",
+                "listener {} fell more than {limit} bytes behind: disconnecting it",
                 handle.info
             );
-            shared.listeners.remove(&handle);
+            listeners.remove(&handle);
             let _ = handle.stream.shutdown(Shutdown::Both);
         }
     }
-    taken
+    listeners.count.load(Ordering::Relaxed)
 }
 
 /// Starts the accept thread on `listener`.
@@ -238,26 +278,30 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let Some(_socket) = shared.threads.register(&stream, Role::Writer) else {
         return;
     };
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let handle = Arc::new(ListenerHandle {
-        info: PeerInfo {
-            username: hs.username.clone(),
-            addr: hs.listen_addr,
-        },
-        peer_id: hs.peer_id,
-        queued: QueuedBytes::default(),
-        overflowed: AtomicBool::new(false),
-        stream: Arc::clone(&stream),
-    });
     // Register before the welcome: whatever is sent from now on reaches this listener,
     // after the welcome, in order.
-    {
+    let (handle, cursor) = {
+        let log = lock(&shared.listeners.log);
         let mut list = lock(&shared.listeners.list);
         if shared.stop.is_set() {
             return; // shutdown has begun: the registry will not be cleared again
         }
-        list.push((Arc::clone(&handle), tx));
-    }
+        let handle = Arc::new(ListenerHandle {
+            info: PeerInfo {
+                username: hs.username.clone(),
+                addr: hs.listen_addr,
+            },
+            peer_id: hs.peer_id,
+            taken: TakenBytes::default(),
+            joined_at: log.appended,
+            overflowed: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            stream: Arc::clone(&stream),
+        });
+        list.push(Arc::clone(&handle));
+        shared.listeners.count.store(list.len(), Ordering::Relaxed);
+        (handle, log.tail.cursor())
+    };
     if let Err(e) = write_frame(&stream, &welcome) {
         shared.listeners.remove(&handle);
         info!("closed connection from {remote}: cannot send welcome: {e}");
@@ -268,7 +312,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     if hs.connect_back {
         crate::client_side::connect_back(shared, &hs);
     }
-    let reason = write_loop(shared, &stream, &handle, &rx, reader);
+    let reason = write_loop(shared, &stream, &handle, cursor, reader);
     shared.listeners.remove(&handle);
     let reason = if handle.overflowed.load(Ordering::SeqCst) {
         Departure::Overflow
@@ -294,15 +338,16 @@ fn refuse(stream: &TcpStream, remote: SocketAddr, reason: &str) {
     );
 }
 
-/// Writes queued frames to one listener until the link ends; returns why it ended.
+/// Writes the log's frames to one listener until the link ends; returns why it ended.
 fn write_loop(
     shared: &Shared,
     stream: &TcpStream,
     handle: &ListenerHandle,
-    rx: &Receiver<FrameBytes>,
+    mut cursor: Cursor,
     mut upstream: FrameReader,
 ) -> Departure {
     let timeouts = &shared.config.timeouts;
+    let bell = &shared.listeners.bell;
     let _ = stream.set_write_timeout(Some(timeouts.peer));
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, stream);
     let ping = Frame::Ping.encode().unwrap_or_default();
@@ -310,28 +355,38 @@ fn write_loop(
     let mut last_heard = Instant::now();
     let mut last_check = Instant::now();
     loop {
-        match rx.recv_timeout(timeouts.tick) {
-            Ok(bytes) => {
-                if let Err(e) = write_batch(&mut out, handle, rx, bytes) {
-                    return Departure::Error(e.to_string());
-                }
-                last_write = Instant::now();
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                // Removed from the registry: cut off for overflow, or shutting down.
-                if shared.stop.is_set() {
-                    say_goodbye(&mut out);
-                    return Departure::Shutdown;
-                }
+        match write_batch(&mut out, handle, &mut cursor) {
+            Ok(true) => last_write = Instant::now(),
+            Ok(false) => {}
+            Err(e) => return Departure::Error(e.to_string()),
+        }
+        if handle.removed.load(Ordering::SeqCst) {
+            // Cut off for overflow, or shutting down.
+            if handle.overflowed.load(Ordering::SeqCst) {
                 return Departure::Overflow;
             }
-        }
-        if handle.overflowed.load(Ordering::Relaxed) {
+            if shared.stop.is_set() {
+                say_goodbye(&mut out);
+                return Departure::Shutdown;
+            }
             return Departure::Overflow;
         }
         let now = Instant::now();
-        if now.duration_since(last_check) < timeouts.tick {
+        let since_check = now.duration_since(last_check);
+        if since_check < timeouts.tick {
+            // Give the processor away a couple of times before sleeping: when the sender
+            // is busy, the log grows meanwhile and this thread carries on without the
+            // sender having to wake it (one wake-up per message otherwise, for every
+            // listener that keeps up).
+            for _ in 0..IDLE_YIELDS {
+                if cursor.has_next() {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            bell.wait(timeouts.tick - since_check, || {
+                cursor.has_next() || handle.removed.load(Ordering::SeqCst)
+            });
             continue;
         }
         last_check = now;
@@ -352,25 +407,25 @@ fn write_loop(
     }
 }
 
-/// Writes `first` and everything else already queued, then flushes once.
+/// Writes every frame past the cursor, then flushes once. `Ok(true)` if anything was
+/// written.
 fn write_batch(
     out: &mut BufWriter<&TcpStream>,
     handle: &ListenerHandle,
-    rx: &Receiver<FrameBytes>,
-    first: FrameBytes,
-) -> std::io::Result<()> {
-    let mut next = Some(first);
+    cursor: &mut Cursor,
+) -> std::io::Result<bool> {
     let mut taken = 0;
     let written = (|| {
-        while let Some(bytes) = next.take() {
-            taken += bytes.len() + QUEUE_ITEM_OVERHEAD;
-            out.write_all(&bytes)?;
-            next = rx.try_recv().ok();
+        while let Some(bytes) = cursor.next_frame() {
+            taken += (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
+            out.write_all(bytes)?;
         }
-        out.flush()
+        if taken > 0 { out.flush() } else { Ok(()) }
     })();
-    handle.queued.0.fetch_sub(taken, Ordering::Relaxed);
-    written
+    if taken > 0 {
+        handle.taken.0.fetch_add(taken, Ordering::Relaxed);
+    }
+    written.map(|()| taken > 0)
 }
 
 fn say_goodbye(out: &mut BufWriter<&TcpStream>) {

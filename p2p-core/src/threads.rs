@@ -68,8 +68,9 @@ impl Stop {
 pub(crate) enum Role {
     /// Its thread blocks in `read`: shut its read half down at once.
     Reader,
-    /// Its thread writes: it watches the stop channel and says goodbye itself; the socket
-    /// is shut down only if the thread has not finished within the grace period.
+    /// Its thread writes: it is told to stop (taken out of the listener registry) and says
+    /// goodbye itself; the socket is shut down only if the thread has not finished within
+    /// the grace period.
     Writer,
 }
 

@@ -150,6 +150,47 @@ fn oversized_text_and_frames_from_a_peer_close_that_link_only() {
 }
 
 #[test]
+fn a_text_that_is_not_utf8_closes_the_link_after_the_texts_before_it() {
+    let (a, mut b) = honest_pair(|_| {});
+    let fake = TcpListener::bind(loopback(0)).unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = fake.accept().unwrap();
+        let mut conn = RawConn {
+            stream,
+            reader: p2p_core::protocol::FrameReader::new(1 << 20),
+        };
+        assert!(matches!(conn.recv(), Some(Frame::Handshake(_))));
+        conn.send(&Frame::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            peer_id: 78,
+            username: "mallory".into(),
+        }));
+        // In one write: two good texts (one of them multi-byte), a chat frame whose text
+        // is not UTF-8 (a lone continuation byte), then a good text that must not arrive.
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&encode_chat("first").unwrap());
+        bytes.extend_from_slice(&encode_chat("ação").unwrap());
+        bytes.extend_from_slice(&[0, 0, 0, 4, 16, 2, b'a', 0x80]);
+        bytes.extend_from_slice(&encode_chat("after").unwrap());
+        let _ = conn.send_bytes(&bytes);
+        conn.expect_closed();
+    });
+    b.peer.connect(&fake_addr.to_string()).unwrap();
+    b.wait("the mallory link to be closed", |p| {
+        p.stopped_listening("mallory").is_some()
+    });
+    assert!(matches!(
+        b.stopped_listening("mallory"),
+        Some(Departure::Error(_))
+    ));
+    assert_eq!(b.texts_from("mallory"), ["first", "ação"]);
+    server.join().unwrap();
+    b.log.clear();
+    still_chatting(&a, &mut b, "after a text that is not UTF-8");
+}
+
+#[test]
 fn a_flood_past_the_inbound_cap_is_refused_and_the_chat_goes_on() {
     const CAP: usize = 8;
     let (a, mut b) = honest_pair(|c| {
