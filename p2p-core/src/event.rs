@@ -321,26 +321,21 @@ impl Pending {
 ///
 /// Internally the peer hands over events in batches (all the messages one read from one
 /// link produced), which keeps the cost of a busy link per batch rather than per message;
-/// `Events` hands them out one by one. Clone it to read from several threads (each clone
-/// has its own small buffer of the current batch); it disconnects (every `recv` fails)
-/// once the peer is dropped and every event has been read.
-#[derive(Debug)]
+/// `Events` hands them out one by one. Clone it to read from several threads: the clones
+/// share one channel and one buffer of the batch being handed out, so each event goes to
+/// exactly one reader and dropping a clone loses nothing. It disconnects (every `recv`
+/// fails) once the peer is dropped and every event has been read.
+#[derive(Debug, Clone)]
 pub struct Events {
     rx: Receiver<Batch>,
-    pending: Mutex<Pending>,
-}
-
-impl Clone for Events {
-    fn clone(&self) -> Self {
-        Events::new(self.rx.clone())
-    }
+    pending: Arc<Mutex<Pending>>,
 }
 
 impl Events {
     pub(crate) fn new(rx: Receiver<Batch>) -> Self {
         Events {
             rx,
-            pending: Mutex::new(Pending::default()),
+            pending: Arc::new(Mutex::new(Pending::default())),
         }
     }
 

@@ -159,3 +159,35 @@ fn port_in_use_is_an_error() {
     c.bind_addr = a.bound_addr();
     assert!(matches!(Peer::start(c), Err(Error::Bind { .. })));
 }
+
+#[test]
+fn clones_of_the_events_share_them_and_dropping_one_loses_nothing() {
+    let alice = Peer::start(config("alice", Mode::Alone)).unwrap();
+    let mut cfg = config("bob", Mode::Manual(vec![alice.local_addr().to_string()]));
+    cfg.event_capacity = 16;
+    let bob = Peer::start(cfg).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while alice.listeners().is_empty() {
+        let _ = alice.events().recv_deadline(deadline).expect("bob listens");
+    }
+    for i in 0..1000 {
+        alice.send(&format!("m{i}")).unwrap();
+    }
+    let texts = |events: &p2p_core::Events, n: usize| -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            if let Event::Message { text, .. } = events.recv_deadline(deadline).unwrap() {
+                out.push(text.to_string());
+            }
+        }
+        out
+    };
+    // A clone takes the first message (and with it, internally, its whole batch), then
+    // goes away: the rest of that batch still reaches the original.
+    let clone = bob.events().clone();
+    let mut got = texts(&clone, 1);
+    drop(clone);
+    got.extend(texts(bob.events(), 999));
+    let expected: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected);
+}

@@ -119,7 +119,6 @@ fn chat(app: &App) -> &chat::Chat {
 fn pump(app: &mut App, done: impl Fn(&App) -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !done(app) {
-        // The peer's own `Events`: a clone would drop the rest of a batch with it.
         let next = app
             .session()
             .expect("connected")
