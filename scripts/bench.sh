@@ -16,4 +16,5 @@ fi
 cargo bench -p p2p-core --bench workloads -- "$@"
 if [[ $# -eq 0 ]]; then
   cargo bench -p p2p-core --bench abuse
+  ICED_TEST_BACKEND=tiny-skia cargo bench -p p2p-gui --bench conversation
 fi
