@@ -109,49 +109,10 @@ fn bad_bytes_and_bad_handshakes_close_only_their_connection() {
     assert_eq!(a.peer.listeners().len(), 1);
 }
 
-#[test]
-fn oversized_text_and_frames_from_a_peer_close_that_link_only() {
-    let (a, mut b) = honest_pair(|_| {});
-    // A fake peer that Bob listens to, and that sends a chat text over 64 KiB.
-    for payload in ["text", "frame"] {
-        let fake = TcpListener::bind(loopback(0)).unwrap();
-        let fake_addr = fake.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let (stream, _) = fake.accept().unwrap();
-            let mut conn = RawConn {
-                stream,
-                reader: p2p_core::protocol::FrameReader::new(1 << 20),
-            };
-            assert!(matches!(conn.recv(), Some(Frame::Handshake(_))));
-            conn.send(&Frame::Welcome(Welcome {
-                version: PROTOCOL_VERSION,
-                peer_id: 77,
-                username: "mallory".into(),
-            }));
-            let _ = match payload {
-                "text" => conn.send_bytes(&encode_chat(&"x".repeat(64 * 1024 + 1)).unwrap()),
-                _ => conn.send_bytes(&[0, 0x20, 0, 0, 16]), // 2 MiB announced
-            };
-            conn.expect_closed();
-        });
-        b.peer.connect(&fake_addr.to_string()).unwrap();
-        b.wait("the mallory link to be closed", |p| {
-            p.stopped_listening("mallory").is_some()
-        });
-        assert!(matches!(
-            b.stopped_listening("mallory"),
-            Some(Departure::Error(_))
-        ));
-        assert!(b.texts_from("mallory").is_empty());
-        server.join().unwrap();
-        b.log.clear();
-        still_chatting(&a, &mut b, &format!("after an oversized {payload}"));
-    }
-}
-
-#[test]
-fn a_text_that_is_not_utf8_closes_the_link_after_the_texts_before_it() {
-    let (a, mut b) = honest_pair(|_| {});
+/// A fake peer called mallory that Bob listens to: it answers Bob's handshake, then sends
+/// `bytes` and waits for Bob to close the link. Returns when Bob has closed it (and
+/// reported it as an error); `expected` are the texts Bob must have heard from it first.
+fn mallory_sends(b: &mut TestPeer, peer_id: u64, bytes: Vec<u8>, expected: &[&str]) {
     let fake = TcpListener::bind(loopback(0)).unwrap();
     let fake_addr = fake.local_addr().unwrap();
     let server = std::thread::spawn(move || {
@@ -163,16 +124,9 @@ fn a_text_that_is_not_utf8_closes_the_link_after_the_texts_before_it() {
         assert!(matches!(conn.recv(), Some(Frame::Handshake(_))));
         conn.send(&Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
-            peer_id: 78,
+            peer_id,
             username: "mallory".into(),
         }));
-        // In one write: two good texts (one of them multi-byte), a chat frame whose text
-        // is not UTF-8 (a lone continuation byte), then a good text that must not arrive.
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&encode_chat("first").unwrap());
-        bytes.extend_from_slice(&encode_chat("ação").unwrap());
-        bytes.extend_from_slice(&[0, 0, 0, 4, 16, 2, b'a', 0x80]);
-        bytes.extend_from_slice(&encode_chat("after").unwrap());
         let _ = conn.send_bytes(&bytes);
         conn.expect_closed();
     });
@@ -184,9 +138,33 @@ fn a_text_that_is_not_utf8_closes_the_link_after_the_texts_before_it() {
         b.stopped_listening("mallory"),
         Some(Departure::Error(_))
     ));
-    assert_eq!(b.texts_from("mallory"), ["first", "ação"]);
+    assert_eq!(b.texts_from("mallory"), expected);
     server.join().unwrap();
     b.log.clear();
+}
+
+#[test]
+fn oversized_text_and_frames_from_a_peer_close_that_link_only() {
+    let (a, mut b) = honest_pair(|_| {});
+    // A chat text over 64 KiB, then a frame that announces 2 MiB.
+    let text = encode_chat(&"x".repeat(64 * 1024 + 1)).unwrap().to_vec();
+    mallory_sends(&mut b, 77, text, &[]);
+    still_chatting(&a, &mut b, "after an oversized text");
+    mallory_sends(&mut b, 77, vec![0, 0x20, 0, 0, 16], &[]);
+    still_chatting(&a, &mut b, "after an oversized frame");
+}
+
+#[test]
+fn a_text_that_is_not_utf8_closes_the_link_after_the_texts_before_it() {
+    let (a, mut b) = honest_pair(|_| {});
+    // In one write: two good texts (one of them multi-byte), a chat frame whose text is
+    // not UTF-8 (a lone continuation byte), then a good text that must not arrive.
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&encode_chat("first").unwrap());
+    bytes.extend_from_slice(&encode_chat("ação").unwrap());
+    bytes.extend_from_slice(&[0, 0, 0, 4, 16, 2, b'a', 0x80]);
+    bytes.extend_from_slice(&encode_chat("after").unwrap());
+    mallory_sends(&mut b, 78, bytes, &["first", "ação"]);
     still_chatting(&a, &mut b, "after a text that is not UTF-8");
 }
 
