@@ -2,7 +2,7 @@
 //! subscription that carries the peer's events into `update`.
 //!
 //! Nothing here blocks the UI: [`start`] runs in a thread of its own and answers with a
-//! message, and [`events`] reads the peer's event channel in a thread of its own, handing
+//! message, and [`Session::events`] reads the peer's event channel in a thread of its own, handing
 //! the events over in batches through a small bounded channel (so a flood of messages
 //! waits in p2p-core's bounded queue, not in memory here).
 
