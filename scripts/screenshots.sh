@@ -90,13 +90,13 @@ xdotool windowmove "$b" 480 240
 sleep 1.5
 
 say "$a" "Hi everyone! Shall we meet at 5?"
-say "$b" "Olá! Sim, às 5 está ótimo."
+say "$b" "Olá! Sim, para mim está ótimo."
 echo "5 works for me too" >&3
 sleep 0.5
 say "$a" "Great, see you then."
 
 # The terminal peer heard both windows: the messages crossed the network.
-for line in "[alice]: Hi everyone! Shall we meet at 5?" "[bob]: Olá! Sim, às 5 está ótimo." "[alice]: Great, see you then."; do
+for line in "[alice]: Hi everyone! Shall we meet at 5?" "[bob]: Olá! Sim, para mim está ótimo." "[alice]: Great, see you then."; do
   for _ in $(seq 50); do grep -qxF "$line" "$work/carol.out" && break; sleep 0.1; done
   grep -qxF "$line" "$work/carol.out" || { echo "screenshots: carol never heard: $line" >&2; cat "$work/carol.out" >&2; exit 1; }
 done
