@@ -90,8 +90,6 @@ pub(crate) enum Outcome {
     Caller(Sender<Result<PeerInfo>>),
     /// A failure becomes an [`Event::ConnectFailed`].
     Report,
-    /// A failure is only logged (periodic retries of the tracker's list).
-    Quiet,
 }
 
 /// Starts a link thread to `target` (`host:port`). With `hello`, the remote peer is asked
@@ -141,7 +139,6 @@ fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
                 Outcome::Caller(tx) => {
                     let _ = tx.send(Err(e));
                 }
-                Outcome::Quiet => debug!("cannot listen to {target}: {e}"),
                 Outcome::Report if matches!(e, Error::AlreadyConnected(_) | Error::Shutdown) => {
                     debug!("not connecting to {target}: {e}");
                 }

@@ -124,7 +124,7 @@ impl Peer {
             Mode::Tracker(tracker) => {
                 let timeouts = &peer.shared.config.timeouts;
                 let list = tracker_client::announce(&tracker, local_addr, timeouts)?;
-                tracker_client::join_peers(&peer.shared, &list, true);
+                tracker_client::join_peers(&peer.shared, &list);
                 tracker_client::spawn(&peer.shared, tracker, list.interval_secs)?;
             }
         }

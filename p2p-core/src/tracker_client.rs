@@ -78,20 +78,15 @@ fn exchange(tracker: &str, request: &Frame, timeouts: &Timeouts) -> Result<Frame
     read_frame_before(&stream, &mut reader, deadline).map_err(|e| fail(e.to_string()))
 }
 
-/// Listens to every peer of `list` that this peer does not listen to yet, greeting each with
-/// a hello. `report` says whether failures become events.
-pub(crate) fn join_peers(shared: &Arc<Shared>, list: &PeerList, report: bool) {
+/// Listens to every peer of the tracker's first answer, greeting each with a hello; a
+/// failure becomes an [`Event::ConnectFailed`]. (Later answers go through `Retries`.)
+pub(crate) fn join_peers(shared: &Arc<Shared>, list: &PeerList) {
     let max = shared.config.limits.max_tracker_peers;
     for addr in list.peers.iter().take(max) {
         if *addr == shared.local_addr || shared.links.knows(*addr, None) {
             continue;
         }
-        let outcome = if report {
-            Outcome::Report
-        } else {
-            Outcome::Quiet
-        };
-        if spawn_link(shared, addr.to_string(), true, outcome).is_err() {
+        if spawn_link(shared, addr.to_string(), true, Outcome::Report).is_err() {
             return; // shutting down
         }
     }
