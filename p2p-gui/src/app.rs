@@ -126,6 +126,9 @@ impl App {
                 operation::focus(chat::MESSAGE_BOX)
             }
             (Message::Started(Err(error)), Screen::Connect(screen)) => {
+                if self.closing {
+                    return iced::exit();
+                }
                 screen.failed(error);
                 Task::none()
             }
@@ -150,7 +153,6 @@ impl App {
                 }
             }
             (Message::Closed, _) => iced::exit(),
-            (Message::Started(Err(_)), _) if self.closing => iced::exit(),
             (message, _) => {
                 log::debug!("message for another screen ignored: {message:?}");
                 Task::none()

@@ -26,19 +26,31 @@ fn app(form: Form) -> App {
     .0
 }
 
+/// Runs a task to completion and returns what it asked the runtime to do.
+fn actions(task: iced::Task<Message>) -> Vec<iced_runtime::Action<Message>> {
+    match iced_runtime::task::into_stream(task) {
+        Some(stream) => iced::futures::executor::block_on(stream.collect::<Vec<_>>()),
+        None => Vec::new(),
+    }
+}
+
 /// Runs a task to completion and returns the messages it produced (widget operations,
 /// such as focusing a field, have no effect outside a window and are dropped).
 fn run_task(task: iced::Task<Message>) -> Vec<Message> {
-    let Some(stream) = iced_runtime::task::into_stream(task) else {
-        return Vec::new();
-    };
-    iced::futures::executor::block_on(stream.collect::<Vec<_>>())
+    actions(task)
         .into_iter()
         .filter_map(|action| match action {
             iced_runtime::Action::Output(message) => Some(message),
             _ => None,
         })
         .collect()
+}
+
+/// Whether a task, run to completion, ends the app.
+fn exits(task: iced::Task<Message>) -> bool {
+    actions(task)
+        .iter()
+        .any(|action| matches!(action, iced_runtime::Action::Exit))
 }
 
 /// Feeds a message to the app and, recursively, what its task produces.
@@ -82,6 +94,13 @@ fn type_into(app: &mut App, field: &str, text: &str) {
         ui.click(id(field.to_owned())).expect("field");
         let _ = ui.typewrite(text);
     });
+}
+
+/// Empties a connect-form field (through its message, as select-all + delete would) and
+/// types `text` into it.
+fn retype(app: &mut App, field: &str, clear: connect::Message, text: &str) {
+    update(app, Message::Connect(clear));
+    type_into(app, field, text);
 }
 
 /// Presses Enter in the field with this id.
@@ -170,25 +189,21 @@ fn every_invalid_field_says_why_and_connect_stays_disabled() {
     type_into(&mut app, "username", &"x".repeat(33));
     assert!(shows(&app, "At most 32 characters"));
 
-    // Port: select what is there and type over it.
-    update(
+    retype(
         &mut app,
-        Message::Connect(connect::Message::Port(String::new())),
+        "port",
+        connect::Message::Port(String::new()),
+        "abc",
     );
-    type_into(&mut app, "port", "abc");
     assert!(shows(&app, "Not a number"));
-    update(
+    retype(
         &mut app,
-        Message::Connect(connect::Message::Port(String::new())),
+        "port",
+        connect::Message::Port(String::new()),
+        "70000",
     );
-    type_into(&mut app, "port", "70000");
     assert!(shows(&app, "Port out of range (0–65535)"));
-
-    update(
-        &mut app,
-        Message::Connect(connect::Message::Ip(String::new())),
-    );
-    type_into(&mut app, "ip", "1.2.3");
+    retype(&mut app, "ip", connect::Message::Ip(String::new()), "1.2.3");
     assert!(shows(&app, "Not an IP address"));
 
     click(&mut app, "Manual");
@@ -253,6 +268,40 @@ fn a_failed_start_is_shown_and_the_form_is_kept() {
         "{shown}"
     );
     assert!(shows(&app, &shown));
+}
+
+#[test]
+fn closing_the_window_while_connecting_waits_for_the_start_then_exits() {
+    for reachable in [true, false] {
+        let bob = alone_peer("bob");
+        let peers = if reachable {
+            bob.local_addr().to_string()
+        } else {
+            format!("127.0.0.1:{}", free_port())
+        };
+        let mut app = app(Form {
+            username: "alice".into(),
+            tab: connect::Tab::Manual,
+            peers,
+            ..Form::default()
+        });
+        // Connect, and close the window before the start has answered.
+        let start = app.update(Message::Connect(connect::Message::Connect));
+        let close = app.update(Message::CloseRequested(iced::window::Id::unique()));
+        assert!(!exits(close), "the app waits for the start under way");
+        let answer = run_task(start);
+        assert_eq!(answer.len(), 1);
+        let after = app.update(answer.into_iter().next().expect("an answer"));
+        if reachable {
+            // The peer that did start leaves at once, then the app exits.
+            let closed = run_task(after);
+            assert!(matches!(closed.as_slice(), [Message::Closed]));
+            assert!(exits(app.update(Message::Closed)));
+            assert!(app.session().is_none());
+        } else {
+            assert!(exits(after), "a failed start while closing ends the app");
+        }
+    }
 }
 
 #[test]
