@@ -354,23 +354,19 @@ impl Connect {
             Message::HostTracker(v) => f.host_tracker = v,
             Message::Peers(v) => f.peers = v,
             Message::Alone(v) => f.alone = v,
-            Message::Connect => {
-                if let Some(request) = self.form.check().request {
-                    if request.join == Join::Alone && self.status != Status::ConfirmAlone {
+            Message::Connect | Message::ConfirmAlone => {
+                let confirmed =
+                    matches!(message, Message::ConfirmAlone) || self.status == Status::ConfirmAlone;
+                match self.form.check().request {
+                    Some(request) if request.join == Join::Alone && !confirmed => {
                         self.status = Status::ConfirmAlone;
-                        return Action::None;
                     }
-                    self.status = Status::Working(request.clone());
-                    return Action::Start(request);
+                    Some(request) => {
+                        self.status = Status::Working(request.clone());
+                        return Action::Start(request);
+                    }
+                    None => {} // Connect is disabled; Enter in a field does nothing.
                 }
-                return Action::None;
-            }
-            Message::ConfirmAlone => {
-                if let Some(request) = self.form.check().request {
-                    self.status = Status::Working(request.clone());
-                    return Action::Start(request);
-                }
-                self.status = Status::Idle;
                 return Action::None;
             }
             Message::Cancel => {}
