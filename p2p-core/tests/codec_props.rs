@@ -9,7 +9,6 @@
 //! codec_props`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use p2p_core::protocol::{
@@ -18,6 +17,10 @@ use p2p_core::protocol::{
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+
+#[path = "support/chunked.rs"]
+mod chunked;
+use chunked::{Chunked, Step};
 
 /// Bytes a `FrameReader` asks of its source per read at most (`READ_CHUNK` in
 /// protocol.rs): the "small constant" the buffer may hold beyond one frame at the limit.
@@ -142,18 +145,6 @@ fn version_of(frame: &Frame) -> Option<u16> {
 // ---------------------------------------------------------------------------------------
 // A real `Read` source that hands its bytes out in a given chunking.
 
-/// One step of a delivery plan.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    /// Hand out at most this many bytes (at least one).
-    Bytes(usize),
-    /// Fail with `Interrupted` (the reader must retry by itself).
-    Interrupted,
-    /// Fail with `WouldBlock`, as a socket with a read timeout does (the reader must keep
-    /// its partial frame, and the caller calls again).
-    WouldBlock,
-}
-
 fn plan() -> impl Strategy<Value = Vec<Step>> {
     let step = prop_oneof![
         10 => (1usize..=8).prop_map(Step::Bytes),
@@ -171,42 +162,6 @@ fn plan() -> impl Strategy<Value = Vec<Step>> {
             rest.insert(0, first);
             rest
         })
-}
-
-struct Chunked<'a> {
-    data: &'a [u8],
-    plan: &'a [Step],
-    next: usize,
-}
-
-impl<'a> Chunked<'a> {
-    fn new(data: &'a [u8], plan: &'a [Step]) -> Self {
-        Chunked {
-            data,
-            plan,
-            next: 0,
-        }
-    }
-}
-
-impl Read for Chunked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.data.is_empty() {
-            return Ok(0);
-        }
-        let step = self.plan[self.next % self.plan.len()];
-        self.next += 1;
-        match step {
-            Step::Bytes(n) => {
-                let n = n.min(buf.len()).min(self.data.len());
-                buf[..n].copy_from_slice(&self.data[..n]);
-                self.data = &self.data[n..];
-                Ok(n)
-            }
-            Step::Interrupted => Err(io::ErrorKind::Interrupted.into()),
-            Step::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
 }
 
 /// How a stream read to its end went.

@@ -19,8 +19,6 @@
 //! hold.
 #![no_main]
 
-use std::io::{self, Read};
-
 use libfuzzer_sys::fuzz_target;
 use p2p_core::protocol::{
     DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HEADER_BYTES, Incoming, ReadError,
@@ -29,38 +27,9 @@ use p2p_core::protocol::{
 /// `READ_CHUNK` in protocol.rs: the most one read asks for.
 const READ_CHUNK: usize = 16 * 1024;
 
-#[derive(Clone, Copy)]
-enum Step {
-    Bytes(usize),
-    Interrupted,
-    WouldBlock,
-}
-
-struct Chunked<'a> {
-    data: &'a [u8],
-    plan: &'a [Step],
-    next: usize,
-}
-
-impl Read for Chunked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.data.is_empty() {
-            return Ok(0);
-        }
-        let step = self.plan[self.next % self.plan.len()];
-        self.next += 1;
-        match step {
-            Step::Bytes(n) => {
-                let n = n.min(buf.len()).min(self.data.len());
-                buf[..n].copy_from_slice(&self.data[..n]);
-                self.data = &self.data[n..];
-                Ok(n)
-            }
-            Step::Interrupted => Err(io::ErrorKind::Interrupted.into()),
-            Step::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
+#[path = "../../tests/support/chunked.rs"]
+mod chunked;
+use chunked::{Chunked, Step};
 
 /// How a stream ended, comparable between the two paths.
 #[derive(Debug, PartialEq)]
@@ -89,11 +58,7 @@ fn check_capacity(reader: &FrameReader, max_frame: usize) {
 }
 
 fn via_read_frame(bytes: &[u8], plan: &[Step], max_frame: usize) -> (Vec<Frame>, End) {
-    let mut src = Chunked {
-        data: bytes,
-        plan,
-        next: 0,
-    };
+    let mut src = Chunked::new(bytes, plan);
     let mut reader = FrameReader::new(max_frame);
     let mut frames = Vec::new();
     loop {
@@ -108,11 +73,7 @@ fn via_read_frame(bytes: &[u8], plan: &[Step], max_frame: usize) -> (Vec<Frame>,
 }
 
 fn via_next_incoming(bytes: &[u8], plan: &[Step], max_frame: usize) -> (Vec<Frame>, End) {
-    let mut src = Chunked {
-        data: bytes,
-        plan,
-        next: 0,
-    };
+    let mut src = Chunked::new(bytes, plan);
     let mut reader = FrameReader::new(max_frame);
     let mut frames = Vec::new();
     loop {
