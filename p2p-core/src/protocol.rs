@@ -589,14 +589,13 @@ impl FrameReader {
     /// Like [`FrameReader::next_buffered`], but a chat frame's text is lent from the
     /// reader's buffer instead of copied into a new `String`: the receiving hot path.
     pub fn next_incoming(&mut self) -> Result<Option<Incoming<'_>>, ProtocolError> {
-        let Some((start, end)) = self.take_frame()? else {
-            return Ok(None);
-        };
-        let frame = &self.buf[start..end];
-        if frame[0] == kind::CHAT {
-            return chat_text(&frame[1..]).map(|t| Some(Incoming::Chat(t)));
-        }
-        Frame::decode(frame).map(|f| Some(Incoming::Frame(f)))
+        Ok(match self.next_unchecked()? {
+            None => None,
+            Some(Unchecked::Chat(text)) => Some(Incoming::Chat(
+                std::str::from_utf8(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?,
+            )),
+            Some(Unchecked::Frame(frame)) => Some(Incoming::Frame(frame)),
+        })
     }
 
     /// Like [`FrameReader::next_incoming`], but a chat text is lent as bytes whose UTF-8 the
