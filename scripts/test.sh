@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export ICED_TEST_BACKEND=tiny-skia
-# Every target but the benchmarks (those are long measurements: scripts/bench.sh runs them;
-# CI's clippy still compiles them).
-cargo test --workspace --lib --bins --tests --examples "$@"
-cargo test --workspace --doc
+# Cargo's default test targets: libraries, binaries, integration tests, doc tests, and the
+# examples built as plain programs (the CLI tests run `target/debug/examples/chat`). Not the
+# benchmarks: those are long measurements that scripts/bench.sh runs (CI's clippy still
+# compiles them).
+cargo test --workspace "$@"
