@@ -21,7 +21,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use p2p_core::{Event, Mode, Peer, PeerConfig};
+use p2p_core::{Batch, Event, Mode, Peer, PeerConfig};
 use tracker::{Tracker, TrackerConfig};
 
 // ---------------------------------------------------------------------------------------
@@ -260,24 +260,55 @@ fn wait_mesh(peers: &[&Peer], n: usize, links: &Receiver<()>) {
     }
 }
 
+/// How the application threads of p2p-core's receivers read their events.
+#[derive(Clone, Copy, PartialEq)]
+enum Reading {
+    /// `Events::recv_batch`: the texts of each batch as `&str`s, no event per message.
+    Batches,
+    /// `Events::iter`: one `Event` per message.
+    OneByOne,
+}
+
 /// Reads a peer's events: messages go to the sink, link changes to `links`.
-fn consume(peer: &Peer, i: usize, sink: Sink, links: Sender<()>) -> JoinHandle<()> {
+fn consume(
+    peer: &Peer,
+    i: usize,
+    sink: Sink,
+    links: Sender<()>,
+    reading: Reading,
+) -> JoinHandle<()> {
     let events = peer.events().clone();
-    named("consumer", move || {
-        for event in events.iter() {
-            match event {
-                Event::Message { text, .. } => sink(i, seq_of(text.as_bytes())),
-                e @ (Event::ConnectFailed { .. }
+    let other = move |e: Event| {
+        if matches!(
+            e,
+            Event::ConnectFailed { .. }
                 | Event::StoppedListeningTo { .. }
                 | Event::ListenerLeft { .. }
-                | Event::TrackerUnreachable { .. }) => {
-                    if std::env::var("WORKLOADS_DEBUG").is_ok() {
-                        eprintln!("peer {i}: {e:?}");
+                | Event::TrackerUnreachable { .. }
+        ) && std::env::var("WORKLOADS_DEBUG").is_ok()
+        {
+            eprintln!("peer {i}: {e:?}");
+        }
+        let _ = links.try_send(());
+    };
+    named("consumer", move || match reading {
+        Reading::Batches => {
+            while let Ok(batch) = events.recv_batch() {
+                match batch {
+                    Batch::Messages(messages) => {
+                        for text in messages.texts() {
+                            sink(i, seq_of(text.as_bytes()));
+                        }
                     }
-                    let _ = links.try_send(());
+                    Batch::Event(e) => other(e),
                 }
-                _ => {
-                    let _ = links.try_send(());
+            }
+        }
+        Reading::OneByOne => {
+            for event in events.iter() {
+                match event {
+                    Event::Message { text, .. } => sink(i, seq_of(text.as_bytes())),
+                    e => other(e),
                 }
             }
         }
@@ -287,16 +318,21 @@ fn consume(peer: &Peer, i: usize, sink: Sink, links: Sender<()>) -> JoinHandle<(
 impl P2pRoom {
     /// The sender and `receivers` peers in one full mesh through a tracker (W1, W2).
     fn new(receivers: usize, sink: &Sink) -> P2pRoom {
-        P2pRoom::build(receivers, sink, true)
+        P2pRoom::build(receivers, sink, true, Reading::Batches)
+    }
+
+    /// As [`P2pRoom::new`], with receivers that read one event per message.
+    fn one_by_one(receivers: usize, sink: &Sink) -> P2pRoom {
+        P2pRoom::build(receivers, sink, true, Reading::OneByOne)
     }
 
     /// The sender alone and `receivers` peers listening to it by hand: a big room where
     /// the listeners do not hear each other (W4).
     fn room(receivers: usize, sink: &Sink) -> P2pRoom {
-        P2pRoom::build(receivers, sink, false)
+        P2pRoom::build(receivers, sink, false, Reading::Batches)
     }
 
-    fn build(receivers: usize, sink: &Sink, mesh: bool) -> P2pRoom {
+    fn build(receivers: usize, sink: &Sink, mesh: bool, reading: Reading) -> P2pRoom {
         let tracker = tracker();
         let (links_tx, links) = crossbeam_channel::bounded(1);
         let mut sender_config = peer_config("sender", &tracker);
@@ -304,7 +340,13 @@ impl P2pRoom {
             sender_config.mode = Mode::Alone;
         }
         let sender = Peer::start(sender_config).unwrap();
-        let drain = consume(&sender, usize::MAX, Arc::new(|_, _| {}), links_tx.clone());
+        let drain = consume(
+            &sender,
+            usize::MAX,
+            Arc::new(|_, _| {}),
+            links_tx.clone(),
+            reading,
+        );
         let mut peers = Vec::new();
         let mut consumers = vec![drain];
         for i in 0..receivers {
@@ -313,7 +355,13 @@ impl P2pRoom {
                 config.mode = Mode::Manual(vec![sender.local_addr().to_string()]);
             }
             let peer = Peer::start(config).unwrap();
-            consumers.push(consume(&peer, i, Arc::clone(sink), links_tx.clone()));
+            consumers.push(consume(
+                &peer,
+                i,
+                Arc::clone(sink),
+                links_tx.clone(),
+                reading,
+            ));
             peers.push(peer);
         }
         if mesh {
@@ -409,6 +457,8 @@ fn alternate(rounds: usize, variants: &mut [(&str, &mut dyn FnMut() -> f64)]) ->
 const P2P: &str = "p2p-core";
 const RAW: &str = "baseline";
 const HANDOFF: &str = "baseline + hand-off";
+/// p2p-core read through `Events::recv` (W1 only; the others read batches).
+const ONE_BY_ONE: &str = "p2p-core, one event at a time";
 
 // ---------------------------------------------------------------------------------------
 // W1: throughput.
@@ -456,6 +506,10 @@ fn w1() {
                 HANDOFF,
                 &mut run(|n, s| Box::new(RawRoom::with_handoff(n, s))),
             ),
+            (
+                ONE_BY_ONE,
+                &mut run(|n, s| Box::new(P2pRoom::one_by_one(n, s))),
+            ),
         ],
     );
     rate_table(&rates, RECEIVERS, "median of 5");
@@ -467,6 +521,11 @@ fn w1() {
         "ratio p2p-core / baseline + hand-off: **{:.2}**",
         rates[0] / rates[2]
     );
+    println!(
+        "ratio p2p-core one event at a time / baseline: **{:.2}**; / baseline + hand-off: **{:.2}**",
+        rates[3] / rates[1],
+        rates[3] / rates[2]
+    );
 }
 
 fn rate_table(rates: &[f64], receivers: usize, note: &str) {
@@ -476,7 +535,7 @@ fn rate_table(rates: &[f64], receivers: usize, note: &str) {
         "messages/s".into(),
     ]);
     row(&["---".into(), "---:".into(), "---:".into()]);
-    for (name, rate) in [P2P, RAW, HANDOFF].iter().zip(rates) {
+    for (name, rate) in [P2P, RAW, HANDOFF, ONE_BY_ONE].iter().zip(rates) {
         row(&[
             (*name).into(),
             format!("{rate:.0}"),
@@ -639,7 +698,13 @@ fn p2p_mesh(n: usize) -> (Duration, Vec<Peer>, Tracker, Vec<JoinHandle<()>>) {
     let mut consumers = Vec::new();
     for i in 0..n {
         let peer = Peer::start(peer_config(&format!("p{i}"), &tracker)).unwrap();
-        consumers.push(consume(&peer, i, Arc::new(|_, _| {}), links_tx.clone()));
+        consumers.push(consume(
+            &peer,
+            i,
+            Arc::new(|_, _| {}),
+            links_tx.clone(),
+            Reading::Batches,
+        ));
         peers.push(peer);
     }
     wait_mesh(&peers.iter().collect::<Vec<_>>(), n - 1, &links);
@@ -839,7 +904,13 @@ fn split_mesh(n: usize) {
     let mut consumers = Vec::new();
     for i in 0..half {
         let peer = Peer::start(peer_config(&format!("p{i}"), &tracker)).unwrap();
-        consumers.push(consume(&peer, i, Arc::new(|_, _| {}), links_tx.clone()));
+        consumers.push(consume(
+            &peer,
+            i,
+            Arc::new(|_, _| {}),
+            links_tx.clone(),
+            Reading::Batches,
+        ));
         peers.push(peer);
     }
     wait_mesh(&peers.iter().collect::<Vec<_>>(), n - 1, &links);
@@ -877,7 +948,13 @@ fn mesh_child(tracker: &str, count: usize, total: usize) {
         config.bind_addr = "127.0.0.1:0".parse().unwrap();
         config.mode = Mode::Tracker(tracker.to_owned());
         let peer = Peer::start(config).unwrap();
-        consumers.push(consume(&peer, i, Arc::new(|_, _| {}), links_tx.clone()));
+        consumers.push(consume(
+            &peer,
+            i,
+            Arc::new(|_, _| {}),
+            links_tx.clone(),
+            Reading::Batches,
+        ));
         peers.push(peer);
     }
     wait_mesh(&peers.iter().collect::<Vec<_>>(), total - 1, &links);

@@ -216,56 +216,105 @@ pub enum Event {
     },
 }
 
-/// What link threads put on the event channel. Messages travel in this compact form (one
-/// shared text buffer and where each text ends) and become [`Event`]s only when the
-/// embedder reads them, so the network thread builds no events and the embedder's thread
-/// touches only its own reference counts.
-#[derive(Debug)]
-pub(crate) enum Batch {
-    /// One event of any kind.
+/// What a peer puts on its event channel, and what [`Events::recv_batch`] hands out: either
+/// one event, or every chat message that one read from one link produced.
+///
+/// Messages travel in a compact form (one shared text buffer and where each text ends) and
+/// become [`Event`]s only when the embedder asks for them, so the network thread builds no
+/// events. An embedder that reads whole batches can go through the texts without building
+/// an event per message at all ([`Messages::texts`]).
+#[derive(Debug, Clone)]
+pub enum Batch {
+    /// One event of any kind but a chat message.
     Event(Event),
-    /// Chat messages from one link, in order: the texts lie back to back in `buf`.
-    Messages {
-        /// The sender, shared by the link's messages.
-        from: Arc<PeerInfo>,
-        /// The texts, concatenated.
-        buf: Arc<str>,
-        /// Where each text but the last ends in `buf` (the last ends at `buf`'s end), so a
-        /// batch of one message allocates nothing here.
-        ends: Vec<usize>,
-    },
+    /// Chat messages from one peer, in the order it sent them.
+    Messages(Messages),
 }
 
 impl Batch {
     /// The batch of messages whose texts are `texts`, each ending at its entry of
     /// `ends` (copied at its exact size, then cleared: the caller keeps reusing its
-    /// buffer rather than growing a new one for every read).
+    /// buffer rather than growing a new one for every read). `ends` must not be empty.
     pub(crate) fn messages(from: &Arc<PeerInfo>, texts: &str, ends: &mut Vec<usize>) -> Batch {
         ends.pop(); // the last text ends where the buffer does
-        let batch = Batch::Messages {
+        let batch = Batch::Messages(Messages {
             from: Arc::clone(from),
             buf: Arc::from(texts),
             ends: ends.as_slice().to_vec(),
-        };
+            next: 0,
+        });
         ends.clear();
         batch
     }
 }
 
-/// A batch of messages being handed out, one event at a time.
+impl IntoIterator for Batch {
+    type Item = Event;
+    type IntoIter = BatchEvents;
+
+    /// The batch's events, one by one.
+    fn into_iter(self) -> BatchEvents {
+        match self {
+            Batch::Event(event) => BatchEvents::One(Some(event)),
+            Batch::Messages(messages) => BatchEvents::Messages(messages),
+        }
+    }
+}
+
+/// The events of a [`Batch`], one by one.
 #[derive(Debug)]
-struct Cursor {
+pub enum BatchEvents {
+    /// The batch's single event (until it is handed out).
+    One(Option<Event>),
+    /// The batch's messages.
+    Messages(Messages),
+}
+
+impl Iterator for BatchEvents {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        match self {
+            BatchEvents::One(event) => event.take(),
+            BatchEvents::Messages(messages) => messages.next(),
+        }
+    }
+}
+
+/// Chat messages from one peer, in order: all the messages one read from its link brought.
+///
+/// Go through them as `&str`s with [`texts`](Messages::texts) (no allocation, no reference
+/// counting per message), or as [`Event::Message`]s by iterating (each event shares the
+/// batch's text buffer).
+#[derive(Debug, Clone)]
+pub struct Messages {
     from: Arc<PeerInfo>,
     buf: Arc<str>,
+    /// Where each text but the last ends in `buf` (the last ends at `buf`'s end), so a
+    /// batch of one message allocates nothing here.
     ends: Vec<usize>,
-    /// The index of the next text.
+    /// The index of the first text not handed out yet.
     next: usize,
 }
 
-impl Cursor {
-    /// The next message; `None` once the batch is done.
-    fn next(&mut self) -> Option<Event> {
-        let i = self.next;
+impl Messages {
+    /// Who sent them.
+    pub fn from(&self) -> &Arc<PeerInfo> {
+        &self.from
+    }
+
+    /// How many messages are left in the batch.
+    pub fn len(&self) -> usize {
+        (self.ends.len() + 1).saturating_sub(self.next)
+    }
+
+    /// `true` once every message was handed out.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where text `i` lies in `buf`.
+    fn span(&self, i: usize) -> Option<(usize, usize)> {
         let start = match i.checked_sub(1) {
             None => 0,
             Some(j) => *self.ends.get(j)?,
@@ -275,19 +324,44 @@ impl Cursor {
             None if i == self.ends.len() => self.buf.len(),
             None => return None,
         };
+        Some((start, end))
+    }
+
+    /// The texts left in the batch, in order, borrowed from it.
+    pub fn texts(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (self.next..self.ends.len() + 1).map(|i| {
+            self.span(i)
+                .and_then(|(start, end)| self.buf.get(start..end))
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl Iterator for Messages {
+    type Item = Event;
+
+    /// The next message as an event.
+    fn next(&mut self) -> Option<Event> {
+        let (start, end) = self.span(self.next)?;
         self.next += 1;
         Some(Event::Message {
             from: Arc::clone(&self.from),
             text: Text::shared(&self.buf, start, end),
         })
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), Some(self.len()))
+    }
 }
 
+impl ExactSizeIterator for Messages {}
+
 /// The batches an [`Events`] has taken off the channel and not yet handed out entirely:
-/// the one being handed out, then the others in order.
+/// the messages being handed out one by one, then the other batches in order.
 #[derive(Debug, Default)]
 struct Pending {
-    current: Option<Cursor>,
+    current: Option<Messages>,
     queued: VecDeque<Batch>,
 }
 
@@ -295,23 +369,24 @@ impl Pending {
     #[inline]
     fn take(&mut self) -> Option<Event> {
         loop {
-            if let Some(cursor) = &mut self.current {
-                if let Some(event) = cursor.next() {
+            if let Some(messages) = &mut self.current {
+                if let Some(event) = messages.next() {
                     return Some(event);
                 }
                 self.current = None;
             }
             match self.queued.pop_front()? {
                 Batch::Event(event) => return Some(event),
-                Batch::Messages { from, buf, ends } => {
-                    self.current = Some(Cursor {
-                        from,
-                        buf,
-                        ends,
-                        next: 0,
-                    });
-                }
+                Batch::Messages(messages) => self.current = Some(messages),
             }
+        }
+    }
+
+    /// What is left of the batch being handed out, or the next queued batch.
+    fn take_batch(&mut self) -> Option<Batch> {
+        match self.current.take() {
+            Some(messages) if !messages.is_empty() => Some(Batch::Messages(messages)),
+            _ => self.queued.pop_front(),
         }
     }
 }
@@ -319,12 +394,14 @@ impl Pending {
 /// The receiving end of a peer's events: every [`Event`], in the order it happened on each
 /// link. Reading blocks; there is no need to poll.
 ///
-/// Internally the peer hands over events in batches (all the messages one read from one
-/// link produced), which keeps the cost of a busy link per batch rather than per message;
-/// `Events` hands them out one by one. Clone it to read from several threads: the clones
-/// share one channel and one buffer of the batch being handed out, so each event goes to
-/// exactly one reader and dropping a clone loses nothing. It disconnects (every `recv`
-/// fails) once the peer is dropped and every event has been read.
+/// Internally the peer hands over events in [`Batch`]es (all the messages one read from one
+/// link produced), which keeps the cost of a busy link per batch rather than per message.
+/// [`recv`](Events::recv) and the iterators hand them out one event at a time;
+/// [`recv_batch`](Events::recv_batch) hands out whole batches, the cheapest way to read a
+/// busy stream. Clone it to read from several threads: the clones share one channel and
+/// one buffer of the batch being handed out, so each event goes to exactly one reader and
+/// dropping a clone loses nothing. It disconnects (every `recv` fails) once the peer is
+/// dropped and every event has been read.
 #[derive(Debug, Clone)]
 pub struct Events {
     rx: Receiver<Batch>,
@@ -390,6 +467,48 @@ impl Events {
             if let Some(event) = self.unpack(self.rx.recv_deadline(deadline)?) {
                 return Ok(event);
             }
+        }
+    }
+
+    /// Waits for the next batch: one event, or the chat messages one read from one link
+    /// brought (what is left of them, if [`recv`](Events::recv) handed out some already).
+    /// Fails once the peer is gone and every event was read.
+    ///
+    /// ```
+    /// # use p2p_core::{Batch, Events};
+    /// fn print_all(events: &Events) {
+    ///     while let Ok(batch) = events.recv_batch() {
+    ///         match batch {
+    ///             Batch::Messages(messages) => {
+    ///                 for text in messages.texts() {
+    ///                     println!("[{}] : {text}", messages.from().username);
+    ///                 }
+    ///             }
+    ///             Batch::Event(event) => println!("{event:?}"),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn recv_batch(&self) -> Result<Batch, RecvError> {
+        match lock(&self.pending).take_batch() {
+            Some(batch) => Ok(batch),
+            None => self.rx.recv(),
+        }
+    }
+
+    /// The next batch if there is one now (see [`recv_batch`](Events::recv_batch)).
+    pub fn try_recv_batch(&self) -> Result<Batch, TryRecvError> {
+        match lock(&self.pending).take_batch() {
+            Some(batch) => Ok(batch),
+            None => self.rx.try_recv(),
+        }
+    }
+
+    /// Waits until `deadline` for the next batch (see [`recv_batch`](Events::recv_batch)).
+    pub fn recv_batch_deadline(&self, deadline: Instant) -> Result<Batch, RecvTimeoutError> {
+        match lock(&self.pending).take_batch() {
+            Some(batch) => Ok(batch),
+            None => self.rx.recv_deadline(deadline),
         }
     }
 
@@ -462,5 +581,91 @@ mod tests {
         );
         drop(tx);
         assert!(events.recv().is_err());
+    }
+
+    fn alice() -> Arc<PeerInfo> {
+        Arc::new(PeerInfo {
+            username: "alice".into(),
+            addr: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!()),
+        })
+    }
+
+    fn messages_batch(from: &Arc<PeerInfo>, texts: &[&str]) -> Batch {
+        let mut ends = Vec::new();
+        let mut buf = String::new();
+        for t in texts {
+            buf.push_str(t);
+            ends.push(buf.len());
+        }
+        Batch::messages(from, &buf, &mut ends)
+    }
+
+    #[test]
+    fn whole_batches_hand_out_what_one_by_one_reading_left() {
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let events = Events::new(rx);
+        let from = alice();
+        let _ = tx.send(messages_batch(&from, &["one", "two", "thrée"]));
+        let _ = tx.send(Batch::Event(Event::ListenerJoined(PeerInfo::clone(&from))));
+        let _ = tx.send(messages_batch(&from, &["four"]));
+
+        // One event read one by one; the rest of its batch comes as a batch.
+        assert!(matches!(events.recv(), Ok(Event::Message { text, .. }) if text == "one"));
+        let Ok(Batch::Messages(rest)) = events.recv_batch() else {
+            panic!("expected the rest of the first batch");
+        };
+        assert_eq!(rest.from().username, "alice");
+        assert_eq!((rest.len(), rest.is_empty()), (2, false));
+        assert_eq!(rest.texts().collect::<Vec<_>>(), ["two", "thrée"]);
+        let as_events: Vec<Event> = rest.collect();
+        assert_eq!(
+            as_events,
+            [
+                Event::Message {
+                    from: Arc::clone(&from),
+                    text: Text::from("two")
+                },
+                Event::Message {
+                    from: Arc::clone(&from),
+                    text: Text::from("thrée")
+                },
+            ]
+        );
+
+        let Ok(batch) = events.try_recv_batch() else {
+            panic!("expected the listener event");
+        };
+        assert_eq!(
+            batch.into_iter().collect::<Vec<_>>(),
+            [Event::ListenerJoined(PeerInfo::clone(&from))]
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let Ok(Batch::Messages(last)) = events.recv_batch_deadline(deadline) else {
+            panic!("expected the last batch");
+        };
+        assert_eq!(last.texts().collect::<Vec<_>>(), ["four"]);
+        assert!(matches!(events.try_recv_batch(), Err(TryRecvError::Empty)));
+        drop(tx);
+        assert!(events.recv_batch().is_err());
+    }
+
+    #[test]
+    fn a_batch_read_by_one_clone_is_not_handed_out_again_by_another() {
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let events = Events::new(rx);
+        let other = events.clone();
+        let from = alice();
+        let _ = tx.send(messages_batch(&from, &["a", "b", "c"]));
+        let _ = tx.send(messages_batch(&from, &["d"]));
+        assert!(matches!(other.recv(), Ok(Event::Message { text, .. }) if text == "a"));
+        drop(other);
+        let mut seen = Vec::new();
+        while let Ok(batch) = events.try_recv_batch() {
+            seen.extend(batch.into_iter().map(|e| match e {
+                Event::Message { text, .. } => text.to_string(),
+                e => format!("{e:?}"),
+            }));
+        }
+        assert_eq!(seen, ["b", "c", "d"]);
     }
 }

@@ -56,7 +56,7 @@ pub mod tracker_client;
 
 pub use config::{Limits, Mode, PeerConfig, Timeouts};
 pub use error::{Error, Result};
-pub use event::{Departure, Event, Events, PeerInfo, Text};
+pub use event::{Batch, BatchEvents, Departure, Event, Events, Messages, PeerInfo, Text};
 pub use peer::Peer;
 
 /// The README's examples, compiled and run as doc tests so that they cannot go stale.

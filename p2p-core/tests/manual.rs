@@ -4,7 +4,7 @@
 
 mod support;
 
-use p2p_core::{Error, Event, Mode, Peer};
+use p2p_core::{Batch, Error, Event, Mode, Peer};
 use support::*;
 
 #[test]
@@ -190,4 +190,34 @@ fn clones_of_the_events_share_them_and_dropping_one_loses_nothing() {
     got.extend(texts(bob.events(), 999));
     let expected: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
     assert_eq!(got, expected);
+}
+
+#[test]
+fn reading_whole_batches_gets_every_message_once_and_in_order() {
+    let mut a = TestPeer::start(config("alice", Mode::Alone));
+    let b = Peer::start(config(
+        "bob",
+        Mode::Manual(vec![a.peer.local_addr().to_string()]),
+    ))
+    .unwrap();
+    a.wait("bob to listen", |p| p.peer.listeners().len() == 1);
+    const COUNT: usize = 20_000;
+    for i in 0..COUNT {
+        a.peer.send(&format!("message {i}")).unwrap();
+    }
+    let mut texts = Vec::new();
+    while texts.len() < COUNT {
+        match b.events().recv_batch().unwrap() {
+            Batch::Messages(messages) => {
+                assert_eq!(messages.from().username, "alice");
+                texts.extend(messages.texts().map(str::to_owned));
+            }
+            Batch::Event(event) => assert!(
+                matches!(event, Event::ListeningTo(_)),
+                "unexpected {event:?}"
+            ),
+        }
+    }
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("message {i}")).collect();
+    assert_eq!(texts, expected);
 }
