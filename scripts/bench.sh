@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) -eq 0 ]]; then
+  # The machine-wide limits go back to what they were when the benchmarks end.
+  old_maps=$(sysctl -n vm.max_map_count)
+  old_pids=$(sysctl -n kernel.pid_max)
+  trap 'sysctl -qw vm.max_map_count="$old_maps" kernel.pid_max="$old_pids" || true' EXIT
   sysctl -qw vm.max_map_count=262144 || echo "bench: cannot raise vm.max_map_count" >&2
   sysctl -qw kernel.pid_max=131072 || echo "bench: cannot raise kernel.pid_max" >&2
   ulimit -Hn 65536 2>/dev/null || true
