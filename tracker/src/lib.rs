@@ -35,7 +35,7 @@
 pub mod registry;
 mod server;
 
-pub use registry::{Refusal, Registry, RegistryLimits};
+pub use registry::{Announced, Refusal, Registry, RegistryLimits};
 pub use server::{DEFAULT_PORT, Error, Tracker, TrackerConfig};
 
 /// The operations guide's examples, compiled and run as doc tests.

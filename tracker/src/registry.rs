@@ -2,8 +2,15 @@
 //!
 //! Pure data, no sockets or clocks of its own (the caller passes `now`), so it is tested
 //! directly.
+//!
+//! Two bounds keep one host from taking the registry: each source IP address may register
+//! at most `max_per_source` peers, and once the registry is full, a newcomer from a source
+//! with fewer entries than the largest source takes the place of that source's stalest
+//! entry. So many flooding sources together can only shrink every source to an equal
+//! share: a source that holds no more than its share is never pushed out, and a new
+//! source always gets in.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -15,7 +22,8 @@ pub enum Refusal {
     /// broadcast, or a loopback address announced from another host).
     #[error("invalid address {0}: {1}")]
     InvalidAddress(SocketAddr, &'static str),
-    /// The registry holds its maximum number of peers.
+    /// The registry holds its maximum number of peers, and no source holds more of them
+    /// than the announcing one (plus one) to make room.
     #[error("the registry is full ({0} peers)")]
     Full(usize),
     /// This source address has registered its maximum number of peers.
@@ -47,6 +55,16 @@ struct Entry {
     slot: usize,
 }
 
+/// What an accepted announce gives back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    /// Other live peers, at most `max_response` of them.
+    pub peers: Vec<SocketAddr>,
+    /// The entry that made room for this one when the registry was full: the stalest entry
+    /// of the source with the most entries.
+    pub evicted: Option<SocketAddr>,
+}
+
 /// The set of registered peers' listening addresses.
 #[derive(Debug)]
 pub struct Registry {
@@ -55,7 +73,10 @@ pub struct Registry {
     /// The registered addresses in no particular order, so that an answer can take a
     /// window of them without walking the whole registry.
     order: Vec<SocketAddr>,
-    per_source: HashMap<IpAddr, usize>,
+    /// Each source's entries.
+    per_source: HashMap<IpAddr, HashSet<SocketAddr>>,
+    /// (number of entries, source) of every source, so the largest is found at once.
+    sizes: BTreeSet<(usize, IpAddr)>,
     next_purge: Option<Instant>,
     rotation: usize,
 }
@@ -90,6 +111,7 @@ impl Registry {
             entries: HashMap::new(),
             order: Vec::new(),
             per_source: HashMap::new(),
+            sizes: BTreeSet::new(),
             next_purge: None,
             rotation: 0,
         }
@@ -112,10 +134,11 @@ impl Registry {
         addr: SocketAddr,
         source: IpAddr,
         now: Instant,
-    ) -> Result<Vec<SocketAddr>, Refusal> {
+    ) -> Result<Announced, Refusal> {
         check_address(addr, source)?;
         self.purge(now);
         let expires = now + self.limits.ttl;
+        let mut evicted = None;
         match self.entries.get_mut(&addr) {
             Some(entry) if entry.expires > now => {
                 if entry.source != source {
@@ -127,26 +150,62 @@ impl Registry {
                 if stale.is_some() {
                     self.remove(addr);
                 }
-                if self.entries.len() >= self.limits.max_peers {
-                    return Err(Refusal::Full(self.limits.max_peers));
-                }
-                let count = self.per_source.entry(source).or_insert(0);
-                if *count >= self.limits.max_per_source {
+                let mine = self.count(source);
+                if mine >= self.limits.max_per_source {
                     return Err(Refusal::SourceFull(source));
                 }
-                *count += 1;
-                self.entries.insert(
-                    addr,
-                    Entry {
-                        source,
-                        expires,
-                        slot: self.order.len(),
-                    },
-                );
-                self.order.push(addr);
+                if self.entries.len() >= self.limits.max_peers {
+                    let victim = self.stalest_of_largest_source(mine);
+                    let Some(victim) = victim else {
+                        return Err(Refusal::Full(self.limits.max_peers));
+                    };
+                    self.remove(victim);
+                    evicted = Some(victim);
+                }
+                self.insert(addr, source, expires);
             }
         }
-        Ok(self.others(addr, now))
+        Ok(Announced {
+            peers: self.others(addr, now),
+            evicted,
+        })
+    }
+
+    /// How many entries `source` holds.
+    fn count(&self, source: IpAddr) -> usize {
+        self.per_source.get(&source).map_or(0, HashSet::len)
+    }
+
+    /// The entry to make room with for a source holding `mine` entries: the one expiring
+    /// first among the largest source's, if that source holds more than `mine + 1` (so
+    /// that taking one of its places leaves it no smaller than the newcomer).
+    fn stalest_of_largest_source(&self, mine: usize) -> Option<SocketAddr> {
+        let &(largest, source) = self.sizes.last()?;
+        if largest <= mine + 1 {
+            return None;
+        }
+        self.per_source
+            .get(&source)?
+            .iter()
+            .filter_map(|addr| Some((self.entries.get(addr)?.expires, *addr)))
+            .min()
+            .map(|(_, addr)| addr)
+    }
+
+    fn insert(&mut self, addr: SocketAddr, source: IpAddr, expires: Instant) {
+        let before = self.count(source);
+        self.sizes.remove(&(before, source));
+        self.sizes.insert((before + 1, source));
+        self.per_source.entry(source).or_default().insert(addr);
+        self.entries.insert(
+            addr,
+            Entry {
+                source,
+                expires,
+                slot: self.order.len(),
+            },
+        );
+        self.order.push(addr);
     }
 
     /// Removes `addr` if `source` registered it. Returns whether it was there.
@@ -214,10 +273,13 @@ impl Registry {
         {
             e.slot = entry.slot;
         }
-        if let Some(count) = self.per_source.get_mut(&entry.source) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(addrs) = self.per_source.get_mut(&entry.source) {
+            self.sizes.remove(&(addrs.len(), entry.source));
+            addrs.remove(&addr);
+            if addrs.is_empty() {
                 self.per_source.remove(&entry.source);
+            } else {
+                self.sizes.insert((addrs.len(), entry.source));
             }
         }
     }
@@ -263,14 +325,14 @@ mod tests {
     fn announce_lists_the_others_and_registers() {
         let mut r = Registry::new(limits());
         let now = Instant::now();
-        assert_eq!(r.announce(a("127.0.0.1:1"), LO, now).unwrap(), vec![]);
+        assert_eq!(r.announce(a("127.0.0.1:1"), LO, now).unwrap().peers, vec![]);
         assert_eq!(
-            r.announce(a("127.0.0.1:2"), LO, now).unwrap(),
+            r.announce(a("127.0.0.1:2"), LO, now).unwrap().peers,
             vec![a("127.0.0.1:1")]
         );
         // Re-announcing does not duplicate.
         assert_eq!(
-            r.announce(a("127.0.0.1:2"), LO, now).unwrap(),
+            r.announce(a("127.0.0.1:2"), LO, now).unwrap().peers,
             vec![a("127.0.0.1:1")]
         );
         assert_eq!(r.len(), 2);
@@ -286,7 +348,12 @@ mod tests {
         assert_eq!(r.peers(t0), vec![a("127.0.0.1:1")]);
         let later = t0 + Duration::from_secs(31);
         assert!(r.peers(later).is_empty());
-        assert!(r.announce(a("127.0.0.1:3"), LO, later).unwrap().is_empty());
+        assert!(
+            r.announce(a("127.0.0.1:3"), LO, later)
+                .unwrap()
+                .peers
+                .is_empty()
+        );
         assert_eq!(r.len(), 1);
     }
 
@@ -304,9 +371,17 @@ mod tests {
         );
         // Another source still gets in, and answers are capped.
         let answer = r.announce(a("10.0.0.9:1"), other, now).unwrap();
-        assert_eq!(answer.len(), 2);
+        assert_eq!((answer.peers.len(), answer.evicted), (2, None));
+        // The registry is full: the larger source (3 against 1) gives up its stalest entry.
+        let later = now + Duration::from_secs(1);
+        r.announce(a("127.0.0.1:1"), LO, later).unwrap();
+        r.announce(a("127.0.0.1:3"), LO, later).unwrap();
+        let answer = r.announce(a("10.0.0.9:2"), other, later).unwrap();
+        assert_eq!(answer.evicted, Some(a("127.0.0.1:2")));
+        assert_eq!(r.len(), 4);
+        // Two each now: nobody holds more than the newcomer plus one.
         assert_eq!(
-            r.announce(a("10.0.0.9:2"), other, now),
+            r.announce(a("10.0.0.9:3"), other, later),
             Err(Refusal::Full(4))
         );
         assert_eq!(
@@ -334,7 +409,7 @@ mod tests {
         assert_eq!(live.len(), 13);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..20 {
-            let answer = r.announce(a("127.0.0.1:1"), LO, now).unwrap();
+            let answer = r.announce(a("127.0.0.1:1"), LO, now).unwrap().peers;
             assert_eq!(answer.len(), 4);
             assert!(!answer.contains(&a("127.0.0.1:1")));
             assert!(answer.iter().all(|x| live.contains(x)));

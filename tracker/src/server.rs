@@ -12,7 +12,7 @@ use log::{debug, info, warn};
 use p2p_core::net::{read_frame_before, write_frame};
 use p2p_core::protocol::{Frame, FrameReader, PeerList};
 
-use crate::registry::{Registry, RegistryLimits};
+use crate::registry::{Announced, Registry, RegistryLimits};
 
 /// Largest request the tracker reads: an announce or leave is a few dozen bytes.
 const MAX_REQUEST_BYTES: usize = 1024;
@@ -348,12 +348,21 @@ fn serve(shared: &Shared, stream: &TcpStream, remote: SocketAddr) {
             let result =
                 lock(&shared.registry).announce(announce.listen_addr, source, Instant::now());
             match result {
-                Ok(peers) => {
+                Ok(Announced { peers, evicted }) => {
                     debug!(
                         "announce of {} from {remote}: {} peers",
                         announce.listen_addr,
                         peers.len()
                     );
+                    if let Some(evicted) = evicted {
+                        shared.refusals.log(log::Level::Info, || {
+                            format!(
+                                "registry full: {evicted} gave its place to {} from {remote} \
+                                 (its source held the most entries)",
+                                announce.listen_addr
+                            )
+                        });
+                    }
                     Frame::PeerList(PeerList {
                         interval_secs: shared.config.interval_secs(),
                         peers,
