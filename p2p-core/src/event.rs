@@ -254,19 +254,20 @@ impl IntoIterator for Batch {
 
     /// The batch's events, one by one.
     fn into_iter(self) -> BatchEvents {
-        match self {
-            Batch::Event(event) => BatchEvents::One(Some(event)),
-            Batch::Messages(messages) => BatchEvents::Messages(messages),
-        }
+        BatchEvents(match self {
+            Batch::Event(event) => Either::One(Some(event)),
+            Batch::Messages(messages) => Either::Messages(messages),
+        })
     }
 }
 
 /// The events of a [`Batch`], one by one.
 #[derive(Debug)]
-pub enum BatchEvents {
-    /// The batch's single event (until it is handed out).
+pub struct BatchEvents(Either);
+
+#[derive(Debug)]
+enum Either {
     One(Option<Event>),
-    /// The batch's messages.
     Messages(Messages),
 }
 
@@ -274,9 +275,9 @@ impl Iterator for BatchEvents {
     type Item = Event;
 
     fn next(&mut self) -> Option<Event> {
-        match self {
-            BatchEvents::One(event) => event.take(),
-            BatchEvents::Messages(messages) => messages.next(),
+        match &mut self.0 {
+            Either::One(event) => event.take(),
+            Either::Messages(messages) => messages.next(),
         }
     }
 }
