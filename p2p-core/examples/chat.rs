@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::{ArgGroup, Parser};
-use p2p_core::{Event, Events, Mode, Peer, PeerConfig};
+use p2p_core::{Batch, Event, Events, Mode, Peer, PeerConfig};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
@@ -72,20 +72,26 @@ fn one_line(text: &str) -> String {
     out
 }
 
-/// Prints events until the peer's channel disconnects (when the peer is dropped).
+/// Prints events until the peer's channel disconnects (when the peer is dropped). Messages
+/// are read a batch at a time (all that one read from one link brought) and flushed once
+/// per batch, so a burst costs one write to standard output, not one per line.
 fn print_events(events: &Events) {
     let stdout = io::stdout();
-    for event in events.iter() {
-        match event {
-            Event::Message { from, text } => {
+    while let Ok(batch) = events.recv_batch() {
+        let event = match batch {
+            Batch::Messages(messages) => {
                 let mut out = stdout.lock();
-                let written = writeln!(out, "[{}]: {}", from.username, one_line(&text))
+                let name = &messages.from().username;
+                // If nobody reads our output any more, keep draining so the peer is not held.
+                let _ = messages
+                    .texts()
+                    .try_for_each(|text| writeln!(out, "[{name}]: {}", one_line(text)))
                     .and_then(|()| out.flush());
-                if written.is_err() {
-                    // Nobody reads our output any more; keep draining so the peer is not held.
-                    continue;
-                }
+                continue;
             }
+            Batch::Event(event) => event,
+        };
+        match event {
             Event::ListeningTo(peer) => eprintln!("* listening to {peer}"),
             Event::StoppedListeningTo { peer, reason } => {
                 eprintln!("* stopped listening to {peer}: {reason}")
