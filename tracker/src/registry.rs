@@ -128,7 +128,10 @@ impl Registry {
     }
 
     /// Registers (or refreshes) `addr`, announced from `source`, and returns the other
-    /// live peers, at most `max_response` of them.
+    /// live peers, at most `max_response` of them. When the registry is full, a new entry
+    /// takes the place of the stalest entry of the source holding the most entries, if that
+    /// source holds at least two more than `source` (see the module docs); the answer says
+    /// which entry gave its place.
     pub fn announce(
         &mut self,
         addr: SocketAddr,
