@@ -13,7 +13,7 @@ use iced_test::simulator;
 use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::app::{App, Message, Options, Screen};
 use p2p_gui::i18n::Lang;
-use p2p_gui::screen::chat::{self, EntryKind, WINDOW};
+use p2p_gui::screen::chat::{self, EntryKind, HISTORY, WINDOW};
 use p2p_gui::screen::connect::{self, Form, describe_start_error};
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -499,14 +499,14 @@ fn the_view_follows_new_messages_only_while_at_the_bottom() {
     // no longer slides as messages arrive.
     scroll(&mut app, 20.0);
     assert!(!chat(&app).following());
-    let first_shown = chat(&app).shown()[0].clone();
+    let first_shown = chat(&app).shown().next().cloned();
     for i in 0..WINDOW {
         bob.send(&format!("more {i}")).expect("send");
     }
     let last = format!("more {}", WINDOW - 1);
     pump(&mut app, |a| has_message(a, "bob", &last));
     assert_eq!(
-        chat(&app).shown()[0],
+        chat(&app).shown().next().cloned(),
         first_shown,
         "what the user reads stays put"
     );
@@ -519,6 +519,114 @@ fn the_view_follows_new_messages_only_while_at_the_bottom() {
     type_into(&mut app, chat::MESSAGE_BOX, "done reading");
     enter_in(&mut app, chat::MESSAGE_BOX);
     assert!(chat(&app).following());
+}
+
+/// Alice's app on the chat screen, started alone (the form, then the confirmation).
+fn alone_app() -> App {
+    let mut app = app(Form {
+        username: "alice".into(),
+        alone: true,
+        ..Form::default()
+    });
+    click(&mut app, "Connect");
+    click(&mut app, "Start alone");
+    let _ = chat(&app);
+    app
+}
+
+/// Delivers bob's messages `range` to the app as the subscription would, in batches,
+/// without going through sockets (the network paths are tested above).
+fn deliver(app: &mut App, range: std::ops::Range<usize>) {
+    let bob = std::sync::Arc::new(p2p_core::PeerInfo {
+        username: "bob".into(),
+        addr: "127.0.0.1:7001".parse().unwrap(),
+    });
+    let all: Vec<usize> = range.collect();
+    for batch in all.chunks(1_000) {
+        let events = batch
+            .iter()
+            .map(|i| Event::Message {
+                from: std::sync::Arc::clone(&bob),
+                text: p2p_core::Text::from(format!("message {i}")),
+            })
+            .collect();
+        update(app, Message::Network(events));
+    }
+}
+
+/// The texts of the messages the conversation holds, oldest first.
+fn texts(app: &App) -> Vec<String> {
+    chat(app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Other { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_flood_keeps_only_the_latest_history_and_says_so() {
+    let dropped_note = "Older messages are no longer kept (only the latest {0})"
+        .replace("{0}", &HISTORY.to_string());
+    let mut app = alone_app();
+    // The welcome notice and HISTORY - 1 messages: all kept, nothing to say.
+    deliver(&mut app, 0..HISTORY - 1);
+    assert_eq!(chat(&app).entries().len(), HISTORY);
+    assert_eq!(chat(&app).dropped(), 0);
+    assert!(!shows(&app, &dropped_note));
+
+    // 501 more: the notice and the first 500 messages go.
+    let total = HISTORY + 500;
+    deliver(&mut app, HISTORY - 1..total);
+    assert_eq!(chat(&app).entries().len(), HISTORY);
+    assert_eq!(chat(&app).dropped(), 501);
+    let expected: Vec<String> = (500..total).map(|i| format!("message {i}")).collect();
+    assert_eq!(texts(&app), expected, "the newest are kept, in order");
+
+    // The view still follows the newest, with the latest window laid out, and its top
+    // says that older messages are gone.
+    let last = format!("message {}", total - 1);
+    assert!(chat(&app).following());
+    assert!(chat(&app).shown().len() <= WINDOW + WINDOW / 4);
+    assert!(
+        matches!(&chat(&app).shown().next_back().unwrap().kind, EntryKind::Other { text, .. } if *text == last)
+    );
+    let earlier = format!("Show {WINDOW} earlier messages");
+    let mut ui = simulator(app.view());
+    assert!(ui.find(last.as_str()).is_ok());
+    assert!(ui.find(earlier.as_str()).is_ok());
+    assert!(ui.find(dropped_note.as_str()).is_ok());
+    drop(ui);
+
+    // The user scrolls up to read: what is laid out stays put while the oldest entries
+    // are dropped underneath it.
+    click(&mut app, earlier.as_str());
+    scroll(&mut app, 20.0);
+    assert!(!chat(&app).following());
+    let first_shown = chat(&app).shown().next().cloned().unwrap();
+    let shown_before = chat(&app).shown().len();
+    deliver(&mut app, total..total + 100);
+    assert_eq!(chat(&app).entries().len(), HISTORY);
+    assert_eq!(chat(&app).shown().next(), Some(&first_shown));
+    assert_eq!(chat(&app).shown().len(), shown_before + 100);
+    assert!(shows(&app, &earlier), "still more than a window above");
+
+    // With every entry laid out, the oldest laid-out one goes when a new one comes.
+    while chat(&app).shown().len() < HISTORY {
+        update(&mut app, Message::Chat(chat::Message::ShowEarlier));
+    }
+    assert_eq!(texts(&app)[0], "message 600");
+    deliver(&mut app, total + 100..total + 101);
+    assert_eq!(chat(&app).entries().len(), HISTORY);
+    assert_eq!(
+        chat(&app).shown().len(),
+        HISTORY,
+        "the window is the whole history"
+    );
+    assert_eq!(texts(&app)[0], "message 601");
+    assert_eq!(chat(&app).dropped(), 602);
 }
 
 #[test]

@@ -3,8 +3,12 @@
 //! A long conversation stays responsive because only a window of the latest entries is
 //! laid out ([`WINDOW`] of them, more on request). The view follows new messages while
 //! the user is at the bottom and stays put while they read older ones.
+//!
+//! Memory stays bounded however long the conversation or however fast a peer floods it:
+//! the screen keeps the latest [`HISTORY`] entries and drops the oldest, and from then on
+//! the top of the conversation says that older messages are no longer kept.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque, vec_deque};
 use std::net::SocketAddr;
 
 use iced::widget::operation::{self, RelativeOffset};
@@ -20,6 +24,10 @@ use crate::network::Session;
 
 /// Entries laid out at once; older ones come back with "Show earlier messages".
 pub const WINDOW: usize = 300;
+
+/// Entries kept at most; beyond it the oldest are dropped, so a flood of messages cannot
+/// grow the app's memory without bound.
+pub const HISTORY: usize = 20_000;
 
 /// The id of the text box.
 pub const MESSAGE_BOX: &str = "message";
@@ -59,8 +67,12 @@ pub struct Chat {
     addr: SocketAddr,
     max_text_bytes: usize,
     hosted_tracker: Option<u16>,
-    entries: Vec<Entry>,
+    /// At most [`HISTORY`] entries, oldest first.
+    entries: VecDeque<Entry>,
+    /// The index in `entries` of the first entry laid out.
     window_start: usize,
+    /// How many entries were dropped from the front, in all.
+    dropped: usize,
     at_bottom: bool,
     draft: String,
     error: Option<String>,
@@ -98,8 +110,9 @@ impl Chat {
             listening_to: BTreeSet::new(),
             listeners: BTreeSet::new(),
             session: Some(session),
-            entries: Vec::new(),
+            entries: VecDeque::new(),
             window_start: 0,
+            dropped: 0,
             at_bottom: true,
             draft: String::new(),
             error: None,
@@ -124,9 +137,14 @@ impl Chat {
         fill(lang.strings().chat_title, &[&self.username, &self.addr])
     }
 
-    /// Every entry of the conversation, oldest first.
-    pub fn entries(&self) -> &[Entry] {
+    /// Every entry the conversation still holds (at most [`HISTORY`]), oldest first.
+    pub fn entries(&self) -> &VecDeque<Entry> {
         &self.entries
+    }
+
+    /// How many of the oldest entries were dropped to keep the history within [`HISTORY`].
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 
     /// The peers this peer hears.
@@ -144,13 +162,19 @@ impl Chat {
         self.at_bottom
     }
 
-    /// The entries laid out now.
-    pub fn shown(&self) -> &[Entry] {
-        &self.entries[self.window_start..]
+    /// The entries laid out now, oldest first.
+    pub fn shown(&self) -> vec_deque::Iter<'_, Entry> {
+        self.entries.range(self.window_start..)
     }
 
     fn push(&mut self, kind: EntryKind) {
-        self.entries.push(Entry { time: now(), kind });
+        self.entries.push_back(Entry { time: now(), kind });
+        if self.entries.len() > HISTORY {
+            self.entries.pop_front();
+            self.dropped = self.dropped.saturating_add(1);
+            // The same entries stay laid out; only a dropped one leaves the window.
+            self.window_start = self.window_start.saturating_sub(1);
+        }
         // While the user follows the conversation, the window slides; while they read
         // older entries, it only grows, so what they read does not move.
         if self.at_bottom && self.entries.len() - self.window_start > WINDOW + WINDOW / 4 {
@@ -275,6 +299,19 @@ impl Chat {
     pub fn view(&self, lang: Lang) -> Element<'_, Message> {
         let s = lang.strings();
         let mut lines = column![].spacing(0).width(Fill);
+        // Whoever scrolls to the top learns that the oldest entries are gone, even before
+        // bringing back every earlier one.
+        if self.dropped > 0 {
+            lines = lines.push(
+                container(
+                    text(fill(s.history_dropped, &[&HISTORY]))
+                        .size(13)
+                        .style(text::secondary),
+                )
+                .padding(5)
+                .center_x(Fill),
+            );
+        }
         if self.window_start > 0 {
             lines = lines.push(
                 container(
@@ -288,8 +325,10 @@ impl Chat {
                 .center_x(Fill),
             );
         }
-        for (i, entry) in self.shown().iter().enumerate() {
-            lines = lines.push(line(entry, (self.window_start + i) % 2 == 1));
+        // Stripes count from the first entry ever, so they do not flip as the oldest go.
+        let first = self.dropped.wrapping_add(self.window_start);
+        for (i, entry) in self.shown().enumerate() {
+            lines = lines.push(line(entry, first.wrapping_add(i) % 2 == 1));
         }
         let conversation = scrollable(lines)
             .id(CONVERSATION)
