@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use crossbeam_channel::Sender;
 use log::{debug, info};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
-use crate::net::{read_frame_before, resolve, write_frame};
+use crate::net::{check_listen_addr, read_frame_before, resolve, write_frame};
 use crate::peer::Shared;
 use crate::protocol::{
     Frame, FrameReader, Handshake, PROTOCOL_VERSION, ProtocolError, ReadError, Unchecked,
@@ -30,6 +31,8 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub(crate) struct Links {
     inner: Mutex<LinksInner>,
+    /// Link attempts answering hellos that have not finished their handshake.
+    connect_backs: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +93,9 @@ pub(crate) enum Outcome {
     Caller(Sender<Result<PeerInfo>>),
     /// A failure becomes an [`Event::ConnectFailed`].
     Report,
+    /// As `Report`, for an attempt answering a hello: it holds one of the
+    /// `max_connect_backs` places until its handshake is over.
+    ConnectBack,
 }
 
 /// Starts a link thread to `target` (`host:port`). With `hello`, the remote peer is asked
@@ -109,14 +115,29 @@ pub(crate) fn spawn_link(
         .map_err(|_| Error::Shutdown)
 }
 
-/// Answers a hello: listen back to the greeting peer unless a link to it exists.
-pub(crate) fn connect_back(shared: &Arc<Shared>, hs: &Handshake) {
-    if shared.links.knows(hs.listen_addr, Some(hs.peer_id)) {
-        debug!("hello from {}: already listening to it", hs.listen_addr);
+/// Answers a hello that came from `remote`: listen back to the greeting peer unless a link
+/// to it exists, its address is not one to connect to, or `max_connect_backs` answers are
+/// already under way.
+pub(crate) fn connect_back(shared: &Arc<Shared>, hs: &Handshake, remote: SocketAddr) {
+    let addr = hs.listen_addr;
+    if shared.links.knows(addr, Some(hs.peer_id)) {
+        debug!("hello from {addr}: already listening to it");
         return;
     }
-    if let Err(e) = spawn_link(shared, hs.listen_addr.to_string(), false, Outcome::Report) {
-        debug!("cannot answer hello from {}: {e}", hs.listen_addr);
+    if let Err(why) = check_listen_addr(addr, remote.ip()) {
+        info!("not answering the hello from {remote}: it gave {addr} ({why})");
+        return;
+    }
+    let max = shared.config.limits.max_connect_backs;
+    let under_way = &shared.links.connect_backs;
+    if under_way.fetch_add(1, Ordering::SeqCst) >= max {
+        under_way.fetch_sub(1, Ordering::SeqCst);
+        info!("not answering the hello from {remote} ({addr}): {max} answers already under way");
+        return;
+    }
+    if let Err(e) = spawn_link(shared, addr.to_string(), false, Outcome::ConnectBack) {
+        under_way.fetch_sub(1, Ordering::SeqCst);
+        debug!("cannot answer hello from {addr}: {e}");
     }
 }
 
@@ -132,17 +153,23 @@ struct Link {
 
 /// The life of one link: connect, handshake, read until it ends.
 fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
-    let link = match open(shared, target, hello) {
+    let opened = open(shared, target, hello);
+    if matches!(outcome, Outcome::ConnectBack) {
+        shared.links.connect_backs.fetch_sub(1, Ordering::SeqCst);
+    }
+    let link = match opened {
         Ok(link) => link,
         Err(e) => {
             match outcome {
                 Outcome::Caller(tx) => {
                     let _ = tx.send(Err(e));
                 }
-                Outcome::Report if matches!(e, Error::AlreadyConnected(_) | Error::Shutdown) => {
+                Outcome::Report | Outcome::ConnectBack
+                    if matches!(e, Error::AlreadyConnected(_) | Error::Shutdown) =>
+                {
                     debug!("not connecting to {target}: {e}");
                 }
-                Outcome::Report => {
+                Outcome::Report | Outcome::ConnectBack => {
                     info!("cannot listen to {target}: {e}");
                     shared.emit(Event::ConnectFailed {
                         addr: target.to_owned(),
@@ -369,7 +396,22 @@ fn read_loop(
             // character boundaries.
             match std::str::from_utf8(&texts) {
                 Ok(all) if ends.iter().all(|&end| all.is_char_boundary(end)) => {
-                    shared.emit_batch(Batch::messages(from, all, &mut ends));
+                    // While the embedder does not make room, keep the link alive: the
+                    // other side would otherwise drop it as timed out. (Its listener
+                    // queue fills meanwhile, up to its byte limit.)
+                    let batch = Batch::messages(from, all, &mut ends);
+                    let mut stalled = false;
+                    shared.emit_batch_or(batch, timeouts.keepalive, || {
+                        stalled = true;
+                        if write_frame(stream, &ping).is_ok() {
+                            last_ping = Instant::now();
+                        }
+                    });
+                    if stalled {
+                        // Nothing was read while waiting: the other side's silence is
+                        // counted from now.
+                        last_heard = Instant::now();
+                    }
                 }
                 _ => {
                     let e = deliver_valid_prefix(shared, from, &texts, &mut ends);

@@ -36,6 +36,11 @@ pub struct Limits {
     pub listener_queue_bytes: usize,
     /// Most peers taken from one tracker answer (default 256).
     pub max_tracker_peers: usize,
+    /// Most connections being made at once to answer other peers' hellos (default 64).
+    /// Past it a hello is not answered; in tracker mode the next announce's list brings
+    /// that peer again. This bounds the threads and sockets that hellos naming addresses
+    /// that never answer can make a peer spend.
+    pub max_connect_backs: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +51,7 @@ impl Default for Limits {
             max_inbound: 1024,
             listener_queue_bytes: 16 << 20,
             max_tracker_peers: 256,
+            max_connect_backs: 64,
         }
     }
 }
@@ -130,7 +136,7 @@ impl PeerConfig {
                 "max_frame_bytes must be between 64 and {HARD_MAX_FRAME_BYTES}"
             )));
         }
-        if l.max_text_bytes + 16 > l.max_frame_bytes {
+        if l.max_text_bytes.saturating_add(16) > l.max_frame_bytes {
             return Err(Error::Config(
                 "max_text_bytes must leave room for the frame header under max_frame_bytes".into(),
             ));

@@ -5,7 +5,7 @@
 //! few seconds, cannot hold a thread) and to write one frame.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{Frame, FrameReader, ReadError};
@@ -54,6 +54,30 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
+}
+
+/// Checks that `addr`, given as its listening address by a host connecting from `source`,
+/// is one that other peers can connect to. Returns why not: port 0, an unspecified,
+/// multicast or broadcast address, or a loopback address given by another host. The
+/// tracker applies it to announces, and a peer to the hellos it answers by connecting back.
+pub fn check_listen_addr(
+    addr: SocketAddr,
+    source: IpAddr,
+) -> std::result::Result<(), &'static str> {
+    let ip = addr.ip();
+    if addr.port() == 0 {
+        Err("port 0")
+    } else if ip.is_unspecified() {
+        Err("unspecified address")
+    } else if ip.is_multicast() {
+        Err("multicast address")
+    } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+        Err("broadcast address")
+    } else if ip.is_loopback() && !source.is_loopback() {
+        Err("loopback address given by another host")
+    } else {
+        Ok(())
+    }
 }
 
 /// Resolves `host:port` (host names included) to its socket addresses.

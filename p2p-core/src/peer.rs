@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Sender, TrySendError, select};
+use crossbeam_channel::{Select, Sender, TrySendError, select};
 use log::debug;
 
 use crate::client_side::{self, Links, Outcome};
@@ -56,6 +56,37 @@ impl Shared {
         select! {
             send(self.events, batch) -> _ => {}
             recv(self.stop.watch()) -> _ => {}
+        }
+    }
+
+    /// Hands a batch of events to the embedder like [`emit_batch`](Shared::emit_batch),
+    /// calling `idle` every `every` while the channel stays full (a link thread keeps its
+    /// connection alive that way while the embedder is slow).
+    pub(crate) fn emit_batch_or(&self, batch: Batch, every: Duration, mut idle: impl FnMut()) {
+        let mut batch = match self.events.try_send(batch) {
+            Err(TrySendError::Full(batch)) => batch,
+            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+        };
+        loop {
+            let mut sel = Select::new();
+            let send = sel.send(&self.events);
+            sel.recv(self.stop.watch());
+            match sel.select_timeout(every) {
+                Ok(op) if op.index() == send => {
+                    let _ = op.send(&self.events, batch);
+                    return;
+                }
+                Ok(op) => {
+                    let _ = op.recv(self.stop.watch());
+                    return;
+                }
+                Err(_) => idle(),
+            }
+            // Try again at once: the channel may have room by now.
+            batch = match self.events.try_send(batch) {
+                Err(TrySendError::Full(batch)) => batch,
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+            };
         }
     }
 }

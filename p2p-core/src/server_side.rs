@@ -286,6 +286,12 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         if shared.stop.is_set() {
             return; // shutdown has begun: the registry will not be cleared again
         }
+        // Checked again under the lock: two connections with the same id may have passed
+        // the first check together.
+        if list.iter().any(|h| h.peer_id == hs.peer_id) {
+            drop((log, list));
+            return refuse(&stream, remote, "this peer already listens here");
+        }
         let handle = Arc::new(ListenerHandle {
             info: PeerInfo {
                 username: hs.username.clone(),
@@ -310,7 +316,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     debug!("{} listens to us (from {remote})", handle.info);
     shared.emit(Event::ListenerJoined(handle.info.clone()));
     if hs.connect_back {
-        crate::client_side::connect_back(shared, &hs);
+        crate::client_side::connect_back(shared, &hs, remote);
     }
     let reason = write_loop(shared, &stream, &handle, cursor, reader);
     shared.listeners.remove(&handle);

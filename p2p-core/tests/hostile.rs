@@ -259,3 +259,72 @@ fn the_tracker_refuses_bad_requests_and_keeps_serving() {
     b.wait_links(1);
     assert_eq!(tracker.peers().len(), 2);
 }
+
+/// Hellos ask a peer to connect back to the address they give. Hellos naming addresses
+/// that cannot be peers are not answered, and however many hellos name addresses that
+/// never complete a handshake, at most `max_connect_backs` answers are under way at once:
+/// a stream of hellos cannot make a peer spend threads and sockets without bound, nor
+/// connect out to any number of other hosts.
+#[test]
+fn hellos_are_answered_only_for_valid_addresses_and_a_bounded_number_at_once() {
+    const CAP: usize = 4;
+    let mut c = config("alice", Mode::Alone);
+    c.limits.max_connect_backs = CAP;
+    // Answers stay under way (waiting for a welcome) for the whole test.
+    c.timeouts.handshake = Duration::from_secs(60);
+    let mut a = TestPeer::start(c);
+    let before = a.peer.thread_count();
+
+    // Twenty listeners that never say a word (the kernel completes their connections),
+    // and two addresses no peer can have.
+    let silent: Vec<TcpListener> = (0..20)
+        .map(|_| TcpListener::bind(loopback(0)).unwrap())
+        .collect();
+    let mut named: Vec<SocketAddr> = vec!["0.0.0.0:7".parse().unwrap(), loopback(0)];
+    named.extend(silent.iter().map(|l| l.local_addr().unwrap()));
+    for (i, addr) in named.iter().enumerate() {
+        let mut mallory = RawConn::connect(a.peer.local_addr());
+        mallory.send(&Frame::Handshake(Handshake {
+            version: PROTOCOL_VERSION,
+            peer_id: 9000 + i as u64,
+            username: format!("m{i}"),
+            listen_addr: *addr,
+            connect_back: true,
+        }));
+        assert!(matches!(mallory.recv(), Some(Frame::Welcome(_))));
+        // Dropped: its listener thread ends once it has (or has not) started an answer.
+    }
+    a.wait("every hello's connection to end", |p| {
+        p.log
+            .iter()
+            .filter(|e| matches!(e, p2p_core::Event::ListenerLeft { .. }))
+            .count()
+            == named.len()
+    });
+    // The listener threads of the hellos are done (reaped soon after their last event);
+    // what stays is one thread per answer under way: {CAP}, not twenty.
+    eventually(&format!("{} threads", before + CAP), || {
+        a.peer.thread_count() == before + CAP
+    });
+    // Those answers reach {CAP} of the silent listeners (each connects in its own thread).
+    for l in &silent {
+        l.set_nonblocking(true).unwrap();
+    }
+    // (Accepted and kept open: closing one would end its answer.)
+    let connected = std::cell::RefCell::new(Vec::new());
+    eventually(&format!("{CAP} answers to arrive"), || {
+        let mut connected = connected.borrow_mut();
+        connected.extend(silent.iter().filter_map(|l| l.accept().ok()));
+        connected.len() >= CAP
+    });
+    assert_eq!(connected.borrow().len(), CAP);
+    assert_eq!(a.peer.thread_count(), before + CAP);
+    // No answer was tried for the two invalid addresses (it would have failed at once).
+    a.pump();
+    let failed: Vec<&p2p_core::Event> = a
+        .log
+        .iter()
+        .filter(|e| matches!(e, p2p_core::Event::ConnectFailed { .. }))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}

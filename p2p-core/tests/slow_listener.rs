@@ -4,7 +4,9 @@
 
 mod support;
 
-use p2p_core::{Departure, Mode};
+use std::time::Instant;
+
+use p2p_core::{Departure, Event, Mode, Peer};
 use support::*;
 
 #[test]
@@ -53,4 +55,53 @@ fn a_stuck_listener_overflows_and_is_cut_off_while_the_others_get_everything() {
         );
     }
     drop(stuck);
+}
+
+/// An embedder that stops reading its events for longer than the peer timeout keeps its
+/// links: the link thread, waiting to hand over messages, goes on sending keep-alives, and
+/// nothing is lost once the embedder reads again.
+#[test]
+fn an_embedder_that_stops_reading_keeps_its_links_and_loses_nothing() {
+    let timeouts = fast_timeouts();
+    let mut c = config("alice", Mode::Alone);
+    c.timeouts = timeouts.clone();
+    let mut a = TestPeer::start(c);
+    let mut c = config("bob", Mode::Manual(vec![a.peer.local_addr().to_string()]));
+    c.timeouts = timeouts.clone();
+    // Bob's first event (listening to Alice) fills his channel: his link thread is left
+    // waiting with the first messages from then on.
+    c.event_capacity = 1;
+    let bob = Peer::start(c).unwrap();
+    a.wait("bob to listen", |p| p.peer.listeners().len() == 1);
+    for i in 0..50 {
+        a.peer.send(&format!("m{i}")).unwrap();
+    }
+
+    // The stall under test: five peer timeouts during which Bob's embedder reads nothing.
+    // Alice's events are watched all along; dropping Bob would show up as ListenerLeft.
+    let stall_end = Instant::now() + timeouts.peer * 5;
+    while let Some(left) = stall_end.checked_duration_since(Instant::now()) {
+        if let Ok(event) = a.peer.events().recv_timeout(left) {
+            assert!(
+                !matches!(event, Event::ListenerLeft { .. }),
+                "bob was dropped while his embedder was not reading: {event:?}"
+            );
+            a.log.push(event);
+        }
+    }
+    assert_eq!(names(&a.peer.listeners()), ["bob"]);
+
+    // Bob reads again: everything, in order, and the link still carries new messages.
+    a.peer.send("after the stall").unwrap();
+    let mut texts = Vec::new();
+    while texts.len() < 51 {
+        match bob.events().recv_timeout(PATIENCE).unwrap() {
+            Event::Message { text, .. } => texts.push(text.to_string()),
+            Event::ListeningTo(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut expected: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+    expected.push("after the stall".into());
+    assert_eq!(texts, expected);
 }

@@ -81,26 +81,10 @@ pub struct Registry {
     rotation: usize,
 }
 
-/// Checks that `addr`, announced from `source`, is an address other peers can connect to.
+/// Checks that `addr`, announced from `source`, is an address other peers can connect to
+/// (the rules of [`p2p_core::net::check_listen_addr`]).
 pub fn check_address(addr: SocketAddr, source: IpAddr) -> Result<(), Refusal> {
-    let ip = addr.ip();
-    let why = if addr.port() == 0 {
-        Some("port 0")
-    } else if ip.is_unspecified() {
-        Some("unspecified address")
-    } else if ip.is_multicast() {
-        Some("multicast address")
-    } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
-        Some("broadcast address")
-    } else if ip.is_loopback() && !source.is_loopback() {
-        Some("loopback address announced from another host")
-    } else {
-        None
-    };
-    match why {
-        Some(why) => Err(Refusal::InvalidAddress(addr, why)),
-        None => Ok(()),
-    }
+    p2p_core::net::check_listen_addr(addr, source).map_err(|why| Refusal::InvalidAddress(addr, why))
 }
 
 impl Registry {

@@ -155,6 +155,16 @@ impl TestPeer {
     }
 }
 
+/// Checks `cond` every 10 ms until it holds; panics after [`PATIENCE`]. For states that no
+/// event announces (a thread count, say).
+pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn names(peers: &[PeerInfo]) -> Vec<String> {
     let mut names: Vec<String> = peers.iter().map(|p| p.username.clone()).collect();
     names.sort();
