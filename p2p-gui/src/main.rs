@@ -7,7 +7,19 @@ use p2p_gui::cli::Cli;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    // Bad arguments: one line on stderr and status 2; --help and --version: stdout and 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
     match p2p_gui::app::run(cli.options()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
