@@ -36,7 +36,7 @@ pub mod registry;
 mod server;
 
 pub use registry::{Announced, Refusal, Registry, RegistryLimits};
-pub use server::{DEFAULT_PORT, Error, Tracker, TrackerConfig};
+pub use server::{DEFAULT_PORT, Error, MIN_TTL, Tracker, TrackerConfig};
 
 /// The operations guide's examples, compiled and run as doc tests.
 #[cfg(doctest)]

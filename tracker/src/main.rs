@@ -21,8 +21,9 @@ struct Cli {
     /// Address to bind.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
     bind: IpAddr,
-    /// Seconds a registration lives without a re-announce; peers re-announce every third.
-    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// Seconds a registration lives without a re-announce (at least 3); peers re-announce
+    /// every third.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=86_400))]
     ttl: u64,
 }
 

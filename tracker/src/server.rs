@@ -59,6 +59,9 @@ impl Default for TrackerConfig {
     }
 }
 
+/// The shortest TTL a tracker takes: peers re-announce at most once a second.
+pub const MIN_TTL: Duration = Duration::from_secs(2);
+
 impl TrackerConfig {
     /// The re-announce interval peers are told, in seconds: a third of the TTL, at least 1.
     pub fn interval_secs(&self) -> u32 {
@@ -190,10 +193,18 @@ impl std::fmt::Debug for Tracker {
 impl Tracker {
     /// Binds and starts the accept thread and the workers.
     pub fn start(config: TrackerConfig) -> Result<Tracker, Error> {
-        if config.workers == 0 || config.max_pending == 0 || config.ttl.is_zero() {
+        if config.workers == 0 || config.max_pending == 0 {
             return Err(Error::Config(
-                "workers, max_pending and ttl must be positive".into(),
+                "workers and max_pending must be positive".into(),
             ));
+        }
+        if config.ttl < MIN_TTL {
+            // Peers re-announce every whole second at the fastest: a shorter TTL would
+            // expire live peers between two re-announces.
+            return Err(Error::Config(format!(
+                "ttl must be at least {} s",
+                MIN_TTL.as_secs()
+            )));
         }
         let backlog = u32::try_from(config.max_pending.max(1024)).unwrap_or(u32::MAX);
         let listener =
@@ -316,13 +327,14 @@ fn accept(shared: &Shared, listener: &TcpListener, tx: Sender<(TcpStream, Socket
 
 fn work(shared: &Shared, rx: &Receiver<(TcpStream, SocketAddr)>, worker: usize) {
     while let Ok((stream, remote)) = rx.recv() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            continue; // drain and close what is queued
-        }
+        // Registered before the flag is checked: `stop` raises the flag and then cuts the
+        // registered connections, so either it cuts this one or this worker sees the flag.
         if let Ok(clone) = stream.try_clone() {
             lock(&shared.serving)[worker] = Some(clone);
         }
-        serve(shared, &stream, remote);
+        if !shared.stopping.load(Ordering::SeqCst) {
+            serve(shared, &stream, remote);
+        } // else: drain and close what is queued
         lock(&shared.serving)[worker] = None;
     }
 }

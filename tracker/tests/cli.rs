@@ -82,6 +82,7 @@ fn bad_arguments_and_a_taken_port_exit_non_zero_with_one_line() {
         &["abc"][..],
         &["70000"],
         &["--ttl", "0", "--port", "0"],
+        &["--ttl", "2", "--port", "0"],
         &["1", "--port", "2"],
         &["--bind", "not-an-ip"],
         &["--bogus"],
