@@ -461,7 +461,7 @@ proptest! {
     /// an error at the end, every frame that came out re-encodes to a frame that decodes
     /// the same, and the buffer stays within its bound.
     #[test]
-    fn random_bytes_in_any_chunking_end_in_an_error_within_the_bound(
+    fn random_bytes_in_any_chunking_decode_or_fail_the_same_way_within_the_bound(
         bytes in prop_oneof![
             prop::collection::vec(any::<u8>(), 0..256),
             // Small length prefixes, so that frames of random content get decoded often.

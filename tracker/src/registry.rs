@@ -8,7 +8,7 @@
 //! with fewer entries than the largest source takes the place of that source's stalest
 //! entry. So many flooding sources together can only shrink every source to an equal
 //! share: a source that holds no more than its share is never pushed out, and a new
-//! source always gets in.
+//! source gets in as long as some source holds two entries or more.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
