@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{debug, info};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::net::{check_listen_addr, read_frame_before, resolve, write_frame};
@@ -227,24 +228,27 @@ fn open(shared: &Arc<Shared>, target: &str, hello: bool) -> Result<Link> {
         if !shared.links.reserve(addr) {
             return Err(Error::AlreadyConnected(target.to_owned()));
         }
-        match TcpStream::connect_timeout(&addr, timeouts.connect) {
-            Ok(stream) => {
-                connected = Some((stream, addr));
+        match connect(shared, addr, timeouts.connect) {
+            Ok(connection) => {
+                connected = Some((connection, addr));
                 break;
             }
             Err(e) => {
                 shared.links.release(addr, None);
+                if shared.stop.is_set() {
+                    return Err(Error::Shutdown);
+                }
                 last_err = Some(e);
             }
         }
     }
-    let Some((stream, addr)) = connected else {
+    let Some((connection, addr)) = connected else {
         return Err(Error::Connect {
             addr: target.to_owned(),
             source: last_err.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
         });
     };
-    match handshake(shared, target, stream, addr, hello) {
+    match handshake(shared, target, connection, addr, hello) {
         Ok(link) => Ok(link),
         Err(e) => {
             shared.links.release(addr, None);
@@ -253,10 +257,28 @@ fn open(shared: &Arc<Shared>, target: &str, hello: bool) -> Result<Link> {
     }
 }
 
+/// Connects to `addr` with a socket registered with the peer's threads before it connects,
+/// so that a shutdown cuts the attempt short instead of waiting out `timeout`.
+fn connect(
+    shared: &Shared,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<(Arc<TcpStream>, SocketGuard)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let stream = Arc::new(TcpStream::from(socket));
+    let guard = shared
+        .threads
+        .register(&stream, Role::Reader)
+        .ok_or_else(|| std::io::Error::other("shutting down"))?;
+    SockRef::from(&*stream).connect_timeout(&addr.into(), timeout)?;
+    let _ = stream.set_nodelay(true);
+    Ok((stream, guard))
+}
+
 fn handshake(
     shared: &Arc<Shared>,
     target: &str,
-    stream: TcpStream,
+    (stream, socket): (Arc<TcpStream>, SocketGuard),
     addr: SocketAddr,
     hello: bool,
 ) -> Result<Link> {
@@ -264,12 +286,6 @@ fn handshake(
         addr: target.to_owned(),
         reason,
     };
-    let _ = stream.set_nodelay(true);
-    let stream = Arc::new(stream);
-    let socket = shared
-        .threads
-        .register(&stream, Role::Reader)
-        .ok_or(Error::Shutdown)?;
     let timeouts = &shared.config.timeouts;
     stream.set_write_timeout(Some(timeouts.handshake))?;
     write_frame(

@@ -154,3 +154,37 @@ fn live_peers_stay_registered_with_a_short_ttl() {
     }
     assert_eq!(a.peer.listening_to().len(), 1);
 }
+
+/// Closing a peer does not wait for its connection attempts to time out: a peer trying to
+/// reach a host that never answers (here a listener whose accept queue is full, so the
+/// kernel drops the connection requests) is stopped at once.
+#[test]
+fn closing_does_not_wait_for_a_connection_attempt_to_time_out() {
+    use socket2::{Domain, Socket, Type};
+    let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    full.bind(&loopback(0).into()).unwrap();
+    full.listen(0).unwrap();
+    let target = full.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue (one connection with a backlog of 0, never accepted): further
+    // connection requests are dropped.
+    let _queued = std::net::TcpStream::connect(target).unwrap();
+
+    let mut c = config("alice", Mode::Alone);
+    c.timeouts.connect = Duration::from_secs(60);
+    let a = TestPeer::start(c);
+    let before = a.peer.thread_count();
+    std::thread::scope(|s| {
+        let attempt = s.spawn(|| a.peer.connect(&target.to_string()));
+        eventually("the link thread to start", || {
+            a.peer.thread_count() > before
+        });
+        let started = std::time::Instant::now();
+        a.peer.close();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(30),
+            "close waited {took:?} for a connection attempt (connect timeout 60 s)"
+        );
+        assert!(attempt.join().unwrap().is_err());
+    });
+}
