@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use p2p_core::{Departure, Event, Mode, Peer};
 use support::*;
@@ -62,7 +62,13 @@ fn a_stuck_listener_overflows_and_is_cut_off_while_the_others_get_everything() {
 /// nothing is lost once the embedder reads again.
 #[test]
 fn an_embedder_that_stops_reading_keeps_its_links_and_loses_nothing() {
-    let timeouts = fast_timeouts();
+    // Keep-alives every 250 ms against a 2 s peer timeout: a margin that a loaded machine
+    // does not eat, and a stall (2.5 timeouts) that the old code did not survive.
+    let timeouts = p2p_core::Timeouts {
+        keepalive: Duration::from_millis(250),
+        peer: Duration::from_secs(2),
+        ..fast_timeouts()
+    };
     let mut c = config("alice", Mode::Alone);
     c.timeouts = timeouts.clone();
     let mut a = TestPeer::start(c);
@@ -77,9 +83,9 @@ fn an_embedder_that_stops_reading_keeps_its_links_and_loses_nothing() {
         a.peer.send(&format!("m{i}")).unwrap();
     }
 
-    // The stall under test: five peer timeouts during which Bob's embedder reads nothing.
+    // The stall under test: 2.5 peer timeouts during which Bob's embedder reads nothing.
     // Alice's events are watched all along; dropping Bob would show up as ListenerLeft.
-    let stall_end = Instant::now() + timeouts.peer * 5;
+    let stall_end = Instant::now() + timeouts.peer * 5 / 2;
     while let Some(left) = stall_end.checked_duration_since(Instant::now()) {
         if let Ok(event) = a.peer.events().recv_timeout(left) {
             assert!(
