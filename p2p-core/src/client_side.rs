@@ -182,7 +182,11 @@ fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
         }
     };
     debug!("listening to {}", link.info);
-    shared.emit(Event::ListeningTo(PeerInfo::clone(&link.info)));
+    // Keep-alives go out while a slow embedder leaves no room for the event.
+    let joined = Batch::Event(Event::ListeningTo(PeerInfo::clone(&link.info)));
+    shared.emit_batch_or(joined, shared.config.timeouts.keepalive, || {
+        let _ = write_frame(&link.stream, &Frame::Ping);
+    });
     if let Outcome::Caller(tx) = outcome {
         let _ = tx.send(Ok(PeerInfo::clone(&link.info)));
     }
@@ -271,6 +275,12 @@ fn connect(
         .register(&stream, Role::Reader)
         .ok_or_else(|| std::io::Error::other("shutting down"))?;
     SockRef::from(&*stream).connect_timeout(&addr.into(), timeout)?;
+    // A shutdown between `register` and the connect marks the socket's read side shut,
+    // which the connect's poll takes for a completed connection: make sure it is one.
+    if shared.stop.is_set() {
+        return Err(std::io::Error::other("shutting down"));
+    }
+    stream.peer_addr()?;
     let _ = stream.set_nodelay(true);
     Ok((stream, guard))
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use crate::event::{Departure, Event, PeerInfo};
+use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::fanout::{Bell, Cursor, Tail};
 use crate::net::{read_frame_before, write_frame};
 use crate::peer::Shared;
@@ -314,7 +314,11 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
         return;
     }
     debug!("{} listens to us (from {remote})", handle.info);
-    shared.emit(Event::ListenerJoined(handle.info.clone()));
+    // Keep-alives go out while a slow embedder leaves no room for the event.
+    let joined = Batch::Event(Event::ListenerJoined(handle.info.clone()));
+    shared.emit_batch_or(joined, shared.config.timeouts.keepalive, || {
+        let _ = write_frame(&stream, &Frame::Ping);
+    });
     if hs.connect_back {
         crate::client_side::connect_back(shared, &hs, remote);
     }

@@ -59,8 +59,9 @@ impl Default for TrackerConfig {
     }
 }
 
-/// The shortest TTL a tracker takes: peers re-announce at most once a second.
-pub const MIN_TTL: Duration = Duration::from_secs(2);
+/// The shortest TTL a tracker takes: peers re-announce at most once a second, and every
+/// third of the TTL, so a 3 s TTL leaves room for two late re-announces.
+pub const MIN_TTL: Duration = Duration::from_secs(3);
 
 impl TrackerConfig {
     /// The re-announce interval peers are told, in seconds: a third of the TTL, at least 1.
