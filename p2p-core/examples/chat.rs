@@ -80,7 +80,8 @@ fn print_events(events: &Events) {
     while let Ok(batch) = events.recv_batch() {
         let event = match batch {
             Batch::Messages(messages) => {
-                let mut out = stdout.lock();
+                // Standard output is line-buffered: gather the batch's lines first.
+                let mut out = io::BufWriter::new(stdout.lock());
                 let name = &messages.from().username;
                 // If nobody reads our output any more, keep draining so the peer is not held.
                 let _ = messages
