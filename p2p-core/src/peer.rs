@@ -62,12 +62,13 @@ impl Shared {
     /// Hands a batch of events to the embedder like [`emit_batch`](Shared::emit_batch),
     /// calling `idle` every `every` while the channel stays full (a link thread keeps its
     /// connection alive that way while the embedder is slow).
-    pub(crate) fn emit_batch_or(&self, batch: Batch, every: Duration, mut idle: impl FnMut()) {
-        let mut batch = match self.events.try_send(batch) {
-            Err(TrySendError::Full(batch)) => batch,
-            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
-        };
+    pub(crate) fn emit_batch_or(&self, mut batch: Batch, every: Duration, mut idle: impl FnMut()) {
         loop {
+            // Without waiting first: the channel may have room (by now).
+            batch = match self.events.try_send(batch) {
+                Err(TrySendError::Full(batch)) => batch,
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+            };
             let mut sel = Select::new();
             let send = sel.send(&self.events);
             sel.recv(self.stop.watch());
@@ -82,11 +83,6 @@ impl Shared {
                 }
                 Err(_) => idle(),
             }
-            // Try again at once: the channel may have room by now.
-            batch = match self.events.try_send(batch) {
-                Err(TrySendError::Full(batch)) => batch,
-                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
-            };
         }
     }
 }
