@@ -105,11 +105,7 @@ fn a_silent_link_times_out_with_short_timeouts() {
     let server = std::net::TcpListener::bind(loopback(0)).unwrap();
     let addr = server.local_addr().unwrap();
     let silent = std::thread::spawn(move || {
-        let (stream, _) = server.accept().unwrap();
-        let mut conn = RawConn {
-            stream,
-            reader: p2p_core::protocol::FrameReader::new(1 << 20),
-        };
+        let mut conn = RawConn::from_stream(server.accept().unwrap().0);
         let Some(p2p_core::protocol::Frame::Handshake(_)) = conn.recv() else {
             panic!("expected a handshake");
         };

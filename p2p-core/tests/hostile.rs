@@ -116,11 +116,7 @@ fn mallory_sends(b: &mut TestPeer, peer_id: u64, bytes: Vec<u8>, expected: &[&st
     let fake = TcpListener::bind(loopback(0)).unwrap();
     let fake_addr = fake.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        let (stream, _) = fake.accept().unwrap();
-        let mut conn = RawConn {
-            stream,
-            reader: p2p_core::protocol::FrameReader::new(1 << 20),
-        };
+        let mut conn = RawConn::from_stream(fake.accept().unwrap().0);
         assert!(matches!(conn.recv(), Some(Frame::Handshake(_))));
         conn.send(&Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,

@@ -179,7 +179,11 @@ pub struct RawConn {
 
 impl RawConn {
     pub fn connect(addr: SocketAddr) -> RawConn {
-        let stream = TcpStream::connect(addr).expect("raw connect");
+        RawConn::from_stream(TcpStream::connect(addr).expect("raw connect"))
+    }
+
+    /// A raw end of `stream` (connected or accepted), reading with [`PATIENCE`].
+    pub fn from_stream(stream: TcpStream) -> RawConn {
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         RawConn {
             stream,
