@@ -4,10 +4,11 @@
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme, window};
 
+use crate::data::form::Form;
 use crate::i18n::Lang;
 use crate::network::{self, Session, StartError};
 use crate::screen::chat::{self, Chat};
-use crate::screen::connect::{self, Connect, Form};
+use crate::screen::connect::{self, Connect};
 
 /// How the app starts: language, prefilled form, and whether to connect at once.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +147,7 @@ impl App {
                         None => Task::none(),
                     },
                     // A start under way answers first; its session is closed then.
-                    Screen::Connect(c) if matches!(c.status(), connect::Status::Working(_)) => {
+                    Screen::Connect(c) if matches!(c.status(), connect::Status::Working) => {
                         Task::none()
                     }
                     Screen::Connect(_) => iced::exit(),

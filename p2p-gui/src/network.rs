@@ -19,34 +19,10 @@ use iced::{Subscription, Task};
 use p2p_core::{Event, Events, Mode, Peer, PeerConfig};
 use tracker::{Tracker, TrackerConfig};
 
+use crate::data::form::{Join, Request};
+
 /// Most events handed to the UI in one message.
 pub const MAX_BATCH: usize = 256;
-
-/// How the user asked to join, as the connect form checked it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// The username.
-    pub username: String,
-    /// The address advertised to the others.
-    pub ip: IpAddr,
-    /// The port to listen on (0: any free port).
-    pub port: u16,
-    /// How to join.
-    pub join: Join,
-}
-
-/// How to join the network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Join {
-    /// Connect with no one.
-    Alone,
-    /// Listen to these `host:port` peers.
-    Manual(Vec<String>),
-    /// Join through the tracker at `host:port`.
-    Tracker(String),
-    /// Start a tracker inside the app on this port, then join through it.
-    HostTracker(u16),
-}
 
 /// A running peer (and the tracker it hosts, if any), shared with the subscription.
 #[derive(Debug, Clone)]

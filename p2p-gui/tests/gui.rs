@@ -12,9 +12,10 @@ use iced_test::selector::id;
 use iced_test::simulator;
 use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::app::{App, Message, Options, Screen};
+use p2p_gui::data::form::{Form, Tab};
 use p2p_gui::i18n::Lang;
 use p2p_gui::screen::chat::{self, EntryKind, HISTORY, WINDOW};
-use p2p_gui::screen::connect::{self, Form, describe_start_error};
+use p2p_gui::screen::connect::{self, describe_start_error};
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -115,7 +116,7 @@ fn enter_in(app: &mut App, field: &str) {
 fn listening_to(peer: &Peer) -> App {
     let mut app = app(Form {
         username: "alice".into(),
-        tab: connect::Tab::Manual,
+        tab: Tab::Manual,
         peers: peer.local_addr().to_string(),
         ..Form::default()
     });
@@ -281,7 +282,7 @@ fn closing_the_window_while_connecting_waits_for_the_start_then_exits() {
         };
         let mut app = app(Form {
             username: "alice".into(),
-            tab: connect::Tab::Manual,
+            tab: Tab::Manual,
             peers,
             ..Form::default()
         });
@@ -672,7 +673,7 @@ fn connect_flag_starts_at_once() {
     let (mut app, task) = App::new(Options {
         form: Form {
             username: "carol".into(),
-            tab: connect::Tab::Manual,
+            tab: Tab::Manual,
             peers: bob.local_addr().to_string(),
             ..Form::default()
         },
