@@ -62,12 +62,34 @@ impl fmt::Display for Lang {
     }
 }
 
-/// Replaces `{0}`, `{1}` … in `template` by `args`.
+/// Replaces `{0}`, `{1}` … in `template` by `args`, in one pass over the template: what an
+/// argument holds is copied as it is, never read as a placeholder (a username may well be
+/// `{1}`). A `{…}` that names no argument is kept as written.
 pub fn fill(template: &str, args: &[&dyn fmt::Display]) -> String {
-    let mut out = template.to_owned();
-    for (i, arg) in args.iter().enumerate() {
-        out = out.replace(&format!("{{{i}}}"), &arg.to_string());
+    use fmt::Write as _;
+    let mut out = String::with_capacity(template.len() + 16 * args.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let arg = after.find('}').and_then(|close| {
+            let index = &after[..close];
+            let digits = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit());
+            let arg = index.parse::<usize>().ok().and_then(|i| args.get(i));
+            digits.then_some(arg).flatten().map(|arg| (arg, close))
+        });
+        match arg {
+            Some((arg, close)) => {
+                let _ = write!(out, "{arg}");
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -263,6 +285,19 @@ mod tests {
             "bob joined (127.0.0.1:7001)"
         );
         assert_eq!(fill(PT.err_too_long, &[&32]), "No máximo 32 caracteres");
+    }
+
+    #[test]
+    fn fill_expands_each_placeholder_once_and_never_what_it_inserted() {
+        assert_eq!(
+            fill(EN.welcome, &[&"{1}", &"127.0.0.1:7001"]),
+            "You are {1} at 127.0.0.1:7001."
+        );
+        assert_eq!(fill("{0}{1}{0}", &[&"{1}", &"{0}"]), "{1}{0}{1}");
+        // What names no argument stays as written.
+        assert_eq!(fill("{2} {x} {} {0", &[&"a"]), "{2} {x} {} {0");
+        assert_eq!(fill("{{0}}", &[&"a"]), "{a}");
+        assert_eq!(fill("é{0}ü", &[&"ç"]), "éçü");
     }
 
     #[test]

@@ -685,3 +685,22 @@ fn connect_flag_starts_at_once() {
     }
     assert_eq!(chat(&app).title(Lang::En), app.title());
 }
+
+#[test]
+fn a_username_that_looks_like_a_placeholder_is_shown_as_typed() {
+    // Each template is filled in one pass: a value that contains `{1}` is not expanded again.
+    let bob = alone_peer("{0}{1}");
+    let mut app = app(Form {
+        username: "{1}".into(),
+        tab: Tab::Manual,
+        peers: bob.local_addr().to_string(),
+        ..Form::default()
+    });
+    click(&mut app, "Connect");
+    let addr = app.session().expect("session").peer().local_addr();
+    assert_eq!(app.title(), format!("P2P Messenger — {{1}} ({addr})"));
+    assert!(shows(&app, &format!("You are {{1}} at {addr}.")));
+    pump(&mut app, |a| !chat(a).listening_to().is_empty());
+    let joined = format!("{{0}}{{1}} joined ({})", bob.local_addr());
+    assert!(shows(&app, &joined), "{:?}", chat(&app).entries());
+}
