@@ -50,7 +50,7 @@ fn app_with(entries: usize, from: &Arc<PeerInfo>) -> App {
 
 fn shown(app: &App) -> usize {
     match app.screen() {
-        Screen::Chat(chat) => chat.shown().len(),
+        Screen::Chat(chat) => chat.history().shown().len(),
         Screen::Connect(_) => 0,
     }
 }

@@ -3,5 +3,8 @@
 //!
 //! - [`form`]: the connect form as typed, its validation, and the [`form::Request`] a valid
 //!   form makes.
+//! - [`history`]: the conversation, bounded in entries and in bytes, and the window of it
+//!   that is laid out.
 
 pub mod form;
+pub mod history;

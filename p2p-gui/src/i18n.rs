@@ -234,10 +234,13 @@ strings! {
     welcome: "You are {0} at {1}.", "É {0} em {1}.";
     /// Button at the top of a long conversation: count.
     show_earlier: "Show {0} earlier messages", "Mostrar {0} mensagens anteriores";
-    /// At the top of a conversation whose oldest entries were dropped: how many are kept.
+    /// At the top of a conversation whose oldest entries were dropped: how many entries
+    /// and how many MiB of text are kept at most.
     history_dropped:
-        "Older messages are no longer kept (only the latest {0})",
-        "As mensagens mais antigas já não são guardadas (só as últimas {0})";
+        "Older messages are no longer kept: only the latest {0} messages or {1} MiB of text",
+        "As mensagens mais antigas já não são guardadas: só as últimas {0} mensagens ou {1} MiB de texto";
+    /// Button under the conversation while the user reads older messages: how many came.
+    new_messages: "{0} new messages — show the latest", "{0} mensagens novas — mostrar as últimas";
     /// Composer error: length, limit.
     too_long: "Message too long: {0} bytes, at most {1}", "Mensagem demasiado longa: {0} bytes, no máximo {1}";
     /// Composer error: reason.

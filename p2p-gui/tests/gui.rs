@@ -13,8 +13,9 @@ use iced_test::simulator;
 use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::app::{App, Message, Options, Screen};
 use p2p_gui::data::form::{Form, Tab};
+use p2p_gui::data::history::{EntryKind, History, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW};
 use p2p_gui::i18n::Lang;
-use p2p_gui::screen::chat::{self, EntryKind, HISTORY, WINDOW};
+use p2p_gui::screen::chat;
 use p2p_gui::screen::connect::{self, describe_start_error};
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -128,6 +129,11 @@ fn shows(app: &App, text: &str) -> bool {
     simulator(app.view()).find(text).is_ok()
 }
 
+/// The conversation on the app's chat screen.
+fn history(app: &App) -> &History {
+    chat(app).history()
+}
+
 fn chat(app: &App) -> &chat::Chat {
     match app.screen() {
         Screen::Chat(chat) => chat,
@@ -147,13 +153,16 @@ fn pump(app: &mut App, done: impl Fn(&App) -> bool) {
             .recv_deadline(deadline);
         match next {
             Ok(event) => update(app, Message::Network(vec![event])),
-            Err(_) => panic!("timed out waiting; conversation: {:?}", chat(app).entries()),
+            Err(_) => panic!(
+                "timed out waiting; conversation: {:?}",
+                history(app).entries()
+            ),
         }
     }
 }
 
 fn has_message(app: &App, from: &str, text: &str) -> bool {
-    chat(app)
+    history(app)
         .entries()
         .iter()
         .any(|e| matches!(&e.kind, EntryKind::Other { from: f, text: t } if f == from && t == text))
@@ -342,7 +351,7 @@ fn manual_connect_to_a_real_peer_then_chat_both_ways() {
     enter_in(&mut app, chat::MESSAGE_BOX);
     assert_eq!(recv_message(&bob), ("alice".into(), "hello bob".into()));
     assert!(
-        chat(&app)
+        history(&app)
             .entries()
             .iter()
             .any(|e| e.kind == EntryKind::Own("hello bob".into()))
@@ -406,7 +415,7 @@ fn two_apps_meet_through_a_tracker_hosted_in_one_of_them() {
     pump(&mut alice, |a| {
         chat(a).listening_to().len() == 1 && chat(a).listeners().len() == 1
     });
-    assert!(chat(&alice).entries().iter().any(
+    assert!(history(&alice).entries().iter().any(
         |e| matches!(&e.kind, EntryKind::Notice(n) if n.starts_with("bob joined (127.0.0.1:"))
     ));
 
@@ -428,7 +437,7 @@ fn two_apps_meet_through_a_tracker_hosted_in_one_of_them() {
         chat(a).listening_to().is_empty() && chat(a).listeners().is_empty()
     });
     assert!(
-        chat(&alice)
+        history(&alice)
             .entries()
             .iter()
             .any(|e| matches!(&e.kind, EntryKind::Notice(n) if n == "bob left (said goodbye)"))
@@ -448,7 +457,7 @@ fn a_long_conversation_lays_out_only_its_latest_window() {
         bob.send(&format!("message {i}")).expect("send");
     }
     pump(&mut app, |a| has_message(a, "bob", "message 9999"));
-    let chat = chat(&app);
+    let chat = history(&app);
     assert!(chat.entries().len() > 10_000);
     assert!(
         chat.shown().len() <= WINDOW + WINDOW / 4,
@@ -460,9 +469,9 @@ fn a_long_conversation_lays_out_only_its_latest_window() {
     let earlier = format!("Show {WINDOW} earlier messages");
     assert!(shows(&app, &earlier));
     click(&mut app, earlier.as_str());
-    assert!(self::chat(&app).shown().len() > WINDOW + 100);
+    assert!(self::history(&app).shown().len() > WINDOW + 100);
     // Every message arrived once and in order.
-    let texts: Vec<&str> = self::chat(&app)
+    let texts: Vec<&str> = history(&app)
         .entries()
         .iter()
         .filter_map(|e| match &e.kind {
@@ -494,32 +503,43 @@ fn the_view_follows_new_messages_only_while_at_the_bottom() {
     }
     let last = format!("line {}", WINDOW + 49);
     pump(&mut app, |a| has_message(a, "bob", &last));
-    assert!(chat(&app).following());
+    assert!(history(&app).following());
 
     // The user scrolls up to read: the view stops following, and what is laid out
     // no longer slides as messages arrive.
     scroll(&mut app, 20.0);
-    assert!(!chat(&app).following());
-    let first_shown = chat(&app).shown().next().cloned();
+    assert!(!history(&app).following());
+    let first_shown = history(&app).shown().next().cloned();
+    let shown_before = history(&app).shown().len();
     for i in 0..WINDOW {
         bob.send(&format!("more {i}")).expect("send");
     }
     let last = format!("more {}", WINDOW - 1);
     pump(&mut app, |a| has_message(a, "bob", &last));
     assert_eq!(
-        chat(&app).shown().next().cloned(),
+        history(&app).shown().next().cloned(),
         first_shown,
         "what the user reads stays put"
     );
+    assert_eq!(
+        history(&app).shown().len(),
+        shown_before,
+        "and what is laid out does not grow"
+    );
+    let new = format!("{WINDOW} new messages — show the latest");
+    assert!(shows(&app, &new));
 
-    // Back at the bottom, it follows again.
+    // Back at the bottom, it takes in what came and follows again.
     scroll(&mut app, -100_000.0);
-    assert!(chat(&app).following());
+    assert!(history(&app).following());
+    assert_eq!(history(&app).unseen(), 0);
+    assert!(history(&app).shown().len() <= WINDOW + WINDOW / 4);
+    assert!(shows(&app, &last) && !shows(&app, &new));
     // Sending always brings the view back to the newest message.
     scroll(&mut app, 20.0);
     type_into(&mut app, chat::MESSAGE_BOX, "done reading");
     enter_in(&mut app, chat::MESSAGE_BOX);
-    assert!(chat(&app).following());
+    assert!(history(&app).following());
 }
 
 /// Alice's app on the chat screen, started alone (the form, then the confirmation).
@@ -535,20 +555,25 @@ fn alone_app() -> App {
     app
 }
 
-/// Delivers bob's messages `range` to the app as the subscription would, in batches,
-/// without going through sockets (the network paths are tested above).
+/// Delivers bob's messages "message N" for N in `range` to the app, as the subscription
+/// would, in batches, without going through sockets (the network paths are tested above).
 fn deliver(app: &mut App, range: std::ops::Range<usize>) {
+    deliver_texts(app, range.map(|i| format!("message {i}")));
+}
+
+/// Delivers bob's messages with these texts, in batches of 1,000.
+fn deliver_texts(app: &mut App, texts: impl Iterator<Item = String>) {
     let bob = std::sync::Arc::new(p2p_core::PeerInfo {
         username: "bob".into(),
         addr: "127.0.0.1:7001".parse().unwrap(),
     });
-    let all: Vec<usize> = range.collect();
+    let all: Vec<String> = texts.collect();
     for batch in all.chunks(1_000) {
         let events = batch
             .iter()
-            .map(|i| Event::Message {
+            .map(|text| Event::Message {
                 from: std::sync::Arc::clone(&bob),
-                text: p2p_core::Text::from(format!("message {i}")),
+                text: p2p_core::Text::from(text.clone()),
             })
             .collect();
         update(app, Message::Network(events));
@@ -557,7 +582,7 @@ fn deliver(app: &mut App, range: std::ops::Range<usize>) {
 
 /// The texts of the messages the conversation holds, oldest first.
 fn texts(app: &App) -> Vec<String> {
-    chat(app)
+    history(app)
         .entries()
         .iter()
         .filter_map(|e| match &e.kind {
@@ -569,30 +594,32 @@ fn texts(app: &App) -> Vec<String> {
 
 #[test]
 fn a_flood_keeps_only_the_latest_history_and_says_so() {
-    let dropped_note = "Older messages are no longer kept (only the latest {0})"
-        .replace("{0}", &HISTORY.to_string());
+    let dropped_note = format!(
+        "Older messages are no longer kept: only the latest {HISTORY} messages or {} MiB of text",
+        MAX_BYTES / (1024 * 1024)
+    );
     let mut app = alone_app();
     // The welcome notice and HISTORY - 1 messages: all kept, nothing to say.
     deliver(&mut app, 0..HISTORY - 1);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(chat(&app).dropped(), 0);
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).dropped(), 0);
     assert!(!shows(&app, &dropped_note));
 
     // 501 more: the notice and the first 500 messages go.
     let total = HISTORY + 500;
     deliver(&mut app, HISTORY - 1..total);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(chat(&app).dropped(), 501);
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).dropped(), 501);
     let expected: Vec<String> = (500..total).map(|i| format!("message {i}")).collect();
     assert_eq!(texts(&app), expected, "the newest are kept, in order");
 
     // The view still follows the newest, with the latest window laid out, and its top
     // says that older messages are gone.
     let last = format!("message {}", total - 1);
-    assert!(chat(&app).following());
-    assert!(chat(&app).shown().len() <= WINDOW + WINDOW / 4);
+    assert!(history(&app).following());
+    assert!(history(&app).shown().len() <= WINDOW + WINDOW / 4);
     assert!(
-        matches!(&chat(&app).shown().next_back().unwrap().kind, EntryKind::Other { text, .. } if *text == last)
+        matches!(&history(&app).shown().next_back().unwrap().kind, EntryKind::Other { text, .. } if *text == last)
     );
     let earlier = format!("Show {WINDOW} earlier messages");
     let mut ui = simulator(app.view());
@@ -602,32 +629,73 @@ fn a_flood_keeps_only_the_latest_history_and_says_so() {
     drop(ui);
 
     // The user scrolls up to read: what is laid out stays put while the oldest entries
-    // are dropped underneath it.
+    // are dropped underneath it, and what arrives is counted, not laid out.
     click(&mut app, earlier.as_str());
     scroll(&mut app, 20.0);
-    assert!(!chat(&app).following());
-    let first_shown = chat(&app).shown().next().cloned().unwrap();
-    let shown_before = chat(&app).shown().len();
+    assert!(!history(&app).following());
+    let first_shown = history(&app).shown().next().cloned().unwrap();
+    let shown_before = history(&app).shown().len();
     deliver(&mut app, total..total + 100);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(chat(&app).shown().next(), Some(&first_shown));
-    assert_eq!(chat(&app).shown().len(), shown_before + 100);
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).shown().next(), Some(&first_shown));
+    assert_eq!(
+        history(&app).shown().len(),
+        shown_before,
+        "the laid-out window does not grow while the user reads"
+    );
+    assert_eq!(history(&app).unseen(), 100);
     assert!(shows(&app, &earlier), "still more than a window above");
+    let new = "100 new messages — show the latest";
+    assert!(shows(&app, new));
 
-    // With every entry laid out, the oldest laid-out one goes when a new one comes.
-    while chat(&app).shown().len() < HISTORY {
+    // The button brings the newest back, followed.
+    click(&mut app, new);
+    assert!(history(&app).following());
+    assert_eq!(history(&app).unseen(), 0);
+    assert_eq!(history(&app).shown().len(), WINDOW);
+    let last = format!("message {}", total + 99);
+    assert!(shows(&app, &last) && !shows(&app, new));
+
+    // With every kept entry laid out, the oldest laid-out one goes when a new one comes,
+    // and the new one waits below.
+    while history(&app).earlier() > 0 {
         update(&mut app, Message::Chat(chat::Message::ShowEarlier));
     }
+    assert_eq!(history(&app).shown().len(), HISTORY);
     assert_eq!(texts(&app)[0], "message 600");
     deliver(&mut app, total + 100..total + 101);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(
-        chat(&app).shown().len(),
-        HISTORY,
-        "the window is the whole history"
-    );
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).shown().len(), HISTORY - 1);
+    assert_eq!(history(&app).unseen(), 1);
     assert_eq!(texts(&app)[0], "message 601");
-    assert_eq!(chat(&app).dropped(), 602);
+    assert_eq!(history(&app).dropped(), 602);
+}
+
+#[test]
+fn a_flood_of_long_messages_is_bounded_by_bytes_and_says_so() {
+    let mut app = alone_app();
+    // 600 messages of 64 KiB: 37.5 MiB, far fewer than HISTORY entries.
+    let long = "x".repeat(64 * 1024 - 8);
+    deliver_texts(&mut app, (0..600).map(|i| format!("{i:07} {long}")));
+    let h = history(&app);
+    assert!(h.bytes() <= MAX_BYTES, "{} bytes kept", h.bytes());
+    assert!(h.bytes() > MAX_BYTES - 64 * 1024, "only what must go goes");
+    assert!(h.dropped() > 0);
+    let kept = texts(&app);
+    assert_eq!(kept.len(), h.entries().len());
+    let first = 600 - kept.len();
+    for (i, text) in kept.iter().enumerate() {
+        assert!(text.starts_with(&format!("{:07} ", first + i)), "in order");
+    }
+    // Short lines after them: the window laid out holds only those, and its top still
+    // says that older messages are gone.
+    deliver(&mut app, 0..400);
+    let dropped_note = format!(
+        "Older messages are no longer kept: only the latest {HISTORY} messages or {} MiB of text",
+        MAX_BYTES / (1024 * 1024)
+    );
+    assert!(shows(&app, &dropped_note));
+    assert!(history(&app).bytes() <= MAX_BYTES);
 }
 
 #[test]
@@ -640,7 +708,7 @@ fn a_message_over_the_limit_is_refused_with_a_visible_error() {
     assert!(shows(&app, "Message too long: 65537 bytes, at most 65536"));
     // Nothing was sent, and the draft is kept for the user to shorten.
     assert!(
-        !chat(&app)
+        !history(&app)
             .entries()
             .iter()
             .any(|e| matches!(e.kind, EntryKind::Own(_)))
@@ -702,5 +770,5 @@ fn a_username_that_looks_like_a_placeholder_is_shown_as_typed() {
     assert!(shows(&app, &format!("You are {{1}} at {addr}.")));
     pump(&mut app, |a| !chat(a).listening_to().is_empty());
     let joined = format!("{{0}}{{1}} joined ({})", bob.local_addr());
-    assert!(shows(&app, &joined), "{:?}", chat(&app).entries());
+    assert!(shows(&app, &joined), "{:?}", history(&app).entries());
 }
