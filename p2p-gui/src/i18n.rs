@@ -243,8 +243,12 @@ strings! {
     new_messages: "{0} new messages — show the latest", "{0} mensagens novas — mostrar as últimas";
     /// Composer error: length, limit.
     too_long: "Message too long: {0} bytes, at most {1}", "Mensagem demasiado longa: {0} bytes, no máximo {1}";
-    /// Composer error: reason.
+    /// Composer error, and beside a message that could not be sent: reason.
     not_sent: "Not sent: {0}", "Não enviada: {0}";
+    /// Composer notice: the sender thread still has a queue full of earlier messages.
+    send_queue_full:
+        "Still sending your earlier messages: wait a moment and press Enter again",
+        "Ainda a enviar as mensagens anteriores: aguarde um momento e prima Enter de novo";
     /// Departure.
     why_left: "said goodbye", "despediu-se";
     /// Departure.

@@ -13,7 +13,9 @@ use iced_test::simulator;
 use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::app::{App, Message, Options, Screen};
 use p2p_gui::data::form::{Form, Tab};
-use p2p_gui::data::history::{EntryKind, History, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW};
+use p2p_gui::data::history::{
+    Delivery, EntryKind, History, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW,
+};
 use p2p_gui::i18n::Lang;
 use p2p_gui::screen::chat;
 use p2p_gui::screen::connect::{self, describe_start_error};
@@ -354,7 +356,7 @@ fn manual_connect_to_a_real_peer_then_chat_both_ways() {
         history(&app)
             .entries()
             .iter()
-            .any(|e| e.kind == EntryKind::Own("hello bob".into()))
+            .any(|e| matches!(&e.kind, EntryKind::Own { text, delivery: Delivery::Sent(1) } if text == "hello bob"))
     );
     // The Send button works too, and the box is empty after sending.
     type_into(&mut app, chat::MESSAGE_BOX, "and again");
@@ -711,7 +713,7 @@ fn a_message_over_the_limit_is_refused_with_a_visible_error() {
         !history(&app)
             .entries()
             .iter()
-            .any(|e| matches!(e.kind, EntryKind::Own(_)))
+            .any(|e| matches!(e.kind, EntryKind::Own { .. }))
     );
     // Typing clears the error.
     type_into(&mut app, chat::MESSAGE_BOX, "!");
@@ -771,4 +773,96 @@ fn a_username_that_looks_like_a_placeholder_is_shown_as_typed() {
     pump(&mut app, |a| !chat(a).listening_to().is_empty());
     let joined = format!("{{0}}{{1}} joined ({})", bob.local_addr());
     assert!(shows(&app, &joined), "{:?}", history(&app).entries());
+}
+
+/// The deliveries of alice's own messages, oldest first.
+fn deliveries(app: &App) -> Vec<(String, Delivery)> {
+    history(app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Own { text, delivery } => Some((text.clone(), delivery.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("proc")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == name)
+        .count()
+}
+
+/// Waits until `name` names `count` threads (a thread names itself once it runs, and leaves
+/// /proc just after it has been joined).
+fn wait_threads(name: &str, count: usize) {
+    let deadline = Instant::now() + DEADLINE;
+    while threads_named(name) != count {
+        assert!(Instant::now() < deadline, "{name}: not {count} threads");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn messages_are_sent_by_the_session_s_own_thread_in_order_and_it_is_joined_at_close() {
+    let bob = alone_peer("bob");
+    let mut app = listening_to(&bob);
+    let addr = app.session().expect("session").peer().local_addr();
+    bob.connect(&addr.to_string())
+        .expect("bob listens to alice");
+    pump(&mut app, |a| !chat(a).listeners().is_empty());
+    let sender = format!("gui-send-{}", addr.port());
+    wait_threads(&sender, 1);
+
+    // Ten messages from the UI, none waiting for the network: each is shown at once and
+    // its result comes back later, as a message.
+    let mut results = Vec::new();
+    for i in 0..10 {
+        update(
+            &mut app,
+            Message::Chat(chat::Message::Draft(format!("m{i}"))),
+        );
+        results.push(app.update(Message::Chat(chat::Message::Send)));
+    }
+    let sending: Vec<(String, Delivery)> = (0..10)
+        .map(|i| (format!("m{i}"), Delivery::Sending))
+        .collect();
+    assert_eq!(deliveries(&app), sending);
+    for i in 0..10 {
+        assert_eq!(
+            recv_message(&bob),
+            ("alice".into(), format!("m{i}")),
+            "in order"
+        );
+    }
+    for task in results {
+        for message in run_task(task) {
+            assert!(matches!(message, Message::Chat(chat::Message::Sent { .. })));
+            update(&mut app, message);
+        }
+    }
+    let sent: Vec<(String, Delivery)> = (0..10)
+        .map(|i| (format!("m{i}"), Delivery::Sent(1)))
+        .collect();
+    assert_eq!(deliveries(&app), sent);
+
+    // Closing the window joins the sender thread, and bob sees alice leave.
+    update(
+        &mut app,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+    wait_threads(&sender, 0);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match bob.events().recv_deadline(deadline) {
+            Ok(Event::ListenerLeft { peer, reason }) if peer.username == "alice" => {
+                assert_eq!(reason, p2p_core::Departure::Left);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("bob never saw alice leave: {e}"),
+        }
+    }
 }

@@ -69,7 +69,12 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     /// A message this user sent.
-    Own(String),
+    Own {
+        /// What it says.
+        text: String,
+        /// Whether it went out, and to how many.
+        delivery: Delivery,
+    },
     /// A message from another user.
     Other {
         /// Who sent it.
@@ -81,13 +86,24 @@ pub enum EntryKind {
     Notice(String),
 }
 
+/// What became of a message this user sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Waiting to be sent.
+    Sending,
+    /// Handed to this many listeners; with 0, nobody heard it.
+    Sent(usize),
+    /// Not sent, for this reason.
+    Failed(String),
+}
+
 impl Entry {
     /// The bytes of text the entry holds (what it says, who said it, when), which is what
     /// the history's byte limit counts.
     pub fn bytes(&self) -> usize {
         self.time.len()
             + match &self.kind {
-                EntryKind::Own(text) | EntryKind::Notice(text) => text.len(),
+                EntryKind::Own { text, .. } | EntryKind::Notice(text) => text.len(),
                 EntryKind::Other { from, text } => from.len() + text.len(),
             }
     }
@@ -134,8 +150,9 @@ impl History {
     }
 
     /// Adds an entry at the end, dropping the oldest ones beyond the limits (the newest
-    /// entry is always kept).
-    pub fn push(&mut self, entry: Entry) {
+    /// entry is always kept). Returns the entry's id: its position counted from the first
+    /// entry ever, which stays its name as older entries are dropped.
+    pub fn push(&mut self, entry: Entry) -> usize {
         self.bytes += entry.bytes();
         self.entries.push_back(entry);
         while self.entries.len() > self.limits.entries
@@ -152,6 +169,20 @@ impl History {
         }
         if self.following {
             self.catch_up();
+        }
+        self.dropped.wrapping_add(self.entries.len() - 1)
+    }
+
+    /// Records what became of the message this user sent as entry `id`, unless it has
+    /// been dropped meanwhile. The entry's size does not change: the byte count stays true.
+    pub fn set_delivery(&mut self, id: usize, delivery: Delivery) {
+        let index = id.wrapping_sub(self.dropped);
+        if let Some(Entry {
+            kind: EntryKind::Own { delivery: d, .. },
+            ..
+        }) = self.entries.get_mut(index)
+        {
+            *d = delivery;
         }
     }
 
@@ -251,9 +282,9 @@ mod tests {
     fn texts<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<String> {
         entries
             .map(|e| match &e.kind {
-                EntryKind::Notice(t) | EntryKind::Own(t) | EntryKind::Other { text: t, .. } => {
-                    t.clone()
-                }
+                EntryKind::Notice(t)
+                | EntryKind::Own { text: t, .. }
+                | EntryKind::Other { text: t, .. } => t.clone(),
             })
             .collect()
     }
@@ -414,6 +445,46 @@ mod tests {
         assert_eq!(texts(h.shown()), numbered(80..100));
         h.push(note("100"));
         assert_eq!(texts(h.shown()), numbered(80..101));
+    }
+
+    #[test]
+    fn a_sent_message_is_found_by_its_id_while_it_is_kept() {
+        let mut h = History::new(SMALL);
+        let own = |text: &str| Entry {
+            time: "12:00".into(),
+            kind: EntryKind::Own {
+                text: text.into(),
+                delivery: Delivery::Sending,
+            },
+        };
+        let delivery = |h: &History, i: usize| match &h.entries()[i].kind {
+            EntryKind::Own { delivery, .. } => delivery.clone(),
+            other => panic!("not own: {other:?}"),
+        };
+        assert_eq!(h.push(note("0")), 0);
+        let first = h.push(own("a"));
+        assert_eq!(first, 1);
+        for i in 2..100 {
+            assert_eq!(h.push(note(format!("{i:03}"))), i);
+        }
+        h.set_delivery(first, Delivery::Sent(0));
+        assert_eq!(delivery(&h, 1), Delivery::Sent(0));
+        let bytes = h.bytes();
+        h.set_delivery(first, Delivery::Failed("a long reason".repeat(10)));
+        assert_eq!(h.bytes(), bytes, "the size counted stays the same");
+        // Ten more: the first ten entries go, and with them the message.
+        let second = h.push(own("b"));
+        for i in 101..110 {
+            h.push(note(format!("{i:03}")));
+        }
+        assert_eq!(h.dropped(), 10);
+        h.set_delivery(first, Delivery::Sent(3)); // gone: nothing happens
+        h.set_delivery(second, Delivery::Sent(3));
+        assert_eq!(delivery(&h, second - 10), Delivery::Sent(3));
+        // An id that is not a message of this user changes nothing.
+        h.set_delivery(50, Delivery::Sent(1));
+        h.set_delivery(5000, Delivery::Sent(1));
+        assert!(matches!(h.entries()[40].kind, EntryKind::Notice(_)));
     }
 
     #[test]

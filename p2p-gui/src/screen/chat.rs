@@ -17,9 +17,10 @@ use iced::widget::{
 use iced::{Alignment, Element, Fill, Length, Task, Theme};
 use p2p_core::{Departure, Event, PeerInfo};
 
-use crate::data::history::{Entry, EntryKind, History};
+use crate::data::history::{Delivery, Entry, EntryKind, History};
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::Session;
+use crate::network::outbox::{QueueError, Sent};
 
 /// The id of the text box.
 pub const MESSAGE_BOX: &str = "message";
@@ -54,6 +55,13 @@ pub enum Message {
     ShowEarlier,
     /// Asked for the newest messages, after reading older ones.
     JumpToLatest,
+    /// The sender thread sent (or could not send) the message of entry `id`.
+    Sent {
+        /// The entry of the message in the history.
+        id: usize,
+        /// To how many listeners, or why not.
+        result: Sent,
+    },
 }
 
 fn now() -> String {
@@ -112,12 +120,12 @@ impl Chat {
         &self.listeners
     }
 
-    fn push(&mut self, kind: EntryKind) {
-        self.history.push(Entry { time: now(), kind });
+    fn push(&mut self, kind: EntryKind) -> usize {
+        self.history.push(Entry { time: now(), kind })
     }
 
     fn notice(&mut self, notice: String) {
-        self.push(EntryKind::Notice(notice));
+        let _ = self.push(EntryKind::Notice(notice));
     }
 
     fn knows(&self, peer: &PeerInfo) -> bool {
@@ -129,10 +137,12 @@ impl Chat {
         let s = lang.strings();
         for event in events {
             match event {
-                Event::Message { from, text } => self.push(EntryKind::Other {
-                    from: from.username.clone(),
-                    text: text.to_string(),
-                }),
+                Event::Message { from, text } => {
+                    let _ = self.push(EntryKind::Other {
+                        from: from.username.clone(),
+                        text: text.to_string(),
+                    });
+                }
                 Event::ListeningTo(peer) => {
                     if !self.knows(&peer) {
                         self.notice(fill(s.joined, &[&peer.username, &peer.addr]));
@@ -210,6 +220,14 @@ impl Chat {
                 self.history.jump_to_latest();
                 self.follow()
             }
+            Message::Sent { id, result } => {
+                let delivery = match result {
+                    Ok(listeners) => Delivery::Sent(listeners),
+                    Err(reason) => Delivery::Failed(reason),
+                };
+                self.history.set_delivery(id, delivery);
+                Task::none()
+            }
         }
     }
 
@@ -225,16 +243,31 @@ impl Chat {
         let Some(session) = &self.session else {
             return Task::none();
         };
-        match session.peer().send(text) {
-            Ok(_) => {
+        // The sender thread sends; this thread only queues, and learns the result as a
+        // message.
+        match session.send(text.to_owned()) {
+            Ok(answer) => {
                 let text = text.to_owned();
                 self.draft.clear();
                 self.error = None;
                 self.history.follow();
-                self.push(EntryKind::Own(text));
-                self.follow()
+                let id = self.push(EntryKind::Own {
+                    text,
+                    delivery: Delivery::Sending,
+                });
+                let result = Task::future(async move {
+                    answer
+                        .await
+                        .unwrap_or_else(|_| Err("the session was closed".to_owned()))
+                })
+                .map(move |result| Message::Sent { id, result });
+                Task::batch([self.follow(), result])
             }
-            Err(e) => {
+            Err(QueueError::Full) => {
+                self.error = Some(s.send_queue_full.to_owned());
+                Task::none()
+            }
+            Err(e @ QueueError::Closed) => {
                 self.error = Some(fill(s.not_sent, &[&e]));
                 Task::none()
             }
@@ -279,7 +312,7 @@ impl Chat {
         // Stripes count from the first entry ever, so they do not flip as the oldest go.
         let first = history.first_shown_ever();
         for (i, entry) in history.shown().enumerate() {
-            lines = lines.push(line(entry, first.wrapping_add(i) % 2 == 1));
+            lines = lines.push(line(entry, first.wrapping_add(i) % 2 == 1, s));
         }
         let conversation = scrollable(lines)
             .id(CONVERSATION)
@@ -374,13 +407,20 @@ fn departure(reason: &Departure, s: &Strings) -> String {
 }
 
 /// One line of the conversation, striped like the original.
-fn line(entry: &Entry, striped: bool) -> Element<'_, Message> {
+fn line<'a>(entry: &'a Entry, striped: bool, s: &Strings) -> Element<'a, Message> {
     let time = text(&entry.time).size(11).style(text::secondary);
     let content: Element<'_, Message> = match &entry.kind {
-        EntryKind::Own(t) => row![space().width(Fill), text(t), time]
-            .spacing(8)
-            .align_y(Alignment::Center)
-            .into(),
+        EntryKind::Own { text: t, delivery } => {
+            let mut line = row![space().width(Fill), text(t)];
+            // Said beside the message itself: which one failed.
+            match delivery {
+                Delivery::Failed(why) => {
+                    line = line.push(text(fill(s.not_sent, &[why])).size(12).style(text::danger));
+                }
+                Delivery::Sending | Delivery::Sent(_) => {}
+            }
+            line.push(time).spacing(8).align_y(Alignment::Center).into()
+        }
         EntryKind::Other { from, text: t } => row![
             time,
             text(format!("[{from}] :")).style(text::primary),
