@@ -245,6 +245,10 @@ strings! {
     too_long: "Message too long: {0} bytes, at most {1}", "Mensagem demasiado longa: {0} bytes, no máximo {1}";
     /// Composer error, and beside a message that could not be sent: reason.
     not_sent: "Not sent: {0}", "Não enviada: {0}";
+    /// Beside a message that was sent while nobody listened.
+    unheard:
+        "nobody received this: no one is listening to you",
+        "ninguém recebeu esta mensagem: ninguém o está a ouvir";
     /// Composer notice: the sender thread still has a queue full of earlier messages.
     send_queue_full:
         "Still sending your earlier messages: wait a moment and press Enter again",

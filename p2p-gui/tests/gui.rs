@@ -787,6 +787,54 @@ fn deliveries(app: &App) -> Vec<(String, Delivery)> {
         .collect()
 }
 
+#[test]
+fn a_message_nobody_receives_says_so_beside_it() {
+    for (lang, unheard) in [
+        (Lang::En, "nobody received this: no one is listening to you"),
+        (
+            Lang::Pt,
+            "ninguém recebeu esta mensagem: ninguém o está a ouvir",
+        ),
+    ] {
+        let (mut app, _) = App::new(Options {
+            lang,
+            form: Form {
+                username: "alice".into(),
+                alone: true,
+                ..Form::default()
+            },
+            ..Options::default()
+        });
+        update(&mut app, Message::Connect(connect::Message::Connect));
+        update(&mut app, Message::Connect(connect::Message::ConfirmAlone));
+        type_into(&mut app, chat::MESSAGE_BOX, "anyone there?");
+        enter_in(&mut app, chat::MESSAGE_BOX);
+        assert!(shows(&app, "anyone there?"));
+        assert!(shows(&app, unheard), "{lang}: {:?}", deliveries(&app));
+
+        // Once bob listens, a message reaches him and says nothing more.
+        let bob = alone_peer("bob");
+        let addr = app.session().expect("session").peer().local_addr();
+        bob.connect(&addr.to_string())
+            .expect("bob listens to alice");
+        pump(&mut app, |a| !chat(a).listeners().is_empty());
+        type_into(&mut app, chat::MESSAGE_BOX, "hi bob");
+        enter_in(&mut app, chat::MESSAGE_BOX);
+        assert_eq!(recv_message(&bob), ("alice".into(), "hi bob".into()));
+        assert_eq!(
+            deliveries(&app),
+            [
+                ("anyone there?".into(), Delivery::Sent(0)),
+                ("hi bob".into(), Delivery::Sent(1))
+            ]
+        );
+        update(
+            &mut app,
+            Message::CloseRequested(iced::window::Id::unique()),
+        );
+    }
+}
+
 fn threads_named(name: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .expect("proc")

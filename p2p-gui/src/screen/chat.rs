@@ -412,8 +412,11 @@ fn line<'a>(entry: &'a Entry, striped: bool, s: &Strings) -> Element<'a, Message
     let content: Element<'_, Message> = match &entry.kind {
         EntryKind::Own { text: t, delivery } => {
             let mut line = row![space().width(Fill), text(t)];
-            // Said beside the message itself: which one failed.
+            // Said beside the message itself: which one reached nobody, which one failed.
             match delivery {
+                Delivery::Sent(0) => {
+                    line = line.push(text(s.unheard).size(12).style(text::warning))
+                }
                 Delivery::Failed(why) => {
                     line = line.push(text(fill(s.not_sent, &[why])).size(12).style(text::danger));
                 }
