@@ -79,6 +79,7 @@ impl Cli {
             lang: self.lang.unwrap_or_else(Lang::from_env),
             form,
             connect: self.connect,
+            signals: None,
         }
     }
 }

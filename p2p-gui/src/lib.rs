@@ -27,3 +27,4 @@ pub mod data;
 pub mod i18n;
 pub mod network;
 pub mod screen;
+pub mod signals;

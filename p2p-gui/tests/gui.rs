@@ -183,6 +183,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until `listener` of `peer` leaves, and checks that it said goodbye.
+fn sees_goodbye(peer: &Peer, listener: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match peer.events().recv_deadline(deadline) {
+            Ok(Event::ListenerLeft { peer, reason }) if peer.username == listener => {
+                assert_eq!(reason, p2p_core::Departure::Left);
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{listener} was never seen leaving: {e}"),
+        }
+    }
+}
+
 fn recv_message(peer: &Peer) -> (String, String) {
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -370,17 +385,7 @@ fn manual_connect_to_a_real_peer_then_chat_both_ways() {
         Message::CloseRequested(iced::window::Id::unique()),
     );
     assert!(app.session().is_none());
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match bob.events().recv_deadline(deadline) {
-            Ok(Event::ListenerLeft { peer, reason }) if peer.username == "alice" => {
-                assert_eq!(reason, p2p_core::Departure::Left);
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("bob never saw alice leave: {e}"),
-        }
-    }
+    sees_goodbye(&bob, "alice");
 }
 
 #[test]
@@ -902,15 +907,28 @@ fn messages_are_sent_by_the_session_s_own_thread_in_order_and_it_is_joined_at_cl
         Message::CloseRequested(iced::window::Id::unique()),
     );
     wait_threads(&sender, 0);
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match bob.events().recv_deadline(deadline) {
-            Ok(Event::ListenerLeft { peer, reason }) if peer.username == "alice" => {
-                assert_eq!(reason, p2p_core::Departure::Left);
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("bob never saw alice leave: {e}"),
-        }
-    }
+    sees_goodbye(&bob, "alice");
+}
+
+#[test]
+fn the_signal_message_leaves_as_a_close_request_does() {
+    use p2p_gui::signals::Signal;
+    // On the connect screen: the app ends at once.
+    let mut app = app(Form::default());
+    assert!(exits(app.update(Message::Signal(Signal::Terminate))));
+
+    // Chatting: the peer leaves (bob is told it said goodbye), then the app ends; a second
+    // signal meanwhile asks nothing more of the app.
+    let bob = alone_peer("bob");
+    let mut app = listening_to(&bob);
+    let addr = app.session().expect("session").peer().local_addr();
+    bob.connect(&addr.to_string())
+        .expect("bob listens to alice");
+    pump(&mut app, |a| !chat(a).listeners().is_empty());
+    let leaving = app.update(Message::Signal(Signal::Interrupt));
+    assert!(app.session().is_none(), "the session is being closed");
+    assert!(run_task(app.update(Message::Signal(Signal::Interrupt))).is_empty());
+    assert!(matches!(run_task(leaving).as_slice(), [Message::Closed]));
+    assert!(exits(app.update(Message::Closed)));
+    sees_goodbye(&bob, "alice");
 }
