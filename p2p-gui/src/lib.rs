@@ -28,3 +28,6 @@ pub mod i18n;
 pub mod network;
 pub mod screen;
 pub mod signals;
+
+#[cfg(test)]
+mod test_support;

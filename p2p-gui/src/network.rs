@@ -253,12 +253,12 @@ fn forward(events: &Events, mut output: mpsc::Sender<Vec<Event>>) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use iced::futures::StreamExt;
     use iced::futures::executor::block_on;
 
     use super::*;
+    use crate::test_support::{threads_named, wait_until};
 
     fn alone(name: &str) -> Session {
         Session::start_blocking(Request {
@@ -268,22 +268,6 @@ mod tests {
             join: Join::Alone,
         })
         .expect("starts")
-    }
-
-    fn threads_named(name: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .expect("proc")
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|comm| comm.trim() == name)
-            .count()
-    }
-
-    fn wait_until(done: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "condition not reached");
-            thread::sleep(Duration::from_millis(20));
-        }
     }
 
     #[test]

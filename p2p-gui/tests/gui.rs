@@ -117,8 +117,23 @@ fn enter_in(app: &mut App, field: &str) {
 
 /// Alice's app, connected by hand to `peer` (the Manual tab, prefilled).
 fn listening_to(peer: &Peer) -> App {
+    listening_as("alice", peer)
+}
+
+/// Alice's app listening to `peer`, and `peer` listening to her.
+fn both_ways(peer: &Peer) -> App {
+    let mut app = listening_to(peer);
+    let addr = app.session().expect("session").peer().local_addr();
+    peer.connect(&addr.to_string())
+        .expect("the peer listens to alice");
+    pump(&mut app, |a| !chat(a).listeners().is_empty());
+    app
+}
+
+/// The app of `username`, connected by hand to `peer`.
+fn listening_as(username: &str, peer: &Peer) -> App {
     let mut app = app(Form {
-        username: "alice".into(),
+        username: username.into(),
         tab: Tab::Manual,
         peers: peer.local_addr().to_string(),
         ..Form::default()
@@ -765,13 +780,7 @@ fn connect_flag_starts_at_once() {
 fn a_username_that_looks_like_a_placeholder_is_shown_as_typed() {
     // Each template is filled in one pass: a value that contains `{1}` is not expanded again.
     let bob = alone_peer("{0}{1}");
-    let mut app = app(Form {
-        username: "{1}".into(),
-        tab: Tab::Manual,
-        peers: bob.local_addr().to_string(),
-        ..Form::default()
-    });
-    click(&mut app, "Connect");
+    let mut app = listening_as("{1}", &bob);
     let addr = app.session().expect("session").peer().local_addr();
     assert_eq!(app.title(), format!("P2P Messenger — {{1}} ({addr})"));
     assert!(shows(&app, &format!("You are {{1}} at {addr}.")));
@@ -861,11 +870,8 @@ fn wait_threads(name: &str, count: usize) {
 #[test]
 fn messages_are_sent_by_the_session_s_own_thread_in_order_and_it_is_joined_at_close() {
     let bob = alone_peer("bob");
-    let mut app = listening_to(&bob);
+    let mut app = both_ways(&bob);
     let addr = app.session().expect("session").peer().local_addr();
-    bob.connect(&addr.to_string())
-        .expect("bob listens to alice");
-    pump(&mut app, |a| !chat(a).listeners().is_empty());
     let sender = format!("gui-send-{}", addr.port());
     wait_threads(&sender, 1);
 
@@ -920,11 +926,7 @@ fn the_signal_message_leaves_as_a_close_request_does() {
     // Chatting: the peer leaves (bob is told it said goodbye), then the app ends; a second
     // signal meanwhile asks nothing more of the app.
     let bob = alone_peer("bob");
-    let mut app = listening_to(&bob);
-    let addr = app.session().expect("session").peer().local_addr();
-    bob.connect(&addr.to_string())
-        .expect("bob listens to alice");
-    pump(&mut app, |a| !chat(a).listeners().is_empty());
+    let mut app = both_ways(&bob);
     let leaving = app.update(Message::Signal(Signal::Interrupt));
     assert!(app.session().is_none(), "the session is being closed");
     assert!(run_task(app.update(Message::Signal(Signal::Interrupt))).is_empty());

@@ -139,23 +139,10 @@ mod tests {
     use iced::futures::executor::block_on;
 
     use super::*;
+    use crate::test_support::{threads_named, wait_until};
 
-    fn threads_named(name: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .expect("proc")
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|comm| comm.trim() == name)
-            .count()
-    }
-
-    /// Waits (polling, to a generous deadline) until `name` names `count` threads: a
-    /// thread names itself once it runs, and leaves /proc once it has exited.
     fn wait_threads(name: &str, count: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while threads_named(name) != count {
-            assert!(Instant::now() < deadline, "{name}: not {count} threads");
-            thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(|| threads_named(name) == count);
     }
 
     /// An outbox whose sends wait for the test to let each one go (as `Peer::send` waits
