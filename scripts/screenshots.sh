@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Starts a tracker, two GUIs and a terminal peer under Xvfb, has them chat, checks that the
 # messages typed into the windows really crossed the network (the terminal peer prints
-# what it hears), and saves screenshots of both screens into docs/screenshots/.
+# what it hears), and saves screenshots of both screens into docs/screenshots/. Then a
+# window that reads older messages while new ones come, after a message nobody received.
 #
 #   scripts/screenshots.sh            (needs Xvfb, xdotool, ImageMagick: installed by setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run shots
-cargo build -q -p p2p-gui -p tracker -p p2p-core --example chat
+# Two commands: with --example, cargo builds only examples, not the packages' binaries.
+cargo build -q -p p2p-gui -p tracker --bins
+cargo build -q -p p2p-core --example chat
 bin=target/debug
 out=docs/screenshots
 mkdir -p "$out"
@@ -55,6 +58,7 @@ tracker_port=$(free_port)
 $bin/tracker --port "$tracker_port" 2>"$work/tracker.log" &
 pids+=($!)
 for _ in $(seq 50); do grep -q "listening on" "$work/tracker.log" && break; sleep 0.1; done
+grep -q "listening on" "$work/tracker.log" || { echo "screenshots: the tracker did not start" >&2; cat "$work/tracker.log" >&2; exit 1; }
 
 # 1. The connect screen, filled in, and the same form with mistakes.
 $bin/p2p-gui --lang en --username alice --port 7101 --tracker "127.0.0.1:$tracker_port" &
@@ -80,10 +84,12 @@ $bin/examples/chat --username carol --port 0 --tracker "127.0.0.1:$tracker_port"
 pids+=($!)
 exec 3>"$work/carol.in"
 $bin/p2p-gui --lang en --username alice --tracker "127.0.0.1:$tracker_port" --connect &
-pids+=($!)
+ga=$!
+pids+=($ga)
 a=$(window "Messenger.*alice")
 $bin/p2p-gui --lang pt --username bob --tracker "127.0.0.1:$tracker_port" --connect &
-pids+=($!)
+gb=$!
+pids+=($gb)
 b=$(window "Messenger.*bob")
 xdotool windowmove "$a" 0 0
 xdotool windowmove "$b" 480 240
@@ -109,3 +115,30 @@ xdotool windowraise "$b"
 shot "$b" chat-bob.png
 echo "/quit" >&3
 exec 3>&-
+# Both windows leave (SIGTERM leaves as closing the window does).
+kill "$ga" "$gb"; wait "$ga" "$gb" 2>/dev/null || true
+
+# 3. Reading older messages while new ones come, after a message that nobody received:
+# alice listens to dave (a terminal peer) by hand, and nobody listens to her.
+mkfifo "$work/dave.in"
+$bin/examples/chat --username dave --port 0 --alone \
+  <"$work/dave.in" >"$work/dave.out" 2>"$work/dave.err" &
+pids+=($!)
+exec 4>"$work/dave.in"
+for _ in $(seq 50); do grep -q "listening on" "$work/dave.err" && break; sleep 0.1; done
+dave=$(sed -n 's/^listening on //p' "$work/dave.err" | head -1)
+$bin/p2p-gui --lang en --username alice --peers "$dave" --connect &
+pids+=($!)
+r=$(window "Messenger.*alice")
+xdotool windowmove "$r" 0 0
+sleep 1.5
+say "$r" "Is anyone there?"
+for i in $(seq 1 40); do echo "Line $i of the minutes, read out by dave" >&4; done
+sleep 1
+# Scroll up to read, then more arrive: they are counted, not laid out.
+xdotool mousemove --window "$r" 300 300
+for _ in $(seq 12); do xdotool click 4; sleep 0.05; done
+sleep 0.5
+for i in $(seq 41 45); do echo "Line $i of the minutes, read out by dave" >&4; done
+shot "$r" chat-reading.png
+exec 4>&-

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use iced_test::simulator;
 use p2p_core::{Event, PeerInfo, Text};
 use p2p_gui::app::{App, Message, Options, Screen};
-use p2p_gui::network::{Join, Request, Session};
+use p2p_gui::data::form::{Join, Request};
+use p2p_gui::network::Session;
 use p2p_gui::screen::chat;
 
 const ROUNDS: usize = 60;
@@ -49,7 +50,7 @@ fn app_with(entries: usize, from: &Arc<PeerInfo>) -> App {
 
 fn shown(app: &App) -> usize {
     match app.screen() {
-        Screen::Chat(chat) => chat.shown().len(),
+        Screen::Chat(chat) => chat.history().shown().len(),
         Screen::Connect(_) => 0,
     }
 }

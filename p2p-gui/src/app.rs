@@ -4,10 +4,12 @@
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme, window};
 
+use crate::data::form::Form;
 use crate::i18n::Lang;
 use crate::network::{self, Session, StartError};
 use crate::screen::chat::{self, Chat};
-use crate::screen::connect::{self, Connect, Form};
+use crate::screen::connect::{self, Connect};
+use crate::signals::{self, Signal};
 
 /// How the app starts: language, prefilled form, and whether to connect at once.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +20,8 @@ pub struct Options {
     pub form: Form,
     /// Press Connect at once (skipping the "start alone?" question).
     pub connect: bool,
+    /// SIGINT and SIGTERM, when the process listens for them ([`signals::Listener`]).
+    pub signals: Option<signals::Inbox>,
 }
 
 /// The screen shown.
@@ -35,6 +39,7 @@ pub struct App {
     lang: Lang,
     screen: Screen,
     closing: bool,
+    signals: Option<signals::Inbox>,
 }
 
 /// Everything that can happen to the app.
@@ -50,6 +55,8 @@ pub enum Message {
     Network(Vec<p2p_core::Event>),
     /// The user asked to close the window.
     CloseRequested(window::Id),
+    /// The process was asked to end (SIGINT, SIGTERM): it leaves as closing the window does.
+    Signal(Signal),
     /// The peer has left the network; the window may close.
     Closed,
 }
@@ -75,6 +82,7 @@ impl App {
             lang: options.lang,
             screen: Screen::Connect(Connect::new(options.form, local_addresses())),
             closing: false,
+            signals: options.signals,
         };
         let task = if options.connect {
             app.update(Message::Connect(connect::Message::Connect))
@@ -138,25 +146,27 @@ impl App {
             (Message::Network(events), Screen::Chat(screen)) => {
                 screen.network(events, self.lang).map(Message::Chat)
             }
-            (Message::CloseRequested(_), screen) => {
-                self.closing = true;
-                match screen {
-                    Screen::Chat(chat) => match chat.take_session() {
-                        Some(session) => network::close(session).map(|()| Message::Closed),
-                        None => Task::none(),
-                    },
-                    // A start under way answers first; its session is closed then.
-                    Screen::Connect(c) if matches!(c.status(), connect::Status::Working(_)) => {
-                        Task::none()
-                    }
-                    Screen::Connect(_) => iced::exit(),
-                }
-            }
+            (Message::CloseRequested(_) | Message::Signal(_), _) => self.leave(),
             (Message::Closed, _) => iced::exit(),
             (message, _) => {
                 log::debug!("message for another screen ignored: {message:?}");
                 Task::none()
             }
+        }
+    }
+
+    /// Leaves: closes the session off the UI thread, then exits. Once only: the session is
+    /// handed over to be closed, so asking again does nothing more.
+    fn leave(&mut self) -> Task<Message> {
+        self.closing = true;
+        match &mut self.screen {
+            Screen::Chat(chat) => match chat.take_session() {
+                Some(session) => network::close(session).map(|()| Message::Closed),
+                None => Task::none(),
+            },
+            // A start under way answers first; its session is closed then.
+            Screen::Connect(c) if matches!(c.status(), connect::Status::Working) => Task::none(),
+            Screen::Connect(_) => iced::exit(),
         }
     }
 
@@ -168,15 +178,21 @@ impl App {
         }
     }
 
-    /// The peer's events while connected, and the window's close requests.
+    /// The peer's events while connected, the window's close requests and the signals
+    /// that ask the process to end.
     pub fn subscription(&self) -> Subscription<Message> {
         let network = match self.session() {
             Some(session) => session.events().map(Message::Network),
             None => Subscription::none(),
         };
+        let signals = match &self.signals {
+            Some(inbox) => signals::subscription(inbox).map(Message::Signal),
+            None => Subscription::none(),
+        };
         Subscription::batch([
             network,
             window::close_requests().map(Message::CloseRequested),
+            signals,
         ])
     }
 

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use clap::Parser;
 
 use crate::app::Options;
+use crate::data::form::{Form, Tab};
 use crate::i18n::Lang;
-use crate::screen::connect::{Form, Tab};
 
 /// The p2p-chat desktop app.
 ///
@@ -79,6 +79,7 @@ impl Cli {
             lang: self.lang.unwrap_or_else(Lang::from_env),
             form,
             connect: self.connect,
+            signals: None,
         }
     }
 }

@@ -62,12 +62,34 @@ impl fmt::Display for Lang {
     }
 }
 
-/// Replaces `{0}`, `{1}` … in `template` by `args`.
+/// Replaces `{0}`, `{1}` … in `template` by `args`, in one pass over the template: what an
+/// argument holds is copied as it is, never read as a placeholder (a username may well be
+/// `{1}`). A `{…}` that names no argument is kept as written.
 pub fn fill(template: &str, args: &[&dyn fmt::Display]) -> String {
-    let mut out = template.to_owned();
-    for (i, arg) in args.iter().enumerate() {
-        out = out.replace(&format!("{{{i}}}"), &arg.to_string());
+    use fmt::Write as _;
+    let mut out = String::with_capacity(template.len() + 16 * args.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let arg = after.find('}').and_then(|close| {
+            let index = &after[..close];
+            let digits = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit());
+            let arg = index.parse::<usize>().ok().and_then(|i| args.get(i));
+            digits.then_some(arg).flatten().map(|arg| (arg, close))
+        });
+        match arg {
+            Some((arg, close)) => {
+                let _ = write!(out, "{arg}");
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -212,14 +234,25 @@ strings! {
     welcome: "You are {0} at {1}.", "É {0} em {1}.";
     /// Button at the top of a long conversation: count.
     show_earlier: "Show {0} earlier messages", "Mostrar {0} mensagens anteriores";
-    /// At the top of a conversation whose oldest entries were dropped: how many are kept.
+    /// At the top of a conversation whose oldest entries were dropped: how many entries
+    /// and how many MiB of text are kept at most.
     history_dropped:
-        "Older messages are no longer kept (only the latest {0})",
-        "As mensagens mais antigas já não são guardadas (só as últimas {0})";
+        "Older messages are no longer kept: only the latest {0} messages or {1} MiB of text",
+        "As mensagens mais antigas já não são guardadas: só as últimas {0} mensagens ou {1} MiB de texto";
+    /// Button under the conversation while the user reads older messages: how many came.
+    new_messages: "{0} new messages — show the latest", "{0} mensagens novas — mostrar as últimas";
     /// Composer error: length, limit.
     too_long: "Message too long: {0} bytes, at most {1}", "Mensagem demasiado longa: {0} bytes, no máximo {1}";
-    /// Composer error: reason.
+    /// Composer error, and beside a message that could not be sent: reason.
     not_sent: "Not sent: {0}", "Não enviada: {0}";
+    /// Beside a message that was sent while nobody listened.
+    unheard:
+        "nobody received this: no one is listening to you",
+        "ninguém recebeu esta mensagem: ninguém o está a ouvir";
+    /// Composer notice: the sender thread still has a queue full of earlier messages.
+    send_queue_full:
+        "Still sending your earlier messages: wait a moment and press Enter again",
+        "Ainda a enviar as mensagens anteriores: aguarde um momento e prima Enter de novo";
     /// Departure.
     why_left: "said goodbye", "despediu-se";
     /// Departure.
@@ -263,6 +296,19 @@ mod tests {
             "bob joined (127.0.0.1:7001)"
         );
         assert_eq!(fill(PT.err_too_long, &[&32]), "No máximo 32 caracteres");
+    }
+
+    #[test]
+    fn fill_expands_each_placeholder_once_and_never_what_it_inserted() {
+        assert_eq!(
+            fill(EN.welcome, &[&"{1}", &"127.0.0.1:7001"]),
+            "You are {1} at 127.0.0.1:7001."
+        );
+        assert_eq!(fill("{0}{1}{0}", &[&"{1}", &"{0}"]), "{1}{0}{1}");
+        // What names no argument stays as written.
+        assert_eq!(fill("{2} {x} {} {0", &[&"a"]), "{2} {x} {} {0");
+        assert_eq!(fill("{{0}}", &[&"a"]), "{a}");
+        assert_eq!(fill("é{0}ü", &[&"ç"]), "éçü");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! [`screen::chat`] (the conversation, who hears whom, and the text box). The peer's
 //! events reach the UI through an Iced subscription ([`network`]); starting and leaving
 //! run off the UI thread. Every string is in English and European Portuguese ([`i18n`]).
+//! What the screens show and edit, with its rules, lives apart from the widgets in
+//! [`data`] (no Iced there), as Halloy keeps its state in a crate of its own.
 //!
 //! The binary `p2p-gui` takes the terminal peer's connection flags to prefill the form,
 //! and `--connect` to connect at once. The app can also be driven without a window, as the
@@ -12,7 +14,7 @@
 //!
 //! ```
 //! use p2p_gui::app::{App, Options};
-//! use p2p_gui::screen::connect::Form;
+//! use p2p_gui::data::form::Form;
 //!
 //! let form = Form { username: "alice".into(), alone: true, ..Form::default() };
 //! let (app, _task) = App::new(Options { form, ..Options::default() });
@@ -21,6 +23,11 @@
 
 pub mod app;
 pub mod cli;
+pub mod data;
 pub mod i18n;
 pub mod network;
 pub mod screen;
+pub mod signals;
+
+#[cfg(test)]
+mod test_support;

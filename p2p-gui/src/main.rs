@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use p2p_gui::cli::Cli;
+use p2p_gui::signals::Listener;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -20,7 +21,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match p2p_gui::app::run(cli.options()) {
+    // SIGINT and SIGTERM leave as closing the window does; without the listener they
+    // would end the process on the spot, without a goodbye.
+    let signals = match Listener::start() {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            log::warn!("cannot listen for SIGINT and SIGTERM: {e}");
+            None
+        }
+    };
+    let mut options = cli.options();
+    options.signals = signals.as_ref().map(Listener::inbox);
+    let result = p2p_gui::app::run(options);
+    if let Some(signals) = signals {
+        signals.stop();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("p2p-gui: cannot open the window: {e}");

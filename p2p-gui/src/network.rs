@@ -2,7 +2,8 @@
 //! subscription that carries the peer's events into `update`.
 //!
 //! Nothing here blocks the UI: [`start`] runs in a thread of its own and answers with a
-//! message, and [`Session::events`] reads the peer's event channel in a thread of its own, handing
+//! message, [`Session::send`] hands the text to the session's sender thread
+//! ([`outbox`]), and [`Session::events`] reads the peer's event channel in a thread of its own, handing
 //! the events over in batches through a small bounded channel (so a flood of messages
 //! waits in p2p-core's bounded queue, not in memory here).
 
@@ -19,41 +20,25 @@ use iced::{Subscription, Task};
 use p2p_core::{Event, Events, Mode, Peer, PeerConfig};
 use tracker::{Tracker, TrackerConfig};
 
+use crate::data::form::{Join, Request};
+
+pub mod outbox;
+
+use outbox::{Outbox, QueueError, Sent};
+
 /// Most events handed to the UI in one message.
 pub const MAX_BATCH: usize = 256;
 
-/// How the user asked to join, as the connect form checked it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// The username.
-    pub username: String,
-    /// The address advertised to the others.
-    pub ip: IpAddr,
-    /// The port to listen on (0: any free port).
-    pub port: u16,
-    /// How to join.
-    pub join: Join,
-}
+/// How long closing waits for messages still queued to be sent before the peer leaves.
+pub const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
-/// How to join the network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Join {
-    /// Connect with no one.
-    Alone,
-    /// Listen to these `host:port` peers.
-    Manual(Vec<String>),
-    /// Join through the tracker at `host:port`.
-    Tracker(String),
-    /// Start a tracker inside the app on this port, then join through it.
-    HostTracker(u16),
-}
-
-/// A running peer (and the tracker it hosts, if any), shared with the subscription.
+/// A running peer (and the tracker it hosts, if any), with the thread that sends for it.
 #[derive(Debug, Clone)]
 pub struct Session {
     id: u64,
     peer: Arc<Peer>,
     tracker: Option<Arc<Tracker>>,
+    outbox: Arc<Outbox>,
 }
 
 /// Why starting failed, in terms the connect screen translates.
@@ -126,12 +111,26 @@ impl Session {
                 Mode::Tracker(addr.to_string())
             }
         };
-        let peer = Peer::start(config).map_err(|e| StartError::Peer(e.into()))?;
+        let peer = Arc::new(Peer::start(config).map_err(|e| StartError::Peer(e.into()))?);
+        let sender = Arc::clone(&peer);
+        // The port names the thread, so that each session's sender can be told apart.
+        let outbox = Outbox::spawn(
+            format!("gui-send-{}", peer.local_addr().port()),
+            move |text| sender.send(text).map_err(|e| e.to_string()),
+        )
+        .map_err(|e| StartError::Peer(PeerError::Other(e.to_string())))?;
         Ok(Session {
             id: next_id(),
-            peer: Arc::new(peer),
+            peer,
             tracker,
+            outbox: Arc::new(outbox),
         })
+    }
+
+    /// Queues `text` for the session's sender thread, without waiting; the receiver
+    /// answers with the number of listeners it was handed to, or why it was not sent.
+    pub fn send(&self, text: String) -> Result<oneshot::Receiver<Sent>, QueueError> {
+        self.outbox.try_send(text)
     }
 
     /// The running peer.
@@ -144,11 +143,18 @@ impl Session {
         self.tracker.as_ref().map(|t| t.local_addr().port())
     }
 
-    /// Leaves the network: tells the listeners and the tracker, and stops and joins the
-    /// peer's threads; once the last clone of the session is dropped, the hosted tracker's
-    /// threads are joined too. Blocks for at most a second or two.
+    /// Leaves the network: sends what is still queued (waiting up to [`CLOSE_DRAIN`] for
+    /// it), tells the listeners and the tracker, and stops and joins the peer's threads and
+    /// the sender thread; once the last clone of the session is dropped, the hosted
+    /// tracker's threads are joined too. Blocks for a second or two at most, plus however
+    /// long `Peer::send` may still wait for a slow listener.
     pub fn close(self) {
+        if !self.outbox.stop(CLOSE_DRAIN) {
+            log::warn!("messages were still being sent after {CLOSE_DRAIN:?}: leaving anyway");
+        }
+        // A send still waiting for a slow listener ends once the peer is closed.
         self.peer.close();
+        self.outbox.join();
     }
 
     /// The subscription that delivers this peer's events, in batches.
@@ -247,12 +253,12 @@ fn forward(events: &Events, mut output: mpsc::Sender<Vec<Event>>) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use iced::futures::StreamExt;
     use iced::futures::executor::block_on;
 
     use super::*;
+    use crate::test_support::{threads_named, wait_until};
 
     fn alone(name: &str) -> Session {
         Session::start_blocking(Request {
@@ -262,22 +268,6 @@ mod tests {
             join: Join::Alone,
         })
         .expect("starts")
-    }
-
-    fn threads_named(name: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .expect("proc")
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|comm| comm.trim() == name)
-            .count()
-    }
-
-    fn wait_until(done: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "condition not reached");
-            thread::sleep(Duration::from_millis(20));
-        }
     }
 
     #[test]

@@ -12,9 +12,13 @@ use iced_test::selector::id;
 use iced_test::simulator;
 use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::app::{App, Message, Options, Screen};
+use p2p_gui::data::form::{Form, Tab};
+use p2p_gui::data::history::{
+    Delivery, EntryKind, History, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW,
+};
 use p2p_gui::i18n::Lang;
-use p2p_gui::screen::chat::{self, EntryKind, HISTORY, WINDOW};
-use p2p_gui::screen::connect::{self, Form, describe_start_error};
+use p2p_gui::screen::chat;
+use p2p_gui::screen::connect::{self, describe_start_error};
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -113,9 +117,24 @@ fn enter_in(app: &mut App, field: &str) {
 
 /// Alice's app, connected by hand to `peer` (the Manual tab, prefilled).
 fn listening_to(peer: &Peer) -> App {
+    listening_as("alice", peer)
+}
+
+/// Alice's app listening to `peer`, and `peer` listening to her.
+fn both_ways(peer: &Peer) -> App {
+    let mut app = listening_to(peer);
+    let addr = app.session().expect("session").peer().local_addr();
+    peer.connect(&addr.to_string())
+        .expect("the peer listens to alice");
+    pump(&mut app, |a| !chat(a).listeners().is_empty());
+    app
+}
+
+/// The app of `username`, connected by hand to `peer`.
+fn listening_as(username: &str, peer: &Peer) -> App {
     let mut app = app(Form {
-        username: "alice".into(),
-        tab: connect::Tab::Manual,
+        username: username.into(),
+        tab: Tab::Manual,
         peers: peer.local_addr().to_string(),
         ..Form::default()
     });
@@ -125,6 +144,11 @@ fn listening_to(peer: &Peer) -> App {
 
 fn shows(app: &App, text: &str) -> bool {
     simulator(app.view()).find(text).is_ok()
+}
+
+/// The conversation on the app's chat screen.
+fn history(app: &App) -> &History {
+    chat(app).history()
 }
 
 fn chat(app: &App) -> &chat::Chat {
@@ -146,13 +170,16 @@ fn pump(app: &mut App, done: impl Fn(&App) -> bool) {
             .recv_deadline(deadline);
         match next {
             Ok(event) => update(app, Message::Network(vec![event])),
-            Err(_) => panic!("timed out waiting; conversation: {:?}", chat(app).entries()),
+            Err(_) => panic!(
+                "timed out waiting; conversation: {:?}",
+                history(app).entries()
+            ),
         }
     }
 }
 
 fn has_message(app: &App, from: &str, text: &str) -> bool {
-    chat(app)
+    history(app)
         .entries()
         .iter()
         .any(|e| matches!(&e.kind, EntryKind::Other { from: f, text: t } if f == from && t == text))
@@ -169,6 +196,21 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
+}
+
+/// Waits until `listener` of `peer` leaves, and checks that it said goodbye.
+fn sees_goodbye(peer: &Peer, listener: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match peer.events().recv_deadline(deadline) {
+            Ok(Event::ListenerLeft { peer, reason }) if peer.username == listener => {
+                assert_eq!(reason, p2p_core::Departure::Left);
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{listener} was never seen leaving: {e}"),
+        }
+    }
 }
 
 fn recv_message(peer: &Peer) -> (String, String) {
@@ -281,7 +323,7 @@ fn closing_the_window_while_connecting_waits_for_the_start_then_exits() {
         };
         let mut app = app(Form {
             username: "alice".into(),
-            tab: connect::Tab::Manual,
+            tab: Tab::Manual,
             peers,
             ..Form::default()
         });
@@ -341,10 +383,10 @@ fn manual_connect_to_a_real_peer_then_chat_both_ways() {
     enter_in(&mut app, chat::MESSAGE_BOX);
     assert_eq!(recv_message(&bob), ("alice".into(), "hello bob".into()));
     assert!(
-        chat(&app)
+        history(&app)
             .entries()
             .iter()
-            .any(|e| e.kind == EntryKind::Own("hello bob".into()))
+            .any(|e| matches!(&e.kind, EntryKind::Own { text, delivery: Delivery::Sent(1) } if text == "hello bob"))
     );
     // The Send button works too, and the box is empty after sending.
     type_into(&mut app, chat::MESSAGE_BOX, "and again");
@@ -358,17 +400,7 @@ fn manual_connect_to_a_real_peer_then_chat_both_ways() {
         Message::CloseRequested(iced::window::Id::unique()),
     );
     assert!(app.session().is_none());
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match bob.events().recv_deadline(deadline) {
-            Ok(Event::ListenerLeft { peer, reason }) if peer.username == "alice" => {
-                assert_eq!(reason, p2p_core::Departure::Left);
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("bob never saw alice leave: {e}"),
-        }
-    }
+    sees_goodbye(&bob, "alice");
 }
 
 #[test]
@@ -405,7 +437,7 @@ fn two_apps_meet_through_a_tracker_hosted_in_one_of_them() {
     pump(&mut alice, |a| {
         chat(a).listening_to().len() == 1 && chat(a).listeners().len() == 1
     });
-    assert!(chat(&alice).entries().iter().any(
+    assert!(history(&alice).entries().iter().any(
         |e| matches!(&e.kind, EntryKind::Notice(n) if n.starts_with("bob joined (127.0.0.1:"))
     ));
 
@@ -427,7 +459,7 @@ fn two_apps_meet_through_a_tracker_hosted_in_one_of_them() {
         chat(a).listening_to().is_empty() && chat(a).listeners().is_empty()
     });
     assert!(
-        chat(&alice)
+        history(&alice)
             .entries()
             .iter()
             .any(|e| matches!(&e.kind, EntryKind::Notice(n) if n == "bob left (said goodbye)"))
@@ -447,7 +479,7 @@ fn a_long_conversation_lays_out_only_its_latest_window() {
         bob.send(&format!("message {i}")).expect("send");
     }
     pump(&mut app, |a| has_message(a, "bob", "message 9999"));
-    let chat = chat(&app);
+    let chat = history(&app);
     assert!(chat.entries().len() > 10_000);
     assert!(
         chat.shown().len() <= WINDOW + WINDOW / 4,
@@ -459,9 +491,9 @@ fn a_long_conversation_lays_out_only_its_latest_window() {
     let earlier = format!("Show {WINDOW} earlier messages");
     assert!(shows(&app, &earlier));
     click(&mut app, earlier.as_str());
-    assert!(self::chat(&app).shown().len() > WINDOW + 100);
+    assert!(self::history(&app).shown().len() > WINDOW + 100);
     // Every message arrived once and in order.
-    let texts: Vec<&str> = self::chat(&app)
+    let texts: Vec<&str> = history(&app)
         .entries()
         .iter()
         .filter_map(|e| match &e.kind {
@@ -493,32 +525,43 @@ fn the_view_follows_new_messages_only_while_at_the_bottom() {
     }
     let last = format!("line {}", WINDOW + 49);
     pump(&mut app, |a| has_message(a, "bob", &last));
-    assert!(chat(&app).following());
+    assert!(history(&app).following());
 
     // The user scrolls up to read: the view stops following, and what is laid out
     // no longer slides as messages arrive.
     scroll(&mut app, 20.0);
-    assert!(!chat(&app).following());
-    let first_shown = chat(&app).shown().next().cloned();
+    assert!(!history(&app).following());
+    let first_shown = history(&app).shown().next().cloned();
+    let shown_before = history(&app).shown().len();
     for i in 0..WINDOW {
         bob.send(&format!("more {i}")).expect("send");
     }
     let last = format!("more {}", WINDOW - 1);
     pump(&mut app, |a| has_message(a, "bob", &last));
     assert_eq!(
-        chat(&app).shown().next().cloned(),
+        history(&app).shown().next().cloned(),
         first_shown,
         "what the user reads stays put"
     );
+    assert_eq!(
+        history(&app).shown().len(),
+        shown_before,
+        "and what is laid out does not grow"
+    );
+    let new = format!("{WINDOW} new messages — show the latest");
+    assert!(shows(&app, &new));
 
-    // Back at the bottom, it follows again.
+    // Back at the bottom, it takes in what came and follows again.
     scroll(&mut app, -100_000.0);
-    assert!(chat(&app).following());
+    assert!(history(&app).following());
+    assert_eq!(history(&app).unseen(), 0);
+    assert!(history(&app).shown().len() <= WINDOW + WINDOW / 4);
+    assert!(shows(&app, &last) && !shows(&app, &new));
     // Sending always brings the view back to the newest message.
     scroll(&mut app, 20.0);
     type_into(&mut app, chat::MESSAGE_BOX, "done reading");
     enter_in(&mut app, chat::MESSAGE_BOX);
-    assert!(chat(&app).following());
+    assert!(history(&app).following());
 }
 
 /// Alice's app on the chat screen, started alone (the form, then the confirmation).
@@ -534,20 +577,25 @@ fn alone_app() -> App {
     app
 }
 
-/// Delivers bob's messages `range` to the app as the subscription would, in batches,
-/// without going through sockets (the network paths are tested above).
+/// Delivers bob's messages "message N" for N in `range` to the app, as the subscription
+/// would, in batches, without going through sockets (the network paths are tested above).
 fn deliver(app: &mut App, range: std::ops::Range<usize>) {
+    deliver_texts(app, range.map(|i| format!("message {i}")));
+}
+
+/// Delivers bob's messages with these texts, in batches of 1,000.
+fn deliver_texts(app: &mut App, texts: impl Iterator<Item = String>) {
     let bob = std::sync::Arc::new(p2p_core::PeerInfo {
         username: "bob".into(),
         addr: "127.0.0.1:7001".parse().unwrap(),
     });
-    let all: Vec<usize> = range.collect();
+    let all: Vec<String> = texts.collect();
     for batch in all.chunks(1_000) {
         let events = batch
             .iter()
-            .map(|i| Event::Message {
+            .map(|text| Event::Message {
                 from: std::sync::Arc::clone(&bob),
-                text: p2p_core::Text::from(format!("message {i}")),
+                text: p2p_core::Text::from(text.clone()),
             })
             .collect();
         update(app, Message::Network(events));
@@ -556,7 +604,7 @@ fn deliver(app: &mut App, range: std::ops::Range<usize>) {
 
 /// The texts of the messages the conversation holds, oldest first.
 fn texts(app: &App) -> Vec<String> {
-    chat(app)
+    history(app)
         .entries()
         .iter()
         .filter_map(|e| match &e.kind {
@@ -568,30 +616,32 @@ fn texts(app: &App) -> Vec<String> {
 
 #[test]
 fn a_flood_keeps_only_the_latest_history_and_says_so() {
-    let dropped_note = "Older messages are no longer kept (only the latest {0})"
-        .replace("{0}", &HISTORY.to_string());
+    let dropped_note = format!(
+        "Older messages are no longer kept: only the latest {HISTORY} messages or {} MiB of text",
+        MAX_BYTES / (1024 * 1024)
+    );
     let mut app = alone_app();
     // The welcome notice and HISTORY - 1 messages: all kept, nothing to say.
     deliver(&mut app, 0..HISTORY - 1);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(chat(&app).dropped(), 0);
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).dropped(), 0);
     assert!(!shows(&app, &dropped_note));
 
     // 501 more: the notice and the first 500 messages go.
     let total = HISTORY + 500;
     deliver(&mut app, HISTORY - 1..total);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(chat(&app).dropped(), 501);
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).dropped(), 501);
     let expected: Vec<String> = (500..total).map(|i| format!("message {i}")).collect();
     assert_eq!(texts(&app), expected, "the newest are kept, in order");
 
     // The view still follows the newest, with the latest window laid out, and its top
     // says that older messages are gone.
     let last = format!("message {}", total - 1);
-    assert!(chat(&app).following());
-    assert!(chat(&app).shown().len() <= WINDOW + WINDOW / 4);
+    assert!(history(&app).following());
+    assert!(history(&app).shown().len() <= WINDOW + WINDOW / 4);
     assert!(
-        matches!(&chat(&app).shown().next_back().unwrap().kind, EntryKind::Other { text, .. } if *text == last)
+        matches!(&history(&app).shown().next_back().unwrap().kind, EntryKind::Other { text, .. } if *text == last)
     );
     let earlier = format!("Show {WINDOW} earlier messages");
     let mut ui = simulator(app.view());
@@ -601,32 +651,73 @@ fn a_flood_keeps_only_the_latest_history_and_says_so() {
     drop(ui);
 
     // The user scrolls up to read: what is laid out stays put while the oldest entries
-    // are dropped underneath it.
+    // are dropped underneath it, and what arrives is counted, not laid out.
     click(&mut app, earlier.as_str());
     scroll(&mut app, 20.0);
-    assert!(!chat(&app).following());
-    let first_shown = chat(&app).shown().next().cloned().unwrap();
-    let shown_before = chat(&app).shown().len();
+    assert!(!history(&app).following());
+    let first_shown = history(&app).shown().next().cloned().unwrap();
+    let shown_before = history(&app).shown().len();
     deliver(&mut app, total..total + 100);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(chat(&app).shown().next(), Some(&first_shown));
-    assert_eq!(chat(&app).shown().len(), shown_before + 100);
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).shown().next(), Some(&first_shown));
+    assert_eq!(
+        history(&app).shown().len(),
+        shown_before,
+        "the laid-out window does not grow while the user reads"
+    );
+    assert_eq!(history(&app).unseen(), 100);
     assert!(shows(&app, &earlier), "still more than a window above");
+    let new = "100 new messages — show the latest";
+    assert!(shows(&app, new));
 
-    // With every entry laid out, the oldest laid-out one goes when a new one comes.
-    while chat(&app).shown().len() < HISTORY {
+    // The button brings the newest back, followed.
+    click(&mut app, new);
+    assert!(history(&app).following());
+    assert_eq!(history(&app).unseen(), 0);
+    assert_eq!(history(&app).shown().len(), WINDOW);
+    let last = format!("message {}", total + 99);
+    assert!(shows(&app, &last) && !shows(&app, new));
+
+    // With every kept entry laid out, the oldest laid-out one goes when a new one comes,
+    // and the new one waits below.
+    while history(&app).earlier() > 0 {
         update(&mut app, Message::Chat(chat::Message::ShowEarlier));
     }
+    assert_eq!(history(&app).shown().len(), HISTORY);
     assert_eq!(texts(&app)[0], "message 600");
     deliver(&mut app, total + 100..total + 101);
-    assert_eq!(chat(&app).entries().len(), HISTORY);
-    assert_eq!(
-        chat(&app).shown().len(),
-        HISTORY,
-        "the window is the whole history"
-    );
+    assert_eq!(history(&app).entries().len(), HISTORY);
+    assert_eq!(history(&app).shown().len(), HISTORY - 1);
+    assert_eq!(history(&app).unseen(), 1);
     assert_eq!(texts(&app)[0], "message 601");
-    assert_eq!(chat(&app).dropped(), 602);
+    assert_eq!(history(&app).dropped(), 602);
+}
+
+#[test]
+fn a_flood_of_long_messages_is_bounded_by_bytes_and_says_so() {
+    let mut app = alone_app();
+    // 600 messages of 64 KiB: 37.5 MiB, far fewer than HISTORY entries.
+    let long = "x".repeat(64 * 1024 - 8);
+    deliver_texts(&mut app, (0..600).map(|i| format!("{i:07} {long}")));
+    let h = history(&app);
+    assert!(h.bytes() <= MAX_BYTES, "{} bytes kept", h.bytes());
+    assert!(h.bytes() > MAX_BYTES - 64 * 1024, "only what must go goes");
+    assert!(h.dropped() > 0);
+    let kept = texts(&app);
+    assert_eq!(kept.len(), h.entries().len());
+    let first = 600 - kept.len();
+    for (i, text) in kept.iter().enumerate() {
+        assert!(text.starts_with(&format!("{:07} ", first + i)), "in order");
+    }
+    // Short lines after them: the window laid out holds only those, and its top still
+    // says that older messages are gone.
+    deliver(&mut app, 0..400);
+    let dropped_note = format!(
+        "Older messages are no longer kept: only the latest {HISTORY} messages or {} MiB of text",
+        MAX_BYTES / (1024 * 1024)
+    );
+    assert!(shows(&app, &dropped_note));
+    assert!(history(&app).bytes() <= MAX_BYTES);
 }
 
 #[test]
@@ -639,10 +730,10 @@ fn a_message_over_the_limit_is_refused_with_a_visible_error() {
     assert!(shows(&app, "Message too long: 65537 bytes, at most 65536"));
     // Nothing was sent, and the draft is kept for the user to shorten.
     assert!(
-        !chat(&app)
+        !history(&app)
             .entries()
             .iter()
-            .any(|e| matches!(e.kind, EntryKind::Own(_)))
+            .any(|e| matches!(e.kind, EntryKind::Own { .. }))
     );
     // Typing clears the error.
     type_into(&mut app, chat::MESSAGE_BOX, "!");
@@ -672,7 +763,7 @@ fn connect_flag_starts_at_once() {
     let (mut app, task) = App::new(Options {
         form: Form {
             username: "carol".into(),
-            tab: connect::Tab::Manual,
+            tab: Tab::Manual,
             peers: bob.local_addr().to_string(),
             ..Form::default()
         },
@@ -683,4 +774,163 @@ fn connect_flag_starts_at_once() {
         update(&mut app, m);
     }
     assert_eq!(chat(&app).title(Lang::En), app.title());
+}
+
+#[test]
+fn a_username_that_looks_like_a_placeholder_is_shown_as_typed() {
+    // Each template is filled in one pass: a value that contains `{1}` is not expanded again.
+    let bob = alone_peer("{0}{1}");
+    let mut app = listening_as("{1}", &bob);
+    let addr = app.session().expect("session").peer().local_addr();
+    assert_eq!(app.title(), format!("P2P Messenger — {{1}} ({addr})"));
+    assert!(shows(&app, &format!("You are {{1}} at {addr}.")));
+    pump(&mut app, |a| !chat(a).listening_to().is_empty());
+    let joined = format!("{{0}}{{1}} joined ({})", bob.local_addr());
+    assert!(shows(&app, &joined), "{:?}", history(&app).entries());
+}
+
+/// The deliveries of alice's own messages, oldest first.
+fn deliveries(app: &App) -> Vec<(String, Delivery)> {
+    history(app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Own { text, delivery } => Some((text.clone(), delivery.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_message_nobody_receives_says_so_beside_it() {
+    for (lang, unheard) in [
+        (Lang::En, "nobody received this: no one is listening to you"),
+        (
+            Lang::Pt,
+            "ninguém recebeu esta mensagem: ninguém o está a ouvir",
+        ),
+    ] {
+        let (mut app, _) = App::new(Options {
+            lang,
+            form: Form {
+                username: "alice".into(),
+                alone: true,
+                ..Form::default()
+            },
+            ..Options::default()
+        });
+        update(&mut app, Message::Connect(connect::Message::Connect));
+        update(&mut app, Message::Connect(connect::Message::ConfirmAlone));
+        type_into(&mut app, chat::MESSAGE_BOX, "anyone there?");
+        enter_in(&mut app, chat::MESSAGE_BOX);
+        assert!(shows(&app, "anyone there?"));
+        assert!(shows(&app, unheard), "{lang}: {:?}", deliveries(&app));
+
+        // Once bob listens, a message reaches him and says nothing more.
+        let bob = alone_peer("bob");
+        let addr = app.session().expect("session").peer().local_addr();
+        bob.connect(&addr.to_string())
+            .expect("bob listens to alice");
+        pump(&mut app, |a| !chat(a).listeners().is_empty());
+        type_into(&mut app, chat::MESSAGE_BOX, "hi bob");
+        enter_in(&mut app, chat::MESSAGE_BOX);
+        assert_eq!(recv_message(&bob), ("alice".into(), "hi bob".into()));
+        assert_eq!(
+            deliveries(&app),
+            [
+                ("anyone there?".into(), Delivery::Sent(0)),
+                ("hi bob".into(), Delivery::Sent(1))
+            ]
+        );
+        update(
+            &mut app,
+            Message::CloseRequested(iced::window::Id::unique()),
+        );
+    }
+}
+
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("proc")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == name)
+        .count()
+}
+
+/// Waits until `name` names `count` threads (a thread names itself once it runs, and leaves
+/// /proc just after it has been joined).
+fn wait_threads(name: &str, count: usize) {
+    let deadline = Instant::now() + DEADLINE;
+    while threads_named(name) != count {
+        assert!(Instant::now() < deadline, "{name}: not {count} threads");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn messages_are_sent_by_the_session_s_own_thread_in_order_and_it_is_joined_at_close() {
+    let bob = alone_peer("bob");
+    let mut app = both_ways(&bob);
+    let addr = app.session().expect("session").peer().local_addr();
+    let sender = format!("gui-send-{}", addr.port());
+    wait_threads(&sender, 1);
+
+    // Ten messages from the UI, none waiting for the network: each is shown at once and
+    // its result comes back later, as a message.
+    let mut results = Vec::new();
+    for i in 0..10 {
+        update(
+            &mut app,
+            Message::Chat(chat::Message::Draft(format!("m{i}"))),
+        );
+        results.push(app.update(Message::Chat(chat::Message::Send)));
+    }
+    let sending: Vec<(String, Delivery)> = (0..10)
+        .map(|i| (format!("m{i}"), Delivery::Sending))
+        .collect();
+    assert_eq!(deliveries(&app), sending);
+    for i in 0..10 {
+        assert_eq!(
+            recv_message(&bob),
+            ("alice".into(), format!("m{i}")),
+            "in order"
+        );
+    }
+    for task in results {
+        for message in run_task(task) {
+            assert!(matches!(message, Message::Chat(chat::Message::Sent { .. })));
+            update(&mut app, message);
+        }
+    }
+    let sent: Vec<(String, Delivery)> = (0..10)
+        .map(|i| (format!("m{i}"), Delivery::Sent(1)))
+        .collect();
+    assert_eq!(deliveries(&app), sent);
+
+    // Closing the window joins the sender thread, and bob sees alice leave.
+    update(
+        &mut app,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+    wait_threads(&sender, 0);
+    sees_goodbye(&bob, "alice");
+}
+
+#[test]
+fn the_signal_message_leaves_as_a_close_request_does() {
+    use p2p_gui::signals::Signal;
+    // On the connect screen: the app ends at once.
+    let mut app = app(Form::default());
+    assert!(exits(app.update(Message::Signal(Signal::Terminate))));
+
+    // Chatting: the peer leaves (bob is told it said goodbye), then the app ends; a second
+    // signal meanwhile asks nothing more of the app.
+    let bob = alone_peer("bob");
+    let mut app = both_ways(&bob);
+    let leaving = app.update(Message::Signal(Signal::Interrupt));
+    assert!(app.session().is_none(), "the session is being closed");
+    assert!(run_task(app.update(Message::Signal(Signal::Interrupt))).is_empty());
+    assert!(matches!(run_task(leaving).as_slice(), [Message::Closed]));
+    assert!(exits(app.update(Message::Closed)));
+    sees_goodbye(&bob, "alice");
 }

@@ -1,14 +1,12 @@
 //! The chat screen: the conversation, who hears whom, and the text box.
 //!
-//! A long conversation stays responsive because only a window of the latest entries is
-//! laid out ([`WINDOW`] of them, more on request). The view follows new messages while
-//! the user is at the bottom and stays put while they read older ones.
-//!
-//! Memory stays bounded however long the conversation or however fast a peer floods it:
-//! the screen keeps the latest [`HISTORY`] entries and drops the oldest, and from then on
-//! the top of the conversation says that older messages are no longer kept.
+//! The conversation is a [`History`]: bounded in entries and in bytes, with only a window
+//! of it laid out. The view follows new messages while the user is at the bottom; while
+//! they read older ones it stays put, and what arrives meanwhile is counted in a
+//! "N new messages" button under the conversation instead of being laid out. Once the
+//! oldest entries have been dropped, the top of the conversation says so.
 
-use std::collections::{BTreeSet, VecDeque, vec_deque};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use iced::widget::operation::{self, RelativeOffset};
@@ -19,45 +17,15 @@ use iced::widget::{
 use iced::{Alignment, Element, Fill, Length, Task, Theme};
 use p2p_core::{Departure, Event, PeerInfo};
 
+use crate::data::history::{Delivery, Entry, EntryKind, History};
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::Session;
-
-/// Entries laid out at once; older ones come back with "Show earlier messages".
-pub const WINDOW: usize = 300;
-
-/// Entries kept at most; beyond it the oldest are dropped, so a flood of messages cannot
-/// grow the app's memory without bound.
-pub const HISTORY: usize = 20_000;
+use crate::network::outbox::{QueueError, Sent};
 
 /// The id of the text box.
 pub const MESSAGE_BOX: &str = "message";
 /// The id of the conversation.
 pub const CONVERSATION: &str = "conversation";
-
-/// One line of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Local time it happened, `HH:MM`.
-    pub time: String,
-    /// What it is.
-    pub kind: EntryKind,
-}
-
-/// What a line of the conversation is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A message this user sent.
-    Own(String),
-    /// A message from another user.
-    Other {
-        /// Who sent it.
-        from: String,
-        /// What it says.
-        text: String,
-    },
-    /// Something that happened (a peer joined or left, a connection failed).
-    Notice(String),
-}
 
 /// The chat screen.
 #[derive(Debug)]
@@ -67,13 +35,7 @@ pub struct Chat {
     addr: SocketAddr,
     max_text_bytes: usize,
     hosted_tracker: Option<u16>,
-    /// At most [`HISTORY`] entries, oldest first.
-    entries: VecDeque<Entry>,
-    /// The index in `entries` of the first entry laid out.
-    window_start: usize,
-    /// How many entries were dropped from the front, in all.
-    dropped: usize,
-    at_bottom: bool,
+    history: History,
     draft: String,
     error: Option<String>,
     listening_to: BTreeSet<PeerInfo>,
@@ -91,6 +53,15 @@ pub enum Message {
     Scrolled(Viewport),
     /// Asked for earlier messages.
     ShowEarlier,
+    /// Asked for the newest messages, after reading older ones.
+    JumpToLatest,
+    /// The sender thread sent (or could not send) the message of entry `id`.
+    Sent {
+        /// The entry of the message in the history.
+        id: usize,
+        /// To how many listeners, or why not.
+        result: Sent,
+    },
 }
 
 fn now() -> String {
@@ -110,10 +81,7 @@ impl Chat {
             listening_to: BTreeSet::new(),
             listeners: BTreeSet::new(),
             session: Some(session),
-            entries: VecDeque::new(),
-            window_start: 0,
-            dropped: 0,
-            at_bottom: true,
+            history: History::default(),
             draft: String::new(),
             error: None,
         };
@@ -137,14 +105,9 @@ impl Chat {
         fill(lang.strings().chat_title, &[&self.username, &self.addr])
     }
 
-    /// Every entry the conversation still holds (at most [`HISTORY`]), oldest first.
-    pub fn entries(&self) -> &VecDeque<Entry> {
-        &self.entries
-    }
-
-    /// How many of the oldest entries were dropped to keep the history within [`HISTORY`].
-    pub fn dropped(&self) -> usize {
-        self.dropped
+    /// The conversation.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// The peers this peer hears.
@@ -157,33 +120,12 @@ impl Chat {
         &self.listeners
     }
 
-    /// Whether the view follows new entries (the user is at the bottom).
-    pub fn following(&self) -> bool {
-        self.at_bottom
-    }
-
-    /// The entries laid out now, oldest first.
-    pub fn shown(&self) -> vec_deque::Iter<'_, Entry> {
-        self.entries.range(self.window_start..)
-    }
-
-    fn push(&mut self, kind: EntryKind) {
-        self.entries.push_back(Entry { time: now(), kind });
-        if self.entries.len() > HISTORY {
-            self.entries.pop_front();
-            self.dropped = self.dropped.saturating_add(1);
-            // The same entries stay laid out; only a dropped one leaves the window.
-            self.window_start = self.window_start.saturating_sub(1);
-        }
-        // While the user follows the conversation, the window slides; while they read
-        // older entries, it only grows, so what they read does not move.
-        if self.at_bottom && self.entries.len() - self.window_start > WINDOW + WINDOW / 4 {
-            self.window_start = self.entries.len() - WINDOW;
-        }
+    fn push(&mut self, kind: EntryKind) -> usize {
+        self.history.push(Entry { time: now(), kind })
     }
 
     fn notice(&mut self, notice: String) {
-        self.push(EntryKind::Notice(notice));
+        let _ = self.push(EntryKind::Notice(notice));
     }
 
     fn knows(&self, peer: &PeerInfo) -> bool {
@@ -195,10 +137,12 @@ impl Chat {
         let s = lang.strings();
         for event in events {
             match event {
-                Event::Message { from, text } => self.push(EntryKind::Other {
-                    from: from.username.clone(),
-                    text: text.to_string(),
-                }),
+                Event::Message { from, text } => {
+                    let _ = self.push(EntryKind::Other {
+                        from: from.username.clone(),
+                        text: text.to_string(),
+                    });
+                }
                 Event::ListeningTo(peer) => {
                     if !self.knows(&peer) {
                         self.notice(fill(s.joined, &[&peer.username, &peer.addr]));
@@ -237,7 +181,7 @@ impl Chat {
 
     /// Keeps the view at the newest entry while the user is at the bottom.
     fn follow(&self) -> Task<Message> {
-        if self.at_bottom {
+        if self.history.following() {
             operation::snap_to(CONVERSATION, RelativeOffset::END)
         } else {
             Task::none()
@@ -256,12 +200,32 @@ impl Chat {
             Message::Send => self.send(s),
             Message::Scrolled(viewport) => {
                 let fits = viewport.content_bounds().height <= viewport.bounds().height;
-                self.at_bottom = fits || viewport.relative_offset().y >= 0.995;
+                if fits || viewport.relative_offset().y >= 0.995 {
+                    // Back at the bottom: what came meanwhile is laid out and followed.
+                    let unseen = self.history.unseen();
+                    self.history.follow();
+                    if unseen > 0 {
+                        return self.follow();
+                    }
+                } else {
+                    self.history.stop_following();
+                }
                 Task::none()
             }
             Message::ShowEarlier => {
-                self.window_start = self.window_start.saturating_sub(WINDOW);
-                self.at_bottom = false;
+                self.history.show_earlier();
+                Task::none()
+            }
+            Message::JumpToLatest => {
+                self.history.jump_to_latest();
+                self.follow()
+            }
+            Message::Sent { id, result } => {
+                let delivery = match result {
+                    Ok(listeners) => Delivery::Sent(listeners),
+                    Err(reason) => Delivery::Failed(reason),
+                };
+                self.history.set_delivery(id, delivery);
                 Task::none()
             }
         }
@@ -279,16 +243,31 @@ impl Chat {
         let Some(session) = &self.session else {
             return Task::none();
         };
-        match session.peer().send(text) {
-            Ok(_) => {
+        // The sender thread sends; this thread only queues, and learns the result as a
+        // message.
+        match session.send(text.to_owned()) {
+            Ok(answer) => {
                 let text = text.to_owned();
                 self.draft.clear();
                 self.error = None;
-                self.at_bottom = true;
-                self.push(EntryKind::Own(text));
-                self.follow()
+                self.history.follow();
+                let id = self.push(EntryKind::Own {
+                    text,
+                    delivery: Delivery::Sending,
+                });
+                let result = Task::future(async move {
+                    answer
+                        .await
+                        .unwrap_or_else(|_| Err("the session was closed".to_owned()))
+                })
+                .map(move |result| Message::Sent { id, result });
+                Task::batch([self.follow(), result])
             }
-            Err(e) => {
+            Err(QueueError::Full) => {
+                self.error = Some(s.send_queue_full.to_owned());
+                Task::none()
+            }
+            Err(e @ QueueError::Closed) => {
                 self.error = Some(fill(s.not_sent, &[&e]));
                 Task::none()
             }
@@ -301,23 +280,28 @@ impl Chat {
         let mut lines = column![].spacing(0).width(Fill);
         // Whoever scrolls to the top learns that the oldest entries are gone, even before
         // bringing back every earlier one.
-        if self.dropped > 0 {
+        let history = &self.history;
+        if history.dropped() > 0 {
+            let limits = history.limits();
             lines = lines.push(
                 container(
-                    text(fill(s.history_dropped, &[&HISTORY]))
-                        .size(13)
-                        .style(text::secondary),
+                    text(fill(
+                        s.history_dropped,
+                        &[&limits.entries, &(limits.bytes / (1024 * 1024))],
+                    ))
+                    .size(13)
+                    .style(text::secondary),
                 )
                 .padding(5)
                 .center_x(Fill),
             );
         }
-        if self.window_start > 0 {
+        if history.earlier() > 0 {
             lines = lines.push(
                 container(
                     button(text(fill(
                         s.show_earlier,
-                        &[&self.window_start.min(WINDOW)],
+                        &[&history.earlier().min(history.limits().window)],
                     )))
                     .style(button::text)
                     .on_press(Message::ShowEarlier),
@@ -326,9 +310,9 @@ impl Chat {
             );
         }
         // Stripes count from the first entry ever, so they do not flip as the oldest go.
-        let first = self.dropped.wrapping_add(self.window_start);
-        for (i, entry) in self.shown().enumerate() {
-            lines = lines.push(line(entry, first.wrapping_add(i) % 2 == 1));
+        let first = history.first_shown_ever();
+        for (i, entry) in history.shown().enumerate() {
+            lines = lines.push(line(entry, first.wrapping_add(i) % 2 == 1, s));
         }
         let conversation = scrollable(lines)
             .id(CONVERSATION)
@@ -356,7 +340,18 @@ impl Chat {
             bottom = bottom.push(text(error).style(text::danger));
         }
 
-        let main = column![conversation, bottom].spacing(6).width(Fill);
+        let mut main = column![conversation].spacing(6).width(Fill);
+        if history.unseen() > 0 {
+            main = main.push(
+                container(
+                    button(text(fill(s.new_messages, &[&history.unseen()])))
+                        .style(button::secondary)
+                        .on_press(Message::JumpToLatest),
+                )
+                .center_x(Fill),
+            );
+        }
+        let main = main.push(bottom);
         row![main, rule::vertical(1), self.panel(s)]
             .spacing(6)
             .padding(6)
@@ -412,13 +407,23 @@ fn departure(reason: &Departure, s: &Strings) -> String {
 }
 
 /// One line of the conversation, striped like the original.
-fn line(entry: &Entry, striped: bool) -> Element<'_, Message> {
+fn line<'a>(entry: &'a Entry, striped: bool, s: &Strings) -> Element<'a, Message> {
     let time = text(&entry.time).size(11).style(text::secondary);
     let content: Element<'_, Message> = match &entry.kind {
-        EntryKind::Own(t) => row![space().width(Fill), text(t), time]
-            .spacing(8)
-            .align_y(Alignment::Center)
-            .into(),
+        EntryKind::Own { text: t, delivery } => {
+            let mut line = row![space().width(Fill), text(t)];
+            // Said beside the message itself: which one reached nobody, which one failed.
+            match delivery {
+                Delivery::Sent(0) => {
+                    line = line.push(text(s.unheard).size(12).style(text::warning))
+                }
+                Delivery::Failed(why) => {
+                    line = line.push(text(fill(s.not_sent, &[why])).size(12).style(text::danger));
+                }
+                Delivery::Sending | Delivery::Sent(_) => {}
+            }
+            line.push(time).spacing(8).align_y(Alignment::Center).into()
+        }
         EntryKind::Other { from, text: t } => row![
             time,
             text(format!("[{from}] :")).style(text::primary),

@@ -1,0 +1,10 @@
+//! What the screens show and edit, and the rules that govern it, kept apart from the
+//! widgets: nothing here depends on Iced, so every rule is a plain unit test.
+//!
+//! - [`form`]: the connect form as typed, its validation, and the [`form::Request`] a valid
+//!   form makes.
+//! - [`history`]: the conversation, bounded in entries and in bytes, and the window of it
+//!   that is laid out.
+
+pub mod form;
+pub mod history;

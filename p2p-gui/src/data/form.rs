@@ -1,0 +1,478 @@
+//! The connect form: what it holds as typed, the rule each field follows, and the
+//! [`Request`] a valid form makes.
+//!
+//! Each rule is a pure function from the typed text to a value or a [`FieldError`];
+//! [`Form::check`] applies them all and builds the request when every field the chosen way
+//! of joining needs is valid. The screen (`screen::connect`) only shows the form and the
+//! errors, translated.
+
+use std::net::IpAddr;
+
+use p2p_core::protocol::{MAX_USERNAME_CHARS, UsernameError, validate_username};
+
+/// Which tab of the connection details is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tab {
+    /// Through a tracker.
+    #[default]
+    Automatic,
+    /// To given peers.
+    Manual,
+}
+
+/// What the form holds, as typed. Also what the command line prefills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    /// Username.
+    pub username: String,
+    /// The address advertised to others.
+    pub ip: String,
+    /// The port to listen on.
+    pub port: String,
+    /// The tab shown.
+    pub tab: Tab,
+    /// The tracker's host.
+    pub tracker_ip: String,
+    /// The tracker's port.
+    pub tracker_port: String,
+    /// Host the tracker inside the app.
+    pub host_tracker: bool,
+    /// Space-separated `host:port` peers.
+    pub peers: String,
+    /// Connect with no one.
+    pub alone: bool,
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        Form {
+            username: String::new(),
+            ip: "127.0.0.1".into(),
+            port: "0".into(),
+            tab: Tab::Automatic,
+            tracker_ip: "127.0.0.1".into(),
+            tracker_port: "7000".into(),
+            host_tracker: false,
+            peers: String::new(),
+            alone: false,
+        }
+    }
+}
+
+/// How the user asked to join, as the form checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The username.
+    pub username: String,
+    /// The address advertised to the others.
+    pub ip: IpAddr,
+    /// The port to listen on (0: any free port).
+    pub port: u16,
+    /// How to join.
+    pub join: Join,
+}
+
+/// How to join the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Join {
+    /// Connect with no one.
+    Alone,
+    /// Listen to these `host:port` peers.
+    Manual(Vec<String>),
+    /// Join through the tracker at `host:port`.
+    Tracker(String),
+    /// Start a tracker inside the app on this port, then join through it.
+    HostTracker(u16),
+}
+
+/// Why a field is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldError {
+    /// Nothing typed.
+    Required,
+    /// Longer than the limit, in characters.
+    TooLong(usize),
+    /// Holds a control character.
+    ControlCharacter,
+    /// Not a number.
+    NotNumber,
+    /// A number outside `low..=high`.
+    PortRange(u16, u16),
+    /// Not an IP address.
+    BadIp,
+    /// Neither a host name nor an IP address.
+    BadHost,
+    /// This entry is not `host:port`.
+    BadPeer(String),
+}
+
+/// The result of checking the form: an error per field, or the request it makes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Checked {
+    /// Username error.
+    pub username: Option<FieldError>,
+    /// IP error.
+    pub ip: Option<FieldError>,
+    /// Port error.
+    pub port: Option<FieldError>,
+    /// Tracker host error.
+    pub tracker_ip: Option<FieldError>,
+    /// Tracker port error.
+    pub tracker_port: Option<FieldError>,
+    /// Peers error.
+    pub peers: Option<FieldError>,
+    /// The request, when every field is valid.
+    pub request: Option<Request>,
+}
+
+/// A username, by the core's one rule (so the app, the terminal peer and the tracker
+/// refuse the same names).
+pub fn check_username(value: &str) -> Result<String, FieldError> {
+    match validate_username(value) {
+        Ok(()) => Ok(value.to_owned()),
+        Err(UsernameError::Empty) => Err(FieldError::Required),
+        Err(UsernameError::TooLong) => Err(FieldError::TooLong(MAX_USERNAME_CHARS)),
+        Err(_) => Err(FieldError::ControlCharacter),
+    }
+}
+
+/// The advertised address: an IPv4 or IPv6 address, white space around it ignored.
+pub fn check_ip(value: &str) -> Result<IpAddr, FieldError> {
+    match value.trim() {
+        "" => Err(FieldError::Required),
+        ip => ip.parse().map_err(|_| FieldError::BadIp),
+    }
+}
+
+/// A port number from `low` to 65535, digits only (no sign, no spaces inside).
+pub fn check_port(value: &str, low: u16) -> Result<u16, FieldError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldError::Required);
+    }
+    if !value.chars().all(|c| c.is_ascii_digit()) {
+        return Err(FieldError::NotNumber);
+    }
+    match value.parse::<u32>() {
+        Ok(port) if port >= u32::from(low) => {
+            u16::try_from(port).map_err(|_| FieldError::PortRange(low, u16::MAX))
+        }
+        _ => Err(FieldError::PortRange(low, u16::MAX)),
+    }
+}
+
+/// A host name (letters, digits, `-`, `.`; labels of 1 to 63, 253 in all) or an IP address.
+pub fn is_host(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let bare = host.strip_suffix('.').unwrap_or(host);
+    !bare.is_empty()
+        && bare.len() <= 253
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// The tracker's host: a host name or an IP address.
+pub fn check_host(value: &str) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err(FieldError::Required)
+    } else if is_host(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(FieldError::BadHost)
+    }
+}
+
+/// One peer: `host:port` or `[v6]:port`, with a port from 1.
+pub fn check_peer(entry: &str) -> Result<String, FieldError> {
+    let bad = || FieldError::BadPeer(entry.to_owned());
+    let (host, port) = entry.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if !is_host(host) || check_port(port, 1).is_err() {
+        return Err(bad());
+    }
+    Ok(entry.to_owned())
+}
+
+/// The peers field: at least one peer, separated by white space; the first bad entry is
+/// the one reported.
+pub fn check_peers(value: &str) -> Result<Vec<String>, FieldError> {
+    let entries: Vec<&str> = value.split_whitespace().collect();
+    if entries.is_empty() {
+        return Err(FieldError::Required);
+    }
+    entries.into_iter().map(check_peer).collect()
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+impl Form {
+    /// Checks every field and builds the request when all are valid. The connection
+    /// details are checked only as far as the chosen way of joining uses them.
+    pub fn check(&self) -> Checked {
+        let mut c = Checked::default();
+        let username = check_username(&self.username)
+            .map_err(|e| c.username = Some(e))
+            .ok();
+        let ip = check_ip(&self.ip).map_err(|e| c.ip = Some(e)).ok();
+        let port = check_port(&self.port, 0).map_err(|e| c.port = Some(e)).ok();
+        let join = if self.alone {
+            Some(Join::Alone)
+        } else {
+            match self.tab {
+                Tab::Automatic if self.host_tracker => check_port(&self.tracker_port, 1)
+                    .map(Join::HostTracker)
+                    .map_err(|e| c.tracker_port = Some(e))
+                    .ok(),
+                Tab::Automatic => {
+                    let host = check_host(&self.tracker_ip).map_err(|e| c.tracker_ip = Some(e));
+                    let port =
+                        check_port(&self.tracker_port, 1).map_err(|e| c.tracker_port = Some(e));
+                    match (host, port) {
+                        (Ok(host), Ok(port)) => Some(Join::Tracker(join_host_port(&host, port))),
+                        _ => None,
+                    }
+                }
+                Tab::Manual => check_peers(&self.peers)
+                    .map(Join::Manual)
+                    .map_err(|e| c.peers = Some(e))
+                    .ok(),
+            }
+        };
+        if let (Some(username), Some(ip), Some(port), Some(join)) = (username, ip, port, join) {
+            c.request = Some(Request {
+                username,
+                ip,
+                port,
+                join,
+            });
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> Form {
+        Form {
+            username: "alice".into(),
+            ..Form::default()
+        }
+    }
+
+    #[test]
+    fn usernames_follow_the_core_rule() {
+        assert_eq!(check_username("alice"), Ok("alice".into()));
+        assert_eq!(check_username(""), Err(FieldError::Required));
+        assert_eq!(check_username(&"é".repeat(32)), Ok("é".repeat(32)));
+        assert_eq!(
+            check_username(&"x".repeat(33)),
+            Err(FieldError::TooLong(MAX_USERNAME_CHARS))
+        );
+        assert_eq!(check_username("a\nb"), Err(FieldError::ControlCharacter));
+        // Braces are ordinary characters: a name may look like a placeholder.
+        assert_eq!(check_username("{0}"), Ok("{0}".into()));
+    }
+
+    #[test]
+    fn ips_are_addresses_of_either_family() {
+        assert_eq!(check_ip(" 10.0.0.2 "), Ok("10.0.0.2".parse().unwrap()));
+        assert_eq!(check_ip("::1"), Ok("::1".parse().unwrap()));
+        assert_eq!(check_ip("  "), Err(FieldError::Required));
+        assert_eq!(check_ip("1.2.3"), Err(FieldError::BadIp));
+        assert_eq!(check_ip("localhost"), Err(FieldError::BadIp));
+    }
+
+    #[test]
+    fn ports_are_digits_within_range() {
+        assert_eq!(check_port("0", 0), Ok(0));
+        assert_eq!(check_port(" 7001 ", 1), Ok(7001));
+        assert_eq!(check_port("65535", 1), Ok(65535));
+        assert_eq!(check_port("", 0), Err(FieldError::Required));
+        assert_eq!(check_port("+80", 0), Err(FieldError::NotNumber));
+        assert_eq!(check_port("8 0", 0), Err(FieldError::NotNumber));
+        assert_eq!(check_port("0", 1), Err(FieldError::PortRange(1, 65535)));
+        assert_eq!(check_port("65536", 0), Err(FieldError::PortRange(0, 65535)));
+        assert_eq!(
+            check_port("99999999999999999999", 0),
+            Err(FieldError::PortRange(0, 65535))
+        );
+    }
+
+    #[test]
+    fn hosts_are_names_or_addresses() {
+        for good in [
+            "localhost",
+            "tracker.example.org",
+            "example.org.",
+            "a-b",
+            "::1",
+            "10.1.2.3",
+        ] {
+            assert!(is_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-a",
+            "a-",
+            "bad host",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_host(bad), "{bad}");
+        }
+        assert!(!is_host(&["a"; 128].join(".")), "longer than 253");
+        assert_eq!(check_host(" localhost "), Ok("localhost".into()));
+        assert_eq!(check_host(""), Err(FieldError::Required));
+        assert_eq!(check_host("bad host!"), Err(FieldError::BadHost));
+    }
+
+    #[test]
+    fn peers_are_host_port_pairs() {
+        assert_eq!(check_peer("[::1]:7003"), Ok("[::1]:7003".into()));
+        assert_eq!(check_peer("localhost:1"), Ok("localhost:1".into()));
+        for bad in [
+            "localhost",
+            "host:0",
+            "host:",
+            ":7001",
+            "[::1:7001",
+            "a b:1",
+        ] {
+            assert_eq!(
+                check_peer(bad),
+                Err(FieldError::BadPeer(bad.into())),
+                "{bad}"
+            );
+        }
+        assert_eq!(check_peers(" \t "), Err(FieldError::Required));
+        assert_eq!(
+            check_peers("a:1 b c"),
+            Err(FieldError::BadPeer("b".into())),
+            "the first bad entry"
+        );
+    }
+
+    #[test]
+    fn a_valid_tracker_form_makes_a_request() {
+        let request = form().check().request.expect("valid");
+        assert_eq!(request.join, Join::Tracker("127.0.0.1:7000".into()));
+        assert_eq!(request.port, 0);
+        let v6 = Form {
+            tracker_ip: "::1".into(),
+            ..form()
+        };
+        assert_eq!(
+            v6.check().request.map(|r| r.join),
+            Some(Join::Tracker("[::1]:7000".into()))
+        );
+    }
+
+    #[test]
+    fn each_field_says_why_it_is_invalid() {
+        let f = Form {
+            username: "x".repeat(33),
+            ip: "300.1.1.1".into(),
+            port: "70000".into(),
+            tracker_ip: "bad host!".into(),
+            tracker_port: "abc".into(),
+            ..Form::default()
+        };
+        let c = f.check();
+        assert_eq!(c.username, Some(FieldError::TooLong(32)));
+        assert_eq!(c.ip, Some(FieldError::BadIp));
+        assert_eq!(c.port, Some(FieldError::PortRange(0, 65535)));
+        assert_eq!(c.tracker_ip, Some(FieldError::BadHost));
+        assert_eq!(c.tracker_port, Some(FieldError::NotNumber));
+        assert_eq!(c.request, None);
+    }
+
+    #[test]
+    fn manual_peers_are_host_port_pairs() {
+        let mut f = form();
+        f.tab = Tab::Manual;
+        assert_eq!(f.check().peers, Some(FieldError::Required));
+        f.peers = "localhost:7001  10.0.0.2:7002 [::1]:7003".into();
+        assert_eq!(
+            f.check().request.map(|r| r.join),
+            Some(Join::Manual(vec![
+                "localhost:7001".into(),
+                "10.0.0.2:7002".into(),
+                "[::1]:7003".into()
+            ]))
+        );
+        f.peers = "localhost:7001 localhost".into();
+        assert_eq!(
+            f.check().peers,
+            Some(FieldError::BadPeer("localhost".into()))
+        );
+        f.peers = "host:0".into();
+        assert_eq!(f.check().peers, Some(FieldError::BadPeer("host:0".into())));
+    }
+
+    #[test]
+    fn only_the_chosen_way_of_joining_is_checked() {
+        // Alone: the connection details do not matter.
+        let alone = Form {
+            tracker_ip: String::new(),
+            tracker_port: "x".into(),
+            alone: true,
+            ..form()
+        };
+        let c = alone.check();
+        assert_eq!((c.tracker_ip, c.tracker_port), (None, None));
+        assert_eq!(c.request.map(|r| r.join), Some(Join::Alone));
+        // Manual: the tracker fields do not matter either.
+        let manual = Form {
+            tab: Tab::Manual,
+            tracker_ip: String::new(),
+            peers: "a:1".into(),
+            ..form()
+        };
+        assert!(manual.check().request.is_some());
+    }
+
+    #[test]
+    fn hosting_the_tracker_needs_only_its_port() {
+        let f = Form {
+            tracker_ip: String::new(),
+            tracker_port: "7100".into(),
+            host_tracker: true,
+            ..form()
+        };
+        assert_eq!(
+            f.check().request.map(|r| r.join),
+            Some(Join::HostTracker(7100))
+        );
+        let f = Form {
+            tracker_port: "0".into(),
+            host_tracker: true,
+            ..form()
+        };
+        assert_eq!(
+            f.check().tracker_port,
+            Some(FieldError::PortRange(1, 65535))
+        );
+    }
+}
