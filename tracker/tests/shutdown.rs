@@ -148,6 +148,7 @@ const IN_NETNS: &str = "TRACKER_TEST_IN_FRESH_NETNS";
 /// namespace so that it needs no privilege).
 #[test]
 fn shutdown_returns_within_the_bound_with_the_loopback_interface_down() {
+    let _serial = serial();
     let out = std::process::Command::new("unshare")
         .args(["--map-root-user", "--net", "--"])
         .arg(std::env::current_exe().unwrap())
