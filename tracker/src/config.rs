@@ -40,6 +40,14 @@ pub struct TrackerConfig {
     /// Time a connection has, from being accepted, to send its whole request (a request is
     /// under 100 bytes) and take its whole answer (default 2 s). Past it, it is closed.
     pub request_timeout: Duration,
+    /// How often a one-line summary (peers, requests and refusals per second, open
+    /// connections, resident memory) is logged at `info` (default every 60 s; `None`:
+    /// never).
+    pub summary_interval: Option<Duration>,
+    /// Where to serve the same figures in the Prometheus text format, over HTTP at
+    /// `/metrics` (default `None`: not served). Keep it on a private address: the figures
+    /// are harmless, but they are nobody else's business.
+    pub stats_addr: Option<SocketAddr>,
 }
 
 impl Default for TrackerConfig {
@@ -53,6 +61,8 @@ impl Default for TrackerConfig {
             max_connections: 4_096,
             max_connections_per_source: 64,
             request_timeout: Duration::from_secs(2),
+            summary_interval: Some(Duration::from_secs(60)),
+            stats_addr: None,
         }
     }
 }
@@ -76,6 +86,9 @@ impl TrackerConfig {
         }
         if self.request_timeout.is_zero() {
             return bad("request_timeout must be positive".into());
+        }
+        if self.summary_interval.is_some_and(|i| i.is_zero()) {
+            return bad("summary_interval must be positive (None turns the summary off)".into());
         }
         Ok(())
     }

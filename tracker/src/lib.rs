@@ -31,6 +31,10 @@
 //! [`TrackerConfig::max_connections`], and each has [`TrackerConfig::request_timeout`] to
 //! send its request and take its answer. [`Tracker::shutdown`] (and Drop) wakes the loop,
 //! which closes everything, and joins its thread.
+//!
+//! Watching: a one-line summary at `info` every [`TrackerConfig::summary_interval`], and
+//! the same figures in the Prometheus text format at `http://STATS_ADDR/metrics` when
+//! [`TrackerConfig::stats_addr`] is set.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -44,6 +48,8 @@ pub mod registry;
 mod request;
 mod serve;
 mod server;
+mod stats;
+mod stats_http;
 
 pub use config::{DEFAULT_PORT, MIN_TTL, TrackerConfig};
 pub use error::Error;

@@ -1,5 +1,6 @@
-//! `tracker [PORT]` or `tracker --port PORT [--bind ADDR] [--ttl SECS]`: runs a p2p-chat
-//! tracker until killed. Logs go to stderr through env_logger (`RUST_LOG`, default `info`).
+//! `tracker [PORT]` or `tracker --port PORT [--bind ADDR] [--ttl SECS] [--summary-secs SECS]
+//! [--stats-addr ADDR:PORT]`: runs a p2p-chat tracker until killed. Logs go to stderr
+//! through env_logger (`RUST_LOG`, default `info`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -25,6 +26,14 @@ struct Cli {
     /// every third.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=86_400))]
     ttl: u64,
+    /// Seconds between summary lines at `info` (peers, requests and refusals per second,
+    /// connections, memory); 0 for none.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    summary_secs: u64,
+    /// Serve the same figures in the Prometheus text format at http://ADDR:PORT/metrics
+    /// (off unless given; keep it on a private address).
+    #[arg(long, value_name = "ADDR:PORT")]
+    stats_addr: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +54,8 @@ fn main() -> ExitCode {
     let config = TrackerConfig {
         bind_addr: SocketAddr::new(cli.bind, port),
         ttl: Duration::from_secs(cli.ttl),
+        summary_interval: (cli.summary_secs > 0).then(|| Duration::from_secs(cli.summary_secs)),
+        stats_addr: cli.stats_addr,
         ..TrackerConfig::default()
     };
     let tracker = match Tracker::start(config) {

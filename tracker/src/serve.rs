@@ -2,7 +2,7 @@
 //! answer. The socket is non-blocking: each step goes as far as the socket allows and says
 //! whether to wait for it or to close the connection.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +14,8 @@ use p2p_core::protocol::{Frame, FrameReader, ReadError};
 use crate::log_budget::LogBudget;
 use crate::registry::SharedRegistry;
 use crate::request::{self, Outcome};
+use crate::stats::{self, Counters, Gauges};
+use crate::stats_http::{self, MAX_HTTP_REQUEST_BYTES, Reply};
 
 /// One open connection.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub(crate) struct Conn {
 pub(crate) enum State {
     /// Reading a tracker request. The reader holds no buffer until bytes arrive.
     Request(FrameReader),
+    /// Reading the stats endpoint's request head.
+    HttpRequest(Vec<u8>),
     /// Writing the answer; the connection is closed once it is written.
     Answer { bytes: Vec<u8>, written: usize },
 }
@@ -46,12 +50,13 @@ pub(crate) enum Step {
 pub(crate) struct Service {
     pub(crate) registry: Arc<SharedRegistry>,
     pub(crate) interval_secs: u32,
+    pub(crate) counters: Counters,
     pub(crate) budget: LogBudget,
 }
 
 impl Service {
     /// Reads, answers and writes as far as `conn`'s socket allows.
-    pub(crate) fn drive(&mut self, conn: &mut Conn, now: Instant) -> Step {
+    pub(crate) fn drive(&mut self, conn: &mut Conn, now: Instant, open: usize) -> Step {
         loop {
             let step = match &mut conn.state {
                 State::Request(reader) => match read_request(reader, &mut conn.stream) {
@@ -82,6 +87,20 @@ impl Service {
                         Some(Step::Close)
                     }
                 },
+                State::HttpRequest(head) => match read_http(head, &mut conn.stream) {
+                    Ok(true) => match stats_http::reply(head, || self.metrics(now, open)) {
+                        Reply::Incomplete => None,
+                        Reply::Send(bytes) => {
+                            conn.state = State::Answer { bytes, written: 0 };
+                            None
+                        }
+                    },
+                    Ok(false) => Some(Step::Wait),
+                    Err(e) => {
+                        debug!("stats request from {}: {e}", conn.remote);
+                        Some(Step::Close)
+                    }
+                },
                 State::Answer { bytes, written } => {
                     match write_some(&mut conn.stream, bytes, written) {
                         Ok(true) => Some(Step::Close),
@@ -107,6 +126,7 @@ impl Service {
                 listed,
                 evicted,
             } => {
+                self.counters.announces += 1;
                 debug!("announce of {addr} from {remote}: {listed} peers");
                 if let Some(evicted) = evicted {
                     self.budget.log(now, log::Level::Info, || {
@@ -118,14 +138,17 @@ impl Service {
                 }
             }
             Outcome::Left { addr, was_there } => {
+                self.counters.leaves += 1;
                 debug!("leave of {addr} from {remote} (registered: {was_there})");
             }
             Outcome::Refused(refusal) => {
+                self.counters.refused_requests += 1;
                 self.budget.log(now, log::Level::Info, || {
                     format!("refused request from {remote}: {refusal}")
                 });
             }
             Outcome::Unexpected(kind) => {
+                self.counters.bad_requests += 1;
                 self.budget.log(now, log::Level::Info, || {
                     format!("refused connection from {remote}: unexpected {kind} frame")
                 });
@@ -140,9 +163,22 @@ impl Service {
             debug!("connection from {remote} closed before a request");
             return;
         }
+        self.counters.bad_requests += 1;
         self.budget.log(now, log::Level::Info, || {
             format!("closed connection from {remote}: {e}")
         });
+    }
+
+    pub(crate) fn gauges(&self, now: Instant, open_connections: usize) -> Gauges {
+        Gauges {
+            peers: self.registry.lock().live(now),
+            open_connections,
+            resident_bytes: stats::resident_bytes(),
+        }
+    }
+
+    fn metrics(&self, now: Instant, open_connections: usize) -> String {
+        stats::prometheus(&self.counters, &self.gauges(now, open_connections))
     }
 }
 
@@ -161,6 +197,30 @@ fn read_request(
             Err(e) if e.is_timeout() => return Ok(None),
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Reads what the socket has into `head`, up to the endpoint's limit. `Ok(true)`: new bytes
+/// arrived; `Ok(false)`: nothing for now.
+fn read_http(head: &mut Vec<u8>, stream: &mut TcpStream) -> io::Result<bool> {
+    let mut chunk = [0u8; 1024];
+    let room = MAX_HTTP_REQUEST_BYTES
+        .saturating_sub(head.len())
+        .min(chunk.len());
+    if room == 0 {
+        return Ok(true); // the reply says it is too large
+    }
+    loop {
+        return match stream.read(&mut chunk[..room]) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                head.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
     }
 }
 

@@ -24,6 +24,7 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// It runs one thread, the event loop, which serves every connection (see the crate docs).
 pub struct Tracker {
     local_addr: SocketAddr,
+    stats_addr: Option<SocketAddr>,
     registry: Arc<SharedRegistry>,
     stop: Arc<AtomicBool>,
     waker: Waker,
@@ -34,12 +35,14 @@ impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracker")
             .field("local_addr", &self.local_addr)
+            .field("stats_addr", &self.stats_addr)
             .finish_non_exhaustive()
     }
 }
 
 impl Tracker {
-    /// Checks the configuration, binds the listener and starts the event loop.
+    /// Checks the configuration, binds the listener (and the stats endpoint's, if asked
+    /// for) and starts the event loop.
     pub fn start(config: TrackerConfig) -> Result<Tracker, Error> {
         config.validate()?;
         let bind = |addr: SocketAddr, backlog: u32| {
@@ -50,6 +53,13 @@ impl Tracker {
             Ok::<_, Error>((listener, local))
         };
         let (listener, local_addr) = bind(config.bind_addr, LISTEN_BACKLOG)?;
+        let (stats_listener, stats_addr) = match config.stats_addr {
+            Some(addr) => {
+                let (listener, local) = bind(addr, 128)?;
+                (Some(listener), Some(local))
+            }
+            None => (None, None),
+        };
         let registry = Arc::new(SharedRegistry::new(Registry::new(config.registry_limits())));
         let stop = Arc::new(AtomicBool::new(false));
         let poll = Poll::new()?;
@@ -57,6 +67,7 @@ impl Tracker {
         let event_loop = EventLoop::new(
             poll,
             listener,
+            stats_listener,
             &config,
             Arc::clone(&registry),
             Arc::clone(&stop),
@@ -69,8 +80,12 @@ impl Tracker {
             config.ttl.as_secs(),
             config.interval_secs()
         );
+        if let Some(addr) = stats_addr {
+            info!("tracker stats on http://{addr}/metrics");
+        }
         Ok(Tracker {
             local_addr,
+            stats_addr,
             registry,
             stop,
             waker,
@@ -81,6 +96,11 @@ impl Tracker {
     /// The address the tracker is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the stats endpoint is bound to, if it was asked for.
+    pub fn stats_addr(&self) -> Option<SocketAddr> {
+        self.stats_addr
     }
 
     /// The peers registered now (expired ones left out), sorted.

@@ -1,10 +1,12 @@
-//! The `tracker` binary as a real process: its command line, its `listening on` line and
-//! its exit codes, serving real announces.
+//! The `tracker` binary as a real process: its command line, its `listening on` line, its
+//! exit codes, serving real announces, and its summary and stats flags.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use p2p_core::tracker_client;
 
@@ -97,4 +99,85 @@ fn bad_arguments_and_a_taken_port_exit_non_zero_with_one_line() {
     assert_eq!(code, Some(1));
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(err[0].contains("cannot listen"), "{err:?}");
+}
+
+/// What `start_logging` returns: the process, its address, the log lines before its
+/// `listening on` line and its stderr after it.
+type Logging = (Running, SocketAddr, Vec<String>, BufReader<ChildStderr>);
+
+/// Starts the tracker on a free port with `RUST_LOG=log`.
+fn start_logging(log: &str, args: &[&str]) -> Logging {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracker"))
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .args(args)
+        .env("RUST_LOG", log)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let running = Running(child);
+    let mut before = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no listening line"
+        );
+        match line.trim().strip_prefix("listening on ") {
+            Some(addr) => return (running, addr.parse().unwrap(), before, stderr),
+            None => before.push(line.trim().to_owned()),
+        }
+    }
+}
+
+#[test]
+fn summary_lines_and_the_stats_endpoint_follow_their_flags() {
+    let (_t, addr, before, stderr) = start_logging(
+        "info",
+        &["--summary-secs", "1", "--stats-addr", "127.0.0.1:0"],
+    );
+    let (tx, lines) = crossbeam_channel::unbounded();
+    thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let timeouts = p2p_core::Timeouts::default();
+    for port in [4_201, 4_202, 4_203] {
+        let me = SocketAddr::new([127, 0, 0, 1].into(), port);
+        tracker_client::announce(&local(addr), me, &timeouts).unwrap();
+    }
+    // The stats address was logged at start; the summary comes within a second or so.
+    let stats = before
+        .iter()
+        .find_map(|l| l.split("stats on http://").nth(1))
+        .and_then(|url| url.strip_suffix("/metrics"))
+        .map(|a| a.parse::<SocketAddr>().unwrap());
+    let mut summary = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while summary.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("a summary line with 3 peers");
+        if line.contains("summary: 3 peers") {
+            summary = Some(line);
+        }
+    }
+    let summary = summary.unwrap();
+    assert!(
+        summary.contains("announces/s") && summary.contains("MiB resident"),
+        "{summary}"
+    );
+    let stats = stats.expect("the stats address was logged");
+    let mut conn = TcpStream::connect(stats).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    assert!(body.lines().any(|l| l == "tracker_peers 3"), "{body}");
+    assert!(
+        body.lines().any(|l| l == "tracker_announces_total 3"),
+        "{body}"
+    );
 }
