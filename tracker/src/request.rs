@@ -124,6 +124,32 @@ mod tests {
 
     const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    /// What a connection can make the tracker hold before it has sent a whole request:
+    /// nothing before its first byte, one small read buffer after; a length prefix above the
+    /// request limit is refused before anything is allocated for it.
+    #[test]
+    fn a_request_reader_holds_little_before_the_request_is_whole() {
+        use p2p_core::protocol::{FrameReader, ProtocolError, ReadError};
+
+        let reader = FrameReader::new(MAX_REQUEST_BYTES);
+        assert_eq!(reader.capacity(), 0);
+        // A header announcing the largest request, and one byte of it; then nothing.
+        let mut stalled = FrameReader::new(MAX_REQUEST_BYTES);
+        let mut src: &[u8] = &[0, 0, 1, 0, 7];
+        stalled.fill(&mut src).unwrap();
+        assert_eq!(stalled.next_buffered(), Ok(None));
+        assert!(stalled.capacity() <= 1024, "{}", stalled.capacity());
+        // A header announcing a megabyte: refused as it is read.
+        let mut big = FrameReader::new(MAX_REQUEST_BYTES);
+        let mut src: &[u8] = &[0, 16, 0, 0, 7];
+        let err = big.read_frame(&mut src).unwrap_err();
+        assert!(matches!(
+            err,
+            ReadError::Protocol(ProtocolError::FrameTooLarge { .. })
+        ));
+        assert!(big.capacity() <= 1024, "{}", big.capacity());
+    }
+
     #[test]
     fn announces_and_leaves_are_answered_and_the_rest_refused() {
         let mut r = registry();
