@@ -4,8 +4,7 @@
 //! back the addresses of the other peers. Entries are unique per address, expire when a
 //! peer stops re-announcing (every answer tells the peer how often to re-announce), and
 //! are removed at once when a peer leaves cleanly. The registry, each answer and the
-//! queue of waiting connections are all bounded, and a bad request only closes its own
-//! connection.
+//! connections are all bounded, and a bad request only closes its own connection.
 //!
 //! ```
 //! use std::time::Duration;
@@ -25,18 +24,37 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Threads: one accept thread hands connections through a bounded queue to a fixed pool of
-//! workers; each worker answers one request per connection. [`Tracker::shutdown`] (and
-//! Drop) stops and joins them all.
+//! Serving: one thread runs an event loop over non-blocking sockets. A connection waiting
+//! for its request costs a socket and a small entry in a table, so thousands can be open
+//! at once while every host is served; each source address holds at most
+//! [`TrackerConfig::max_connections_per_source`] of them, all of them at most
+//! [`TrackerConfig::max_connections`], and each has [`TrackerConfig::request_timeout`] to
+//! send its request and take its answer. [`Tracker::shutdown`] (and Drop) wakes the loop,
+//! which closes everything, and joins its thread.
+//!
+//! Watching: a one-line summary at `info` every [`TrackerConfig::summary_interval`], and
+//! the same figures in the Prometheus text format at `http://STATS_ADDR/metrics` when
+//! [`TrackerConfig::stats_addr`] is set.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
+mod connections;
+mod error;
+mod event_loop;
+mod log_budget;
 pub mod registry;
+mod request;
+mod serve;
 mod server;
+mod stats;
+mod stats_http;
 
+pub use config::{DEFAULT_PORT, MIN_TTL, TrackerConfig};
+pub use error::Error;
 pub use registry::{Announced, Refusal, Registry, RegistryLimits};
-pub use server::{DEFAULT_PORT, Error, MIN_TTL, Tracker, TrackerConfig};
+pub use server::Tracker;
 
 /// The operations guide's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Why an announce or leave was refused.
@@ -219,6 +220,11 @@ impl Registry {
         peers
     }
 
+    /// How many entries are live at `now`.
+    pub fn live(&self, now: Instant) -> usize {
+        self.entries.values().filter(|e| e.expires > now).count()
+    }
+
     /// Up to `max_response` live addresses other than `requester`: a window of the registry
     /// that moves on at every answer, so that over successive answers every peer is listed.
     /// It looks at no more than `max_response` + 1 entries beyond the expired ones it skips.
@@ -289,6 +295,24 @@ impl Registry {
     }
 }
 
+/// The registry as the event loop (which answers requests) and the tracker's handle (which
+/// lists the peers) share it: the one place its lock is taken.
+#[derive(Debug)]
+pub(crate) struct SharedRegistry(Mutex<Registry>);
+
+impl SharedRegistry {
+    pub(crate) fn new(registry: Registry) -> Self {
+        SharedRegistry(Mutex::new(registry))
+    }
+
+    /// The registry, locked. A panic while it was held cannot leave it half-changed in a
+    /// way that matters more than stopping would (each change is a few map operations),
+    /// so a poisoned lock is taken over.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +359,7 @@ mod tests {
         assert_eq!(r.peers(t0), vec![a("127.0.0.1:1")]);
         let later = t0 + Duration::from_secs(31);
         assert!(r.peers(later).is_empty());
+        assert_eq!((r.live(t0), r.live(later), r.len()), (1, 0, 1));
         assert!(
             r.announce(a("127.0.0.1:3"), LO, later)
                 .unwrap()
