@@ -246,8 +246,10 @@ impl<R: Read> RecordReader<R> {
             self.raw_end -= self.raw_start;
             self.raw_start = 0;
         }
+        // Grow only when the room is used up, and by what reads have been bringing: the
+        // length a record claims plays no part.
         let target = (self.raw_end + self.read_size).min(MAX_RECORD_BYTES);
-        if self.raw.len() < target {
+        if self.raw_end == self.raw.len() && self.raw.len() < target {
             self.raw.reserve_exact(target - self.raw.len());
             self.raw.resize(target, 0);
         }
@@ -348,5 +350,229 @@ impl<R> std::fmt::Debug for RecordReader<R> {
             .field("records_opened", &self.nonce)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secure::{Identity, RoomKey, Secured};
+    use std::collections::VecDeque;
+
+    /// A writer, and the far end of its session, whose reader is made once the bytes it
+    /// will read are known.
+    fn session() -> (RecordWriter, Secured) {
+        let key = RoomKey::derive("record tests", None).unwrap();
+        let (a, b) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+        let (sa, sb) = Secured::pair((&a, &key), (&b, &key)).unwrap();
+        let (_, writer) = sa.into_records(io::empty());
+        (writer, sb)
+    }
+
+    fn sealed(writer: &mut RecordWriter, plaintext: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        writer.seal(plaintext, &mut out).unwrap();
+        out
+    }
+
+    /// A source that hands out scripted reads: bytes (at most what the caller asks; the
+    /// rest stays for the next read) or an error of the given kind. Then the end.
+    struct Script(VecDeque<Result<Vec<u8>, io::ErrorKind>>);
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.pop_front() {
+                None => Ok(0),
+                Some(Err(kind)) => Err(kind.into()),
+                Some(Ok(mut bytes)) => {
+                    let n = bytes.len().min(buf.len());
+                    buf[..n].copy_from_slice(&bytes[..n]);
+                    if n < bytes.len() {
+                        self.0.push_front(Ok(bytes.split_off(n)));
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    fn record_error(result: io::Result<usize>) -> RecordError {
+        let error = result.expect_err("the read fails");
+        RecordError::from_io(&error).unwrap_or_else(|| panic!("not a record error: {error}"))
+    }
+
+    #[test]
+    fn sealed_len_is_exact_and_records_are_as_full_as_they_can_be() {
+        let (mut writer, _) = session();
+        for len in [0, 1, MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT + 1, 200_000] {
+            let before = writer.records_sealed();
+            let out = sealed(&mut writer, &vec![7u8; len]);
+            assert_eq!(out.len(), RecordWriter::sealed_len(len), "{len}");
+            let records = writer.records_sealed() - before;
+            assert_eq!(records as usize, len.div_ceil(MAX_RECORD_PLAINTEXT), "{len}");
+            if len > 0 {
+                let first = usize::from(u16::from_be_bytes([out[0], out[1]]));
+                assert_eq!(first, len.min(MAX_RECORD_PLAINTEXT) + TAG_BYTES);
+            }
+        }
+        assert_eq!(RecordWriter::sealed_len(MAX_RECORD_PLAINTEXT), MAX_RECORD_BYTES);
+    }
+
+    #[test]
+    fn seal_appends_to_what_out_holds() {
+        let (mut writer, far) = session();
+        let mut out = b"kept".to_vec();
+        writer.seal(b"appended", &mut out).unwrap();
+        assert_eq!(&out[..4], b"kept");
+        let (mut reader, _) = far.into_records(&out[4..]);
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).unwrap();
+        assert_eq!(text, b"appended");
+    }
+
+    #[test]
+    fn read_timeouts_leave_the_reader_ready_to_go_on() {
+        let (mut writer, far) = session();
+        let wire = [sealed(&mut writer, b"first"), sealed(&mut writer, b"second")].concat();
+        // Cut inside the first header, inside the first record and inside the second, with
+        // timeouts (and an interrupted read, which is retried) at each cut.
+        let mut script = VecDeque::new();
+        let mut at = 0;
+        for cut in [1, 9, wire.len() - 3] {
+            script.push_back(Ok(wire[at..cut].to_vec()));
+            script.push_back(Err(io::ErrorKind::WouldBlock));
+            script.push_back(Err(io::ErrorKind::Interrupted));
+            script.push_back(Err(io::ErrorKind::TimedOut));
+            at = cut;
+        }
+        script.push_back(Ok(wire[at..].to_vec()));
+        let (mut reader, _) = far.into_records(Script(script));
+
+        let mut got = Vec::new();
+        let mut timeouts = 0;
+        let mut buf = [0u8; 3];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    timeouts += 1
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, b"firstsecond");
+        assert_eq!(timeouts, 6);
+        assert_eq!(reader.records_opened(), 2);
+    }
+
+    #[test]
+    fn a_failure_is_final_and_returns_no_bytes_of_the_bad_record() {
+        let (mut writer, far) = session();
+        let mut wire = [sealed(&mut writer, b"good"), sealed(&mut writer, b"evil")].concat();
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        let (mut reader, _) = far.into_records(&wire[..]);
+        let mut buf = [0u8; 64];
+        assert_eq!(reader.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"good");
+        for _ in 0..3 {
+            assert_eq!(
+                record_error(reader.read(&mut buf)),
+                RecordError::Tampered { index: 1 }
+            );
+        }
+        assert_eq!(reader.buffered() - (reader.raw_end - reader.raw_start), 0);
+    }
+
+    #[test]
+    fn records_too_short_for_a_tag_are_tampered() {
+        for len in [0u16, 1, 15] {
+            let (_, far) = session();
+            let mut wire = len.to_be_bytes().to_vec();
+            wire.resize(2 + usize::from(len), 0);
+            let (mut reader, _) = far.into_records(&wire[..]);
+            assert_eq!(
+                record_error(reader.read(&mut [0u8; 8])),
+                RecordError::Tampered { index: 0 },
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_records_are_skipped_and_never_read_as_the_end() {
+        let (mut writer, far) = session();
+        // The confirmation of the handshake is such a record; a peer may send more.
+        let mut empty = vec![0u8, TAG_BYTES as u8];
+        empty.resize(RECORD_HEADER_BYTES + TAG_BYTES, 0);
+        let nonce = writer.nonce;
+        writer
+            .session
+            .write_message(nonce, &[], &mut empty[RECORD_HEADER_BYTES..])
+            .unwrap();
+        writer.nonce += 1;
+        let wire = [empty, sealed(&mut writer, b"after")].concat();
+        let (mut reader, _) = far.into_records(&wire[..]);
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).unwrap();
+        assert_eq!(text, b"after");
+        assert_eq!(reader.records_opened(), 2);
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_record_is_truncated() {
+        let sealed_len = RecordWriter::sealed_len(10);
+        for cut in [1, 2, 10, sealed_len - 1, sealed_len] {
+            let (mut writer, far) = session();
+            let wire = sealed(&mut writer, b"0123456789");
+            let (mut reader, _) = far.into_records(&wire[..cut]);
+            if cut == sealed_len {
+                assert_eq!(reader.read(&mut [0u8; 64]).unwrap(), 10);
+                assert_eq!(reader.read(&mut [0u8; 64]).unwrap(), 0, "a clean end");
+                continue;
+            }
+            let expected = if cut < 2 { 2 } else { sealed_len };
+            assert_eq!(
+                record_error(reader.read(&mut [0u8; 64])),
+                RecordError::Truncated {
+                    index: 0,
+                    received: cut,
+                    expected
+                },
+                "{cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_buffers_stay_within_one_record_however_the_bytes_arrive() {
+        let (mut writer, far) = session();
+        let wire = sealed(&mut writer, &vec![1u8; 5 * MAX_RECORD_PLAINTEXT + 77]);
+        let (mut reader, _) = far.into_records(&wire[..]);
+        let mut total = 0;
+        let mut buf = vec![0u8; 100_000];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            assert!(reader.capacity() <= MAX_RECORD_BYTES + MAX_RECORD_PLAINTEXT);
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, 5 * MAX_RECORD_PLAINTEXT + 77);
+    }
+
+    #[test]
+    fn a_length_prefix_alone_allocates_nothing_big() {
+        let (_, far) = session();
+        // Claims a full record, sends three bytes of it, then times out.
+        let script = Script(VecDeque::from([
+            Ok(vec![0xff, 0xff, 1, 2, 3]),
+            Err(io::ErrorKind::WouldBlock),
+        ]));
+        let (mut reader, _) = far.into_records(script);
+        assert!(reader.read(&mut [0u8; 8]).is_err());
+        assert!(reader.capacity() <= FIRST_READ, "{}", reader.capacity());
     }
 }
