@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use p2p_core::protocol::{DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, ReadError, encode_chat};
 use p2p_core::secure::handshake::{NOISE_PATTERN, ROOM_KEY_MISMATCH};
 use p2p_core::secure::{
-    Identity, Passphrase, PublicKey, RoomKey, SecureError, Secured, initiate, respond,
-    handshake::Role,
+    Identity, Passphrase, PublicKey, RoomKey, SecureError, Secured, handshake::Role, initiate,
+    respond,
 };
 
 /// Deadline for every socket read and write: generous, the machine is shared.
@@ -94,7 +94,9 @@ fn a_secured_link_carries_frames_both_ways_at_once() {
                     let text = format!("{name} {batch}.{i} {}", "z".repeat(batch * 97 % 3000));
                     plaintext.extend_from_slice(&encode_chat(&text).unwrap());
                 }
-                writer.write_sealed(&mut out, &plaintext, &mut scratch).unwrap();
+                writer
+                    .write_sealed(&mut out, &plaintext, &mut scratch)
+                    .unwrap();
             }
             out.write_all(&{
                 let mut bye = Vec::new();
@@ -117,7 +119,10 @@ fn a_secured_link_carries_frames_both_ways_at_once() {
                 Ok(other) => panic!("unexpected {other:?}"),
                 Err(e) if e.is_timeout() => {
                     timeouts += 1;
-                    assert!(Instant::now() < deadline, "no goodbye after {timeouts} timeouts");
+                    assert!(
+                        Instant::now() < deadline,
+                        "no goodbye after {timeouts} timeouts"
+                    );
                 }
                 Err(e) => panic!("{name}: {e}"),
             }
@@ -140,7 +145,10 @@ fn a_secured_link_carries_frames_both_ways_at_once() {
         assert_eq!(heard.len(), BATCHES * 5);
         for (n, text) in heard.iter().enumerate() {
             let (batch, i) = (n / 5, n % 5);
-            assert!(text.starts_with(&format!("{from} {batch}.{i} ")), "{text:.40}");
+            assert!(
+                text.starts_with(&format!("{from} {batch}.{i} ")),
+                "{text:.40}"
+            );
         }
     }
 }
@@ -175,8 +183,14 @@ fn another_passphrase_fails_on_both_sides_and_the_initiator_is_told() {
     let bob = Identity::generate().unwrap();
     let (addr, server) = serve(move |mut stream| respond(&mut stream, &bob, shared_room()));
     let result = initiate(&mut connect(addr), &alice, &room(None));
-    assert!(matches!(result, Err(SecureError::WrongRoomKey)), "{result:?}");
-    assert!(matches!(server.join().unwrap(), Err(SecureError::WrongRoomKey)));
+    assert!(
+        matches!(result, Err(SecureError::WrongRoomKey)),
+        "{result:?}"
+    );
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(SecureError::WrongRoomKey)
+    ));
 }
 
 /// A relay between the two peers that forwards and records every byte, both ways.
@@ -256,7 +270,9 @@ fn a_relay_that_records_everything_finds_no_plaintext() {
         }
         let mut scratch = Vec::new();
         let reply = encode_chat(&format!("welcome {USERNAME}")).unwrap();
-        writer.write_sealed(&mut stream, &reply, &mut scratch).unwrap();
+        writer
+            .write_sealed(&mut stream, &reply, &mut scratch)
+            .unwrap();
         stream.shutdown(Shutdown::Write).unwrap();
         heard
     });
@@ -272,7 +288,9 @@ fn a_relay_that_records_everything_finds_no_plaintext() {
     }
     plaintext.extend_from_slice(&Frame::Goodbye.encode().unwrap());
     let mut scratch = Vec::new();
-    writer.write_sealed(&mut stream, &plaintext, &mut scratch).unwrap();
+    writer
+        .write_sealed(&mut stream, &plaintext, &mut scratch)
+        .unwrap();
     let mut reply = Vec::new();
     reader.read_to_end(&mut reply).unwrap();
     assert!(contains(&reply, format!("welcome {USERNAME}").as_bytes()));
@@ -281,7 +299,10 @@ fn a_relay_that_records_everything_finds_no_plaintext() {
     assert_eq!(heard[1], SECRET);
 
     let seen = relay.finish();
-    assert!(seen.len() > 200, "the relay saw the handshake and the records");
+    assert!(
+        seen.len() > 200,
+        "the relay saw the handshake and the records"
+    );
     for needle in [
         USERNAME.as_bytes(),
         SECRET.as_bytes(),
@@ -292,7 +313,11 @@ fn a_relay_that_records_everything_finds_no_plaintext() {
         bob_key.as_bytes(),
         alice.fingerprint().to_string().as_bytes(),
     ] {
-        assert!(!contains(&seen, needle), "the relay saw {:?}", String::from_utf8_lossy(needle));
+        assert!(
+            !contains(&seen, needle),
+            "the relay saw {:?}",
+            String::from_utf8_lossy(needle)
+        );
     }
 }
 
@@ -318,7 +343,9 @@ fn a_stranger_learns_the_static_key_of_the_peer_it_talks_to_and_nothing_more() {
         }
     }
     fn send(stream: &mut TcpStream, message: &[u8]) {
-        stream.write_all(&(message.len() as u16).to_be_bytes()).unwrap();
+        stream
+            .write_all(&(message.len() as u16).to_be_bytes())
+            .unwrap();
         stream.write_all(message).unwrap();
     }
     fn receive(stream: &mut TcpStream) -> Vec<u8> {
@@ -348,7 +375,10 @@ fn a_stranger_learns_the_static_key_of_the_peer_it_talks_to_and_nothing_more() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
-    assert!(matches!(server.join().unwrap(), Err(SecureError::WrongRoomKey)));
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(SecureError::WrongRoomKey)
+    ));
 
     // A member connects to a stranger (a poisoned address list): the stranger reads the
     // member's key out of message 3, although the message as a whole fails.
@@ -369,7 +399,10 @@ fn a_stranger_learns_the_static_key_of_the_peer_it_talks_to_and_nothing_more() {
     });
     let member = Identity::generate().unwrap();
     let result = initiate(&mut connect(addr), &member, shared_room());
-    assert!(matches!(result, Err(SecureError::WrongRoomKey)), "{result:?}");
+    assert!(
+        matches!(result, Err(SecureError::WrongRoomKey)),
+        "{result:?}"
+    );
     let (failed, learned) = trap.join().unwrap();
     assert!(failed, "the stranger cannot read message 3's payload");
     assert_eq!(learned, member.public_key());
@@ -384,17 +417,25 @@ fn what_is_not_a_p2p_chat_peer_fails_the_handshake_plainly() {
     old.write_all(&Frame::Ping.encode().unwrap()).unwrap();
     old.write_all(&[0u8; 64]).unwrap();
     let served = server.join().unwrap();
-    assert!(matches!(served, Err(SecureError::Handshake(_))), "{served:?}");
+    assert!(
+        matches!(served, Err(SecureError::Handshake(_))),
+        "{served:?}"
+    );
 
     // A server that answers with something else, then closes.
     let (addr, server) = serve(|mut stream| {
         let mut first = [0u8; 50];
         stream.read_exact(&mut first).unwrap();
-        stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
+        stream
+            .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .unwrap();
     });
     let me = Identity::generate().unwrap();
     let result = initiate(&mut connect(addr), &me, shared_room());
-    assert!(matches!(result, Err(SecureError::Handshake(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(SecureError::Handshake(_))),
+        "{result:?}"
+    );
     server.join().unwrap();
 }
 
@@ -412,7 +453,10 @@ fn a_silent_peer_times_out_on_the_callers_deadline() {
     let result = respond(&mut stream, &me, shared_room());
     match result {
         Err(SecureError::Io(e)) => assert!(
-            matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
             "{e}"
         ),
         other => panic!("{other:?}"),
@@ -459,7 +503,10 @@ fn frame_reader_errors_pass_through_the_record_layer() {
     match FrameReader::new(DEFAULT_MAX_FRAME_BYTES).read_frame(&mut reader) {
         Err(ReadError::Io(e)) => {
             assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-            assert_eq!(e.to_string(), "record 0 was tampered with (it fails authentication)");
+            assert_eq!(
+                e.to_string(),
+                "record 0 was tampered with (it fails authentication)"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -74,7 +74,9 @@ fn seal_in_batches(writer: &mut RecordWriter, plaintext: &[u8], cuts: &[f64]) ->
     points.sort_unstable();
     let mut wire = Vec::new();
     for pair in points.windows(2) {
-        writer.seal(&plaintext[pair[0]..pair[1]], &mut wire).unwrap();
+        writer
+            .seal(&plaintext[pair[0]..pair[1]], &mut wire)
+            .unwrap();
     }
     wire
 }
@@ -93,10 +95,7 @@ fn records(wire: &[u8]) -> Vec<(usize, usize)> {
 
 /// Reads `reader` to its end or first failure with reads of `read_size` bytes, retrying
 /// timeouts, checking the buffer bound after every read. Returns the bytes and the error.
-fn drain<R: Read>(
-    reader: &mut RecordReader<R>,
-    read_size: usize,
-) -> (Vec<u8>, Option<io::Error>) {
+fn drain<R: Read>(reader: &mut RecordReader<R>, read_size: usize) -> (Vec<u8>, Option<io::Error>) {
     let mut got = Vec::new();
     let mut buf = vec![0u8; read_size];
     loop {
@@ -341,14 +340,19 @@ fn a_replay_from_beyond_the_diagnosis_window_is_still_refused() {
     let mut sealed = Vec::new();
     for i in 0..100 {
         let mut wire = Vec::new();
-        writer.seal(format!("record {i}").as_bytes(), &mut wire).unwrap();
+        writer
+            .seal(format!("record {i}").as_bytes(), &mut wire)
+            .unwrap();
         sealed.push(wire);
     }
     let mut wire = sealed.concat();
     wire.extend_from_slice(&sealed[0]);
     let (mut reader, _) = far.into_records(&wire[..]);
     let (got, error) = drain(&mut reader, 64);
-    assert_eq!(got.len(), (0..100).map(|i| format!("record {i}").len()).sum());
+    assert_eq!(
+        got.len(),
+        (0..100).map(|i| format!("record {i}").len()).sum()
+    );
     // Too far back to be recognised as a copy: still refused.
     assert_eq!(record_error(error), RecordError::Tampered { index: 100 });
 }

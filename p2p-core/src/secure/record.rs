@@ -404,18 +404,31 @@ mod tests {
     #[test]
     fn sealed_len_is_exact_and_records_are_as_full_as_they_can_be() {
         let (mut writer, _) = session();
-        for len in [0, 1, MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT + 1, 200_000] {
+        for len in [
+            0,
+            1,
+            MAX_RECORD_PLAINTEXT,
+            MAX_RECORD_PLAINTEXT + 1,
+            200_000,
+        ] {
             let before = writer.records_sealed();
             let out = sealed(&mut writer, &vec![7u8; len]);
             assert_eq!(out.len(), RecordWriter::sealed_len(len), "{len}");
             let records = writer.records_sealed() - before;
-            assert_eq!(records as usize, len.div_ceil(MAX_RECORD_PLAINTEXT), "{len}");
+            assert_eq!(
+                records as usize,
+                len.div_ceil(MAX_RECORD_PLAINTEXT),
+                "{len}"
+            );
             if len > 0 {
                 let first = usize::from(u16::from_be_bytes([out[0], out[1]]));
                 assert_eq!(first, len.min(MAX_RECORD_PLAINTEXT) + TAG_BYTES);
             }
         }
-        assert_eq!(RecordWriter::sealed_len(MAX_RECORD_PLAINTEXT), MAX_RECORD_BYTES);
+        assert_eq!(
+            RecordWriter::sealed_len(MAX_RECORD_PLAINTEXT),
+            MAX_RECORD_BYTES
+        );
     }
 
     #[test]
@@ -433,7 +446,11 @@ mod tests {
     #[test]
     fn read_timeouts_leave_the_reader_ready_to_go_on() {
         let (mut writer, far) = session();
-        let wire = [sealed(&mut writer, b"first"), sealed(&mut writer, b"second")].concat();
+        let wire = [
+            sealed(&mut writer, b"first"),
+            sealed(&mut writer, b"second"),
+        ]
+        .concat();
         // Cut inside the first header, inside the first record and inside the second, with
         // timeouts (and an interrupted read, which is retried) at each cut.
         let mut script = VecDeque::new();
@@ -455,7 +472,12 @@ mod tests {
             match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     timeouts += 1
                 }
                 Err(e) => panic!("{e}"),
