@@ -129,6 +129,19 @@ fn plan() -> impl Strategy<Value = Vec<Step>> {
     })
 }
 
+/// `count` records, each sealed on its own: "record 0", "record 1", ...
+fn numbered_records(writer: &mut RecordWriter, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let mut wire = Vec::new();
+            writer
+                .seal(format!("record {i}").as_bytes(), &mut wire)
+                .unwrap();
+            wire
+        })
+        .collect()
+}
+
 fn record_error(error: Option<io::Error>) -> RecordError {
     let error = error.expect("the stream fails");
     RecordError::from_io(&error).unwrap_or_else(|| panic!("not a record error: {error}"))
@@ -234,12 +247,7 @@ proptest! {
         later in any::<prop::sample::Index>(),
     ) {
         let (mut writer, far) = session();
-        let mut sealed = Vec::new();
-        for i in 0..count {
-            let mut wire = Vec::new();
-            writer.seal(format!("record {i}").as_bytes(), &mut wire).unwrap();
-            sealed.push(wire);
-        }
+        let sealed = numbered_records(&mut writer, count);
         // Record `original` is sent again right after record `copy_after`.
         let original = original.index(count - 1);
         let copy_after = original + later.index(count - original);
@@ -267,12 +275,7 @@ proptest! {
         swap in any::<bool>(),
     ) {
         let (mut writer, far) = session();
-        let mut sealed = Vec::new();
-        for i in 0..count {
-            let mut wire = Vec::new();
-            writer.seal(format!("record {i}").as_bytes(), &mut wire).unwrap();
-            sealed.push(wire);
-        }
+        let mut sealed = numbered_records(&mut writer, count);
         let first = first.index(count - 1);
         if swap {
             sealed.swap(first, first + 1);
@@ -337,14 +340,7 @@ proptest! {
 #[test]
 fn a_replay_from_beyond_the_diagnosis_window_is_still_refused() {
     let (mut writer, far) = session();
-    let mut sealed = Vec::new();
-    for i in 0..100 {
-        let mut wire = Vec::new();
-        writer
-            .seal(format!("record {i}").as_bytes(), &mut wire)
-            .unwrap();
-        sealed.push(wire);
-    }
+    let sealed = numbered_records(&mut writer, 100);
     let mut wire = sealed.concat();
     wire.extend_from_slice(&sealed[0]);
     let (mut reader, _) = far.into_records(&wire[..]);
