@@ -50,6 +50,7 @@ mod fanout;
 pub mod net;
 mod peer;
 pub mod protocol;
+pub mod secure;
 mod server_side;
 mod threads;
 pub mod tracker_client;
