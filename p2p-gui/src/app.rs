@@ -1,10 +1,14 @@
 //! The root of the app: which screen is shown, and the wiring between screens, the network
 //! and the window.
 
+use std::path::PathBuf;
+
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme, window};
 
 use crate::data::form::Form;
+use crate::data::settings::{Problem, Settings};
+use crate::store::Store;
 use crate::i18n::Lang;
 use crate::network::{self, Session, StartError};
 use crate::screen::chat::{self, Chat};
@@ -22,6 +26,16 @@ pub struct Options {
     pub connect: bool,
     /// SIGINT and SIGTERM, when the process listens for them ([`signals::Listener`]).
     pub signals: Option<signals::Inbox>,
+    /// Where settings and history are kept; `None`: nothing is kept.
+    pub data_dir: Option<PathBuf>,
+    /// The settings read at start (the form above already holds the saved one).
+    pub settings: Settings,
+    /// Why the saved settings could not be used, shown on the connect screen.
+    pub settings_problem: Option<Problem>,
+    /// The history database, when it could be opened.
+    pub store: Option<Store>,
+    /// Why the history database could not be opened, shown on the chat screen.
+    pub store_problem: Option<String>,
 }
 
 /// The screen shown.

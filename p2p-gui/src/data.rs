@@ -5,6 +5,8 @@
 //!   form makes.
 //! - [`history`]: the conversation, bounded in entries and in bytes, and the window of it
 //!   that is laid out.
+//! - [`settings`]: what is remembered between runs, and where (the data directory).
 
 pub mod form;
 pub mod history;
+pub mod settings;

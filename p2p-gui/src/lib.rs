@@ -28,6 +28,7 @@ pub mod i18n;
 pub mod network;
 pub mod screen;
 pub mod signals;
+pub mod store;
 
 #[cfg(test)]
 mod test_support;

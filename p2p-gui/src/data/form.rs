@@ -8,10 +8,13 @@
 
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 use p2p_core::protocol::{MAX_USERNAME_CHARS, UsernameError, validate_username};
 
 /// Which tab of the connection details is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tab {
     /// Through a tracker.
     #[default]
@@ -20,8 +23,10 @@ pub enum Tab {
     Manual,
 }
 
-/// What the form holds, as typed. Also what the command line prefills.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the form holds, as typed. Also what the command line prefills, and what the
+/// settings file remembers (a field missing from the file takes its default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Form {
     /// Username.
     pub username: String,
