@@ -112,10 +112,7 @@ impl Cli {
         if self.alone {
             form.alone = true;
         }
-        let lang = self
-            .lang
-            .or(saved.language)
-            .unwrap_or_else(Lang::from_env);
+        let lang = self.lang.or(saved.language).unwrap_or_else(Lang::from_env);
         Options {
             lang,
             form,
@@ -153,8 +150,8 @@ mod tests {
         assert!(options.connect);
         assert_eq!(options.lang, Lang::Pt);
 
-        let manual = Cli::parse_from(["p2p-gui", "--peers", "a:1 b:2"])
-            .over(Settings::default(), None);
+        let manual =
+            Cli::parse_from(["p2p-gui", "--peers", "a:1 b:2"]).over(Settings::default(), None);
         assert_eq!(manual.form.tab, Tab::Manual);
         assert_eq!(manual.form.peers, "a:1 b:2");
         assert!(Cli::try_parse_from(["p2p-gui", "--lang", "fr"]).is_err());

@@ -214,7 +214,9 @@ impl Store {
     /// The latest `limit` lines, waiting for them: for threads other than the UI's (the
     /// start of a session).
     pub fn latest_blocking(&self, conversation: &str, limit: usize) -> Answer<Page> {
-        let answer = self.page(conversation, None, limit).map_err(|e| e.to_string())?;
+        let answer = self
+            .page(conversation, None, limit)
+            .map_err(|e| e.to_string())?;
         iced::futures::executor::block_on(answer).unwrap_or_else(|_| Err(Busy::Closed.to_string()))
     }
 
@@ -457,9 +459,17 @@ mod tests {
                 .map(|r| r.line.text.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(of("in "), (0..200).map(|i| format!("in {i}")).collect::<Vec<_>>());
-        assert_eq!(of("ui "), (0..100).map(|i| format!("ui {i}")).collect::<Vec<_>>());
-        let found = block_on(store.search("room", "ui", 5).unwrap()).unwrap().unwrap();
+        assert_eq!(
+            of("in "),
+            (0..200).map(|i| format!("in {i}")).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            of("ui "),
+            (0..100).map(|i| format!("ui {i}")).collect::<Vec<_>>()
+        );
+        let found = block_on(store.search("room", "ui", 5).unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(found[0].line.text, "ui 99");
         assert_eq!(block_on(store.clear("room").unwrap()).unwrap(), Ok(300));
 

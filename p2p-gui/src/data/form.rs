@@ -228,6 +228,28 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+impl Request {
+    /// The name the history of this conversation is kept under. Rooms do not exist yet, so
+    /// a conversation is where one joins: the tracker's address, the set of peers listened
+    /// to by hand (sorted, so that their order does not matter), or `alone` with the port.
+    /// This is the one place that names conversations: it becomes the room once peers join
+    /// rooms.
+    pub fn conversation_key(&self) -> String {
+        match &self.join {
+            Join::Tracker(addr) => format!("tracker {addr}"),
+            Join::HostTracker(port) => format!("tracker 127.0.0.1:{port}"),
+            Join::Manual(peers) => {
+                let mut peers: Vec<&str> = peers.iter().map(String::as_str).collect();
+                peers.sort_unstable();
+                peers.dedup();
+                format!("peers {}", peers.join(" "))
+            }
+            Join::Alone if self.port == 0 => "alone".to_owned(),
+            Join::Alone => format!("alone {}", self.port),
+        }
+    }
+}
+
 impl Form {
     /// Checks every field and builds the request when all are valid. The connection
     /// details are checked only as far as the chosen way of joining uses them.
@@ -478,6 +500,39 @@ mod tests {
         assert_eq!(
             f.check().tracker_port,
             Some(FieldError::PortRange(1, 65535))
+        );
+    }
+
+    #[test]
+    fn each_way_of_joining_names_its_conversation() {
+        let request = |join| Request {
+            username: "alice".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 7001,
+            join,
+        };
+        assert_eq!(
+            request(Join::Tracker("10.0.0.1:7000".into())).conversation_key(),
+            "tracker 10.0.0.1:7000"
+        );
+        assert_eq!(
+            request(Join::HostTracker(7000)).conversation_key(),
+            request(Join::Tracker("127.0.0.1:7000".into())).conversation_key(),
+            "hosting a tracker and joining it from this computer is one conversation"
+        );
+        assert_eq!(
+            request(Join::Manual(vec!["b:2".into(), "a:1".into(), "b:2".into()]))
+                .conversation_key(),
+            request(Join::Manual(vec!["a:1".into(), "b:2".into()])).conversation_key()
+        );
+        assert_eq!(request(Join::Alone).conversation_key(), "alone 7001");
+        assert_eq!(
+            Request {
+                port: 0,
+                ..request(Join::Alone)
+            }
+            .conversation_key(),
+            "alone"
         );
     }
 }

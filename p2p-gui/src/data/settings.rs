@@ -273,7 +273,11 @@ mod tests {
                 Some(Problem::Damaged { kept_as, .. }) => assert_eq!(kept_as, Some(aside.clone())),
                 other => panic!("{damaged}: {other:?}"),
             }
-            assert_eq!(fs::read_to_string(&aside).unwrap(), damaged, "kept as it was");
+            assert_eq!(
+                fs::read_to_string(&aside).unwrap(),
+                damaged,
+                "kept as it was"
+            );
             assert!(!path.exists());
             // Saving now writes a new file and leaves the damaged one where it was put.
             saved().save(dir.path()).unwrap();

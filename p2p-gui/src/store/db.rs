@@ -220,7 +220,11 @@ pub fn page(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut rows = query
         .query_map(
-            params![conversation, before.unwrap_or(i64::MAX), limit.saturating_add(1)],
+            params![
+                conversation,
+                before.unwrap_or(i64::MAX),
+                limit.saturating_add(1)
+            ],
             row,
         )?
         .collect::<rusqlite::Result<Vec<Row>>>()?;
@@ -266,7 +270,11 @@ pub fn search(
     )?;
     search
         .query_map(
-            params![query, conversation, i64::try_from(limit).unwrap_or(i64::MAX)],
+            params![
+                query,
+                conversation,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
             row,
         )?
         .collect()
@@ -274,7 +282,10 @@ pub fn search(
 
 /// Deletes every line of `conversation`; returns how many.
 pub fn clear(conn: &Connection, conversation: &str) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM lines WHERE conversation = ?1", params![conversation])
+    conn.execute(
+        "DELETE FROM lines WHERE conversation = ?1",
+        params![conversation],
+    )
 }
 
 /// How many lines `conversation` holds.
@@ -399,7 +410,10 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         drop(conn);
-        assert_eq!(version_of(&dir.path().join(FILE)).unwrap(), current_version());
+        assert_eq!(
+            version_of(&dir.path().join(FILE)).unwrap(),
+            current_version()
+        );
     }
 
     #[test]
@@ -453,7 +467,10 @@ mod tests {
             ["Shall we meet at five?"]
         );
         // Accents are ignored both ways.
-        assert_eq!(texts(&search(&conn, "room", "ate", 10).unwrap()), ["Olá, até já"]);
+        assert_eq!(
+            texts(&search(&conn, "room", "ate", 10).unwrap()),
+            ["Olá, até já"]
+        );
         // Query syntax typed by the user is searched for as text, never an error.
         for typed in ["\"", "*", "NEAR(", "a OR", "\" OR 1=1 --", "-x", "(", ""] {
             assert!(search(&conn, "room", typed, 10).is_ok(), "{typed}");
@@ -488,7 +505,10 @@ mod tests {
         assert_eq!(all.rows[0].line.text, "message 11");
         let found = texts(&search(&conn, "room", "10", 100).unwrap());
         assert!(found.contains(&"message 100".to_owned()));
-        assert!(!found.contains(&"message 10".to_owned()), "gone from the index");
+        assert!(
+            !found.contains(&"message 10".to_owned()),
+            "gone from the index"
+        );
     }
 
     #[test]
@@ -513,7 +533,10 @@ mod tests {
         let conn = open(&path).unwrap();
         let room = "tracker:127.0.0.1:7000";
         let found = search(&conn, room, "old", 10).unwrap();
-        assert_eq!(texts(&found), ["and my old answer", "an old message from bob"]);
+        assert_eq!(
+            texts(&found),
+            ["and my old answer", "an old message from bob"]
+        );
         assert_eq!(found[1].line.kind, Kind::Other);
         assert_eq!(found[0].line.kind, Kind::Own);
         // New lines go on after the old ones and are indexed too.
