@@ -461,4 +461,46 @@ mod tests {
         );
         wait_until(|| threads_named("gui-events") == before);
     }
+
+    #[test]
+    fn the_bridge_commits_a_batch_before_handing_it_over() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("store");
+        let alice = alone("alice");
+        let bob = alone("bob");
+        alice
+            .peer()
+            .connect(&bob.peer().local_addr().to_string())
+            .expect("alice hears bob");
+        let mut stream = Box::pin(inbox_stream(&Inbox {
+            id: alice.id,
+            events: alice.peer().events().clone(),
+            store: Some(store.clone()),
+            conversation: "room".into(),
+        }));
+        for i in 0..300 {
+            bob.peer().send(&format!("m{i}")).expect("send");
+        }
+        let mut handed = 0;
+        while handed < 300 {
+            let inbound = block_on(stream.next()).expect("a batch");
+            let messages = inbound
+                .events
+                .iter()
+                .filter(|e| matches!(e, Event::Message { .. }))
+                .count();
+            let rows = inbound.saved.expect("saved");
+            assert_eq!(rows.len(), messages, "a row per message");
+            handed += messages;
+            // Already on disk as the window gets it.
+            let page = store.latest_blocking("room", 1000).expect("page");
+            assert_eq!(page.rows.len(), handed);
+            assert_eq!(
+                page.rows.last().map(|r| r.id),
+                rows.last().copied().or(page.rows.last().map(|r| r.id))
+            );
+        }
+        drop(stream);
+        store.close();
+    }
 }

@@ -215,7 +215,10 @@ fn kill_9_loses_none_of_the_messages_the_window_had_shown() {
         "{} saved, {shown} shown before the kill",
         texts.len()
     );
-    eprintln!("{shown} messages counted in the title before the kill; {} saved", texts.len());
+    eprintln!(
+        "{shown} messages counted in the title before the kill; {} saved",
+        texts.len()
+    );
     let expected: Vec<String> = (0..texts.len()).map(|i| format!("m{i}")).collect();
     assert_eq!(texts, expected);
     store.close();
