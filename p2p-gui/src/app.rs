@@ -42,8 +42,9 @@ pub struct Options {
     pub notifier: Option<Notifier>,
 }
 
-/// The screen shown.
+/// The screen shown. There is one per app, so the size of its variants does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Screen {
     /// Filling in who and how.
     Connect(Connect),

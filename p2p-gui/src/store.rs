@@ -492,7 +492,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         // Hold the database thread in a long transaction of its own: a write lock taken
         // by another connection makes its commit wait (busy timeout), so the queue fills.
-        let other = db::open(&store.path().to_path_buf()).unwrap();
+        let other = db::open(store.path()).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let mut queued = Vec::new();
         let refused = loop {
