@@ -3,6 +3,9 @@
 # messages typed into the windows really crossed the network (the terminal peer prints
 # what it hears), and saves screenshots of both screens into docs/screenshots/. Then a
 # window that reads older messages while new ones come, after a message nobody received.
+# Then the same people come back: a reopened room with its history, the unread count and
+# the divider, the search, and the dark theme with a multi-line message. Each window keeps
+# its settings and history in a data directory of its own under the work directory.
 #
 #   scripts/screenshots.sh            (needs Xvfb, xdotool, ImageMagick: installed by setup.sh)
 set -euo pipefail
@@ -61,7 +64,7 @@ for _ in $(seq 50); do grep -q "listening on" "$work/tracker.log" && break; slee
 grep -q "listening on" "$work/tracker.log" || { echo "screenshots: the tracker did not start" >&2; cat "$work/tracker.log" >&2; exit 1; }
 
 # 1. The connect screen, filled in, and the same form with mistakes.
-$bin/p2p-gui --lang en --username alice --port 7101 --tracker "127.0.0.1:$tracker_port" &
+$bin/p2p-gui --data-dir "$work/first" --lang en --username alice --port 7101 --tracker "127.0.0.1:$tracker_port" &
 gui=$!
 w=$(window "^P2P Messenger$")
 shot "$w" connect.png
@@ -83,11 +86,11 @@ $bin/examples/chat --username carol --port 0 --tracker "127.0.0.1:$tracker_port"
   <"$work/carol.in" >"$work/carol.out" 2>"$work/carol.err" &
 pids+=($!)
 exec 3>"$work/carol.in"
-$bin/p2p-gui --lang en --username alice --tracker "127.0.0.1:$tracker_port" --connect &
+$bin/p2p-gui --data-dir "$work/alice" --lang en --username alice --tracker "127.0.0.1:$tracker_port" --connect &
 ga=$!
 pids+=($ga)
 a=$(window "Messenger.*alice")
-$bin/p2p-gui --lang pt --username bob --tracker "127.0.0.1:$tracker_port" --connect &
+$bin/p2p-gui --data-dir "$work/bob" --lang pt --username bob --tracker "127.0.0.1:$tracker_port" --connect &
 gb=$!
 pids+=($gb)
 b=$(window "Messenger.*bob")
@@ -127,8 +130,9 @@ pids+=($!)
 exec 4>"$work/dave.in"
 for _ in $(seq 50); do grep -q "listening on" "$work/dave.err" && break; sleep 0.1; done
 dave=$(sed -n 's/^listening on //p' "$work/dave.err" | head -1)
-$bin/p2p-gui --lang en --username alice --peers "$dave" --connect &
-pids+=($!)
+$bin/p2p-gui --data-dir "$work/reader" --lang en --username alice --peers "$dave" --connect &
+gr=$!
+pids+=($gr)
 r=$(window "Messenger.*alice")
 xdotool windowmove "$r" 0 0
 sleep 1.5
@@ -142,3 +146,65 @@ sleep 0.5
 for i in $(seq 41 45); do echo "Line $i of the minutes, read out by dave" >&4; done
 shot "$r" chat-reading.png
 exec 4>&-
+kill "$gr"; wait "$gr" 2>/dev/null || true
+
+# 4. Alice comes back: `--data-dir DIR --connect` alone connects with the saved form, and
+# the room opens with its history.
+$bin/p2p-gui --data-dir "$work/alice" --connect &
+ga=$!
+pids+=($ga)
+a=$(window "Messenger.*alice")
+xdotool windowmove "$a" 0 0
+sleep 1.5
+shot "$a" chat-reopened.png
+
+# 5. Alice looks elsewhere (the focus goes to the root window): what erin says is counted
+# in the title, and a divider marks where alice left off. The title is written over the
+# picture as xdotool reads it (with no window manager there is no title bar to capture).
+mkfifo "$work/erin.in"
+$bin/examples/chat --username erin --port 0 --tracker "127.0.0.1:$tracker_port" \
+  <"$work/erin.in" >"$work/erin.out" 2>"$work/erin.err" &
+pids+=($!)
+exec 5>"$work/erin.in"
+sleep 2
+xdotool mousemove 1390 890
+xdotool windowfocus "$(xdotool search --maxdepth 0 --name '' 2>/dev/null | head -1)" 2>/dev/null || true
+for line in "Hi alice, are you there?" "We moved the meeting to six." "Bring the minutes, please."; do
+  echo "$line" >&5; sleep 0.3
+done
+sleep 1
+title=$(xdotool getwindowname "$a")
+[[ "$title" == "(3) "* ]] || { echo "screenshots: the title does not count 3 unread: $title" >&2; exit 1; }
+sleep 0.8
+import -window "$a" "$work/unread.png"
+convert "$work/unread.png" -background '#2b2b2b' -fill white -font DejaVu-Sans -pointsize 15 \
+  -gravity north -splice 0x30 -annotate +0+7 "window title: $title" "$out/chat-unread.png"
+echo "saved $out/chat-unread.png"
+
+# 6. The search box finds past messages of the room.
+xdotool windowfocus --sync "$a" 2>/dev/null || true
+xdotool mousemove --window "$a" 300 52 click 1
+xdotool type --delay 25 "meet"
+xdotool key Return
+sleep 0.8
+shot "$a" chat-search.png
+exec 5>&-
+
+# 7. Bob in the dark theme (remembered in his settings) writes a message of two lines:
+# Shift+Enter breaks the line, Enter sends.
+sed -i 's/^theme = .*/theme = "dark"/' "$work/bob/settings.toml"
+$bin/p2p-gui --data-dir "$work/bob" --connect &
+gb=$!
+pids+=($gb)
+b=$(window "Messenger.*bob")
+xdotool windowmove "$b" 0 0
+sleep 1.5
+xdotool windowactivate --sync "$b" 2>/dev/null || xdotool windowfocus --sync "$b"
+xdotool mousemove --window "$b" 200 600 click 1
+xdotool type --delay 25 "Shopping list for tonight:"
+xdotool key shift+Return
+xdotool type --delay 25 "bread, cheese and olives"
+xdotool key Return
+sleep 0.5
+shot "$b" chat-dark.png
+kill "$ga" "$gb"; wait "$ga" "$gb" 2>/dev/null || true

@@ -31,19 +31,21 @@ fn message(from: &Arc<PeerInfo>, i: usize) -> Event {
 
 /// An app on the chat screen holding `entries` messages.
 fn app_with(entries: usize, from: &Arc<PeerInfo>) -> App {
-    let session = Session::start_blocking(Request {
-        username: "alice".into(),
-        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: 0,
-        join: Join::Alone,
-    })
+    let session = Session::start_blocking(
+        Request {
+            username: "alice".into(),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            join: Join::Alone,
+        },
+        None,
+    )
     .expect("peer starts");
     let (mut app, _) = App::new(Options::default());
-    let _ = app.update(Message::Started(Ok(session)));
+    let _ = app.update(Message::Started(0, Ok(session)));
     for chunk in (0..entries).collect::<Vec<_>>().chunks(256) {
-        let _ = app.update(Message::Network(
-            chunk.iter().map(|&i| message(from, i)).collect(),
-        ));
+        let events: Vec<Event> = chunk.iter().map(|&i| message(from, i)).collect();
+        let _ = app.update(Message::Network(events.into()));
     }
     app
 }
@@ -60,7 +62,7 @@ fn median_frame(app: &mut App, from: &Arc<PeerInfo>, next: &mut usize) -> Durati
     let mut times: Vec<Duration> = (0..ROUNDS)
         .map(|_| {
             let start = Instant::now();
-            let _ = app.update(Message::Network(vec![message(from, *next)]));
+            let _ = app.update(Message::Network(vec![message(from, *next)].into()));
             *next += 1;
             let ui = simulator(app.view());
             drop(ui);

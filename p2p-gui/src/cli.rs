@@ -1,17 +1,20 @@
 //! The command line: the terminal peer's connection flags prefill the form.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 
 use crate::app::Options;
-use crate::data::form::{Form, Tab};
+use crate::data::form::Tab;
+use crate::data::settings::{self, Problem, Settings};
 use crate::i18n::Lang;
 
 /// The p2p-chat desktop app.
 ///
-/// Every flag is optional and only prefills the connect form; `--connect` then connects at
-/// once, so that a script can start two windows that talk to each other.
+/// Every flag is optional: the form starts as it was at the last successful connect, and
+/// each flag given replaces what was saved; `--connect` then connects at once, so that a
+/// script can start two windows that talk to each other.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -39,9 +42,13 @@ pub struct Cli {
     /// Connect at once with what the flags say.
     #[arg(long)]
     pub connect: bool,
-    /// Language of the window: en or pt (default: from the locale).
+    /// Language of the window: en or pt (default: the saved one, else from the locale).
     #[arg(long, value_parser = parse_lang)]
     pub lang: Option<Lang>,
+    /// Where the settings and the history are kept (default: the platform's data
+    /// directory, ~/.local/share/p2p-chat on Linux).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 fn parse_lang(value: &str) -> Result<Lang, String> {
@@ -49,9 +56,31 @@ fn parse_lang(value: &str) -> Result<Lang, String> {
 }
 
 impl Cli {
-    /// What the app starts with.
+    /// The data directory: `--data-dir`, else the platform's.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data_dir.clone().or_else(settings::default_data_dir)
+    }
+
+    /// What the app starts with: the saved settings of the data directory, with the flags
+    /// given over them, and what went wrong reading them.
     pub fn options(&self) -> Options {
-        let mut form = Form::default();
+        let data_dir = self.data_dir();
+        let (saved, problem) = match &data_dir {
+            Some(dir) => {
+                let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+                Settings::load(dir, &stamp)
+            }
+            None => (Settings::default(), None),
+        };
+        let mut options = self.over(saved, problem);
+        options.data_dir = data_dir;
+        options
+    }
+
+    /// The flags given, over `saved`: a flag that is given wins, one that is not leaves the
+    /// saved value.
+    pub fn over(&self, saved: Settings, problem: Option<Problem>) -> Options {
+        let mut form = saved.form.clone();
         if let Some(username) = &self.username {
             form.username = username.clone();
         }
@@ -65,21 +94,32 @@ impl Cli {
             let (host, port) = tracker.rsplit_once(':').unwrap_or((tracker, ""));
             form.tracker_ip = host.trim_start_matches('[').trim_end_matches(']').into();
             form.tracker_port = port.into();
+            form.tab = Tab::Automatic;
+            form.host_tracker = false;
+            form.alone = false;
         }
         if let Some(port) = self.host_tracker {
             form.host_tracker = true;
             form.tracker_port = port.to_string();
+            form.tab = Tab::Automatic;
+            form.alone = false;
         }
         if let Some(peers) = &self.peers {
             form.tab = Tab::Manual;
             form.peers = peers.clone();
+            form.alone = false;
         }
-        form.alone = self.alone;
+        if self.alone {
+            form.alone = true;
+        }
+        let lang = self.lang.or(saved.language).unwrap_or_else(Lang::from_env);
         Options {
-            lang: self.lang.unwrap_or_else(Lang::from_env),
+            lang,
             form,
             connect: self.connect,
-            signals: None,
+            settings: saved,
+            settings_problem: problem,
+            ..Options::default()
         }
     }
 }
@@ -102,7 +142,7 @@ mod tests {
             "--lang",
             "pt",
         ]);
-        let options = cli.options();
+        let options = cli.over(Settings::default(), None);
         assert_eq!(options.form.username, "bob");
         assert_eq!(options.form.port, "7002");
         assert_eq!(options.form.tracker_ip, "localhost");
@@ -110,10 +150,45 @@ mod tests {
         assert!(options.connect);
         assert_eq!(options.lang, Lang::Pt);
 
-        let manual = Cli::parse_from(["p2p-gui", "--peers", "a:1 b:2"]).options();
+        let manual =
+            Cli::parse_from(["p2p-gui", "--peers", "a:1 b:2"]).over(Settings::default(), None);
         assert_eq!(manual.form.tab, Tab::Manual);
         assert_eq!(manual.form.peers, "a:1 b:2");
         assert!(Cli::try_parse_from(["p2p-gui", "--lang", "fr"]).is_err());
         assert!(Cli::try_parse_from(["p2p-gui", "--alone", "--peers", "a:1"]).is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_saved_form_and_the_rest_is_kept() {
+        use crate::data::form::Form;
+        let saved = Settings {
+            language: Some(Lang::Pt),
+            form: Form {
+                username: "alice".into(),
+                port: "7001".into(),
+                tab: Tab::Manual,
+                peers: "127.0.0.1:7002".into(),
+                alone: true,
+                ..Form::default()
+            },
+            ..Settings::default()
+        };
+        // No flag: the saved form, as it was.
+        let options = Cli::parse_from(["p2p-gui", "--connect"]).over(saved.clone(), None);
+        assert_eq!(options.form, saved.form);
+        assert_eq!(options.lang, Lang::Pt);
+        assert!(options.connect);
+        // A flag replaces its field and the way of joining it implies; the rest stays.
+        let options = Cli::parse_from(["p2p-gui", "--tracker", "10.0.0.1:7000", "--lang", "en"])
+            .over(saved.clone(), None);
+        assert_eq!(options.form.username, "alice");
+        assert_eq!(options.form.port, "7001");
+        assert_eq!(options.form.tab, Tab::Automatic);
+        assert_eq!(options.form.tracker_ip, "10.0.0.1");
+        assert!(!options.form.alone);
+        assert_eq!(options.lang, Lang::En);
+        let options = Cli::parse_from(["p2p-gui", "--username", "bob"]).over(saved, None);
+        assert_eq!(options.form.username, "bob");
+        assert!(options.form.alone);
     }
 }

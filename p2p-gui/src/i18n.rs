@@ -6,8 +6,11 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A language the app speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// English.
     #[default]
@@ -234,11 +237,81 @@ strings! {
     welcome: "You are {0} at {1}.", "É {0} em {1}.";
     /// Button at the top of a long conversation: count.
     show_earlier: "Show {0} earlier messages", "Mostrar {0} mensagens anteriores";
-    /// At the top of a conversation whose oldest entries were dropped: how many entries
-    /// and how many MiB of text are kept at most.
+    /// At the top of a conversation whose oldest entries were dropped from memory: how
+    /// many entries and how many MiB of text are kept at most.
     history_dropped:
-        "Older messages are no longer kept: only the latest {0} messages or {1} MiB of text",
-        "As mensagens mais antigas já não são guardadas: só as últimas {0} mensagens ou {1} MiB de texto";
+        "Older messages are no longer kept here: only the latest {0} messages or {1} MiB of text",
+        "As mensagens mais antigas já não são mostradas aqui: só as últimas {0} mensagens ou {1} MiB de texto";
+    /// Button at the top of the conversation when older lines are on disk.
+    show_earlier_saved: "Show earlier messages", "Mostrar mensagens anteriores";
+    /// Under the message box: lines not saved, reason.
+    not_saved: "Not saved in the history: {0}", "Não guardado no histórico: {0}";
+    /// Placeholder of the search box.
+    search_hint: "Search this room's history", "Pesquisar o histórico desta sala";
+    /// Button that closes the search results.
+    close_search: "Back to the conversation", "Voltar à conversa";
+    /// Over the results: count, what was searched.
+    search_results: "{0} messages found for “{1}” (newest first)", "{0} mensagens encontradas para “{1}” (mais recentes primeiro)";
+    /// The search failed: reason.
+    search_failed: "The search failed: {0}", "A pesquisa falhou: {0}";
+    /// The divider before the first message that came while the window was away.
+    unread_divider: "New messages", "Mensagens novas";
+    /// Who "I" am in a selected line and in search results.
+    you: "You", "Eu";
+    /// Button: copy the selected line.
+    copy: "Copy", "Copiar";
+    /// Button: close the selected line.
+    close: "Close", "Fechar";
+    /// Button beside a lost peer.
+    reconnect: "Reconnect", "Religar";
+    /// Panel note when the tracker stopped answering.
+    tracker_lost: "The tracker is not answering.", "O tracker não está a responder.";
+    /// Button: start over with the same settings.
+    reconnect_tracker: "Reconnect to the tracker", "Religar ao tracker";
+    /// Panel heading.
+    add_peer: "Add a peer", "Adicionar um par";
+    /// Button.
+    add: "Add", "Adicionar";
+    /// Button.
+    clear_history: "Clear this room's history", "Apagar o histórico desta sala";
+    /// Confirmation heading.
+    clear_title: "Clear this room's history?", "Apagar o histórico desta sala?";
+    /// Confirmation text.
+    clear_text:
+        "Every saved message of this room is deleted from this computer. The others keep theirs.",
+        "Todas as mensagens guardadas desta sala são apagadas deste computador. Os outros mantêm as suas.";
+    /// Button.
+    clear_confirm: "Clear the history", "Apagar o histórico";
+    /// Setting: language.
+    language: "Language", "Idioma";
+    /// Setting: theme.
+    theme: "Theme", "Tema";
+    /// Theme choice.
+    theme_system: "System", "Sistema";
+    /// Theme choice.
+    theme_light: "Light", "Claro";
+    /// Theme choice.
+    theme_dark: "Dark", "Escuro";
+    /// Setting.
+    notifications: "Notify me of new messages", "Notificar-me de mensagens novas";
+    /// Connect screen: the settings file was damaged: where it was kept, reason.
+    settings_damaged:
+        "The saved settings were damaged ({1}) and were not used; the file was kept as {0}.",
+        "As definições guardadas estavam danificadas ({1}) e não foram usadas; o ficheiro foi guardado como {0}.";
+    /// Connect screen: the settings file was damaged and could not be moved: reason.
+    settings_damaged_kept:
+        "The saved settings are damaged ({0}) and were not used; they are left as they are and this app will not save over them.",
+        "As definições guardadas estão danificadas ({0}) e não foram usadas; ficam como estão e esta aplicação não as vai substituir.";
+    /// Connect screen: the settings file belongs to a newer version: its version.
+    settings_newer:
+        "The saved settings come from a newer version of the app (version {0}): they were not used and will not be overwritten.",
+        "As definições guardadas são de uma versão mais recente da aplicação (versão {0}): não foram usadas nem serão substituídas.";
+    /// Connect screen: the settings file cannot be read: reason.
+    settings_unreadable: "The saved settings cannot be read: {0}", "Não é possível ler as definições guardadas: {0}";
+    /// Connect or chat screen: the settings could not be saved: reason.
+    settings_not_saved: "The settings could not be saved: {0}", "Não foi possível guardar as definições: {0}";
+    /// Chat screen: the history database could not be opened: reason.
+    history_off: "History is not saved: {0}", "O histórico não é guardado: {0}";
     /// Button under the conversation while the user reads older messages: how many came.
     new_messages: "{0} new messages — show the latest", "{0} mensagens novas — mostrar as últimas";
     /// Composer error: length, limit.

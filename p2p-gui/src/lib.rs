@@ -26,8 +26,10 @@ pub mod cli;
 pub mod data;
 pub mod i18n;
 pub mod network;
+pub mod notify;
 pub mod screen;
 pub mod signals;
+pub mod store;
 
 #[cfg(test)]
 mod test_support;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use p2p_gui::cli::Cli;
+use p2p_gui::notify::Notifier;
 use p2p_gui::signals::Listener;
+use p2p_gui::store::Store;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -32,7 +34,32 @@ fn main() -> ExitCode {
     };
     let mut options = cli.options();
     options.signals = signals.as_ref().map(Listener::inbox);
+    // The history of the data directory; without it the app runs, and says so.
+    if let Some(dir) = &options.data_dir {
+        match Store::open(dir) {
+            Ok(store) => options.store = Some(store),
+            Err(e) => {
+                log::warn!("history: {e}");
+                options.store_problem = Some(e.to_string());
+            }
+        }
+    }
+    options.notifier = match Notifier::start() {
+        Ok(notifier) => Some(notifier),
+        Err(e) => {
+            log::warn!("cannot start the notification thread: {e}");
+            None
+        }
+    };
+    let (store, notifier) = (options.store.clone(), options.notifier.clone());
     let result = p2p_gui::app::run(options);
+    // Every thread the app started is joined before the process ends.
+    if let Some(store) = store {
+        store.close();
+    }
+    if let Some(notifier) = notifier {
+        notifier.stop();
+    }
     if let Some(signals) = signals {
         signals.stop();
     }

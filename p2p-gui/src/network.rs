@@ -3,9 +3,13 @@
 //!
 //! Nothing here blocks the UI: [`start`] runs in a thread of its own and answers with a
 //! message, [`Session::send`] hands the text to the session's sender thread
-//! ([`outbox`]), and [`Session::events`] reads the peer's event channel in a thread of its own, handing
-//! the events over in batches through a small bounded channel (so a flood of messages
-//! waits in p2p-core's bounded queue, not in memory here).
+//! ([`outbox`]), [`Session::connect`] hands an address to its connector thread, and
+//! [`Session::events`] reads the peer's event channel in a thread of its own (the bridge),
+//! handing the events over in batches through a small bounded channel (so a flood of
+//! messages waits in p2p-core's bounded queue, not in memory here).
+//!
+//! With a history ([`Store`]), the bridge writes each batch's messages to it and waits for
+//! the commit *before* handing the batch to the window: a message on screen is on disk.
 
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,10 +25,14 @@ use p2p_core::{Event, Events, Mode, Peer, PeerConfig};
 use tracker::{Tracker, TrackerConfig};
 
 use crate::data::form::{Join, Request};
+use crate::store::{self, Answer, Line, Page, Store};
 
 pub mod outbox;
 
-use outbox::{Outbox, QueueError, Sent};
+use outbox::{Done, Outbox, QueueError, Sent};
+
+/// Lines of the past loaded when a conversation opens (and per "Show earlier messages").
+pub const PAGE: usize = crate::data::history::WINDOW;
 
 /// Most events handed to the UI in one message.
 pub const MAX_BATCH: usize = 256;
@@ -32,13 +40,45 @@ pub const MAX_BATCH: usize = 256;
 /// How long closing waits for messages still queued to be sent before the peer leaves.
 pub const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
-/// A running peer (and the tracker it hosts, if any), with the thread that sends for it.
+/// A running peer (and the tracker it hosts, if any), with the threads that send and
+/// connect for it, and where its conversation is kept.
 #[derive(Debug, Clone)]
 pub struct Session {
     id: u64,
     peer: Arc<Peer>,
     tracker: Option<Arc<Tracker>>,
     outbox: Arc<Outbox>,
+    connector: Arc<Outbox<String>>,
+    request: Request,
+    conversation: String,
+    store: Option<Store>,
+    past: Option<Answer<Page>>,
+}
+
+/// A batch of the peer's events, as the bridge hands it to the window, with what became
+/// of its messages in the history: the row ids of its [`Event::Message`]s, in order (none
+/// without a history), or why they could not be saved.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// The events.
+    pub events: Vec<Event>,
+    /// The messages' row ids, or why they were not saved.
+    pub saved: Answer<Vec<i64>>,
+}
+
+impl From<Vec<Event>> for Inbound {
+    /// Events that were not saved because there is no history.
+    fn from(events: Vec<Event>) -> Self {
+        Inbound {
+            events,
+            saved: Ok(Vec::new()),
+        }
+    }
+}
+
+/// The current time, in milliseconds since the Unix epoch (what the history stores).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Why starting failed, in terms the connect screen translates.
@@ -91,12 +131,17 @@ fn next_id() -> u64 {
 
 impl Session {
     /// Starts the tracker (when hosting) and the peer, blocking: call it off the UI thread.
-    pub fn start_blocking(request: Request) -> Result<Session, StartError> {
-        let mut config = PeerConfig::new(request.username);
+    /// With a history, its latest page is read first, before any new line can be written.
+    pub fn start_blocking(request: Request, store: Option<Store>) -> Result<Session, StartError> {
+        let conversation = request.conversation_key();
+        let past = store
+            .as_ref()
+            .map(|store| store.latest_blocking(&conversation, PAGE));
+        let mut config = PeerConfig::new(request.username.clone());
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), request.port);
         config.advertise_ip = request.ip;
         let mut tracker = None;
-        config.mode = match request.join {
+        config.mode = match request.join.clone() {
             Join::Alone => Mode::Alone,
             Join::Manual(addrs) => Mode::Manual(addrs),
             Join::Tracker(addr) => Mode::Tracker(addr),
@@ -119,12 +164,55 @@ impl Session {
             move |text| sender.send(text).map_err(|e| e.to_string()),
         )
         .map_err(|e| StartError::Peer(PeerError::Other(e.to_string())))?;
+        let connecting = Arc::clone(&peer);
+        let connector = Outbox::spawn(
+            format!("gui-connect-{}", peer.local_addr().port()),
+            move |addr| {
+                connecting
+                    .connect(addr)
+                    .map(|info| info.username)
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .map_err(|e| StartError::Peer(PeerError::Other(e.to_string())))?;
         Ok(Session {
             id: next_id(),
             peer,
             tracker,
             outbox: Arc::new(outbox),
+            connector: Arc::new(connector),
+            request,
+            conversation,
+            store,
+            past,
         })
+    }
+
+    /// Listens to one more peer at `addr`, on the session's connector thread; the receiver
+    /// answers with its username, or why it failed.
+    pub fn connect(&self, addr: String) -> Result<oneshot::Receiver<Done<String>>, QueueError> {
+        self.connector.try_send(addr)
+    }
+
+    /// What the session was started with.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The name its conversation is kept under ([`Request::conversation_key`]).
+    pub fn conversation(&self) -> &str {
+        &self.conversation
+    }
+
+    /// The history, if there is one.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The conversation's latest lines as they were before the session started (`None`
+    /// without a history).
+    pub fn past(&self) -> Option<&Answer<Page>> {
+        self.past.as_ref()
     }
 
     /// Queues `text` for the session's sender thread, without waiting; the receiver
@@ -152,17 +240,23 @@ impl Session {
         if !self.outbox.stop(CLOSE_DRAIN) {
             log::warn!("messages were still being sent after {CLOSE_DRAIN:?}: leaving anyway");
         }
-        // A send still waiting for a slow listener ends once the peer is closed.
+        self.connector.stop(Duration::ZERO);
+        // A send still waiting for a slow listener ends once the peer is closed, and so
+        // does a connect under way.
         self.peer.close();
         self.outbox.join();
+        self.connector.join();
     }
 
-    /// The subscription that delivers this peer's events, in batches.
-    pub fn events(&self) -> Subscription<Vec<Event>> {
+    /// The subscription that delivers this peer's events, in batches, each saved in the
+    /// history first.
+    pub fn events(&self) -> Subscription<Inbound> {
         Subscription::run_with(
             Inbox {
                 id: self.id,
                 events: self.peer.events().clone(),
+                store: self.store.clone(),
+                conversation: self.conversation.clone(),
             },
             inbox_stream,
         )
@@ -170,12 +264,12 @@ impl Session {
 }
 
 /// Starts a session off the UI thread; the task answers once with the result.
-pub fn start(request: Request) -> Task<Result<Session, StartError>> {
+pub fn start(request: Request, store: Option<Store>) -> Task<Result<Session, StartError>> {
     let (tx, rx) = oneshot::channel();
     let spawned = thread::Builder::new()
         .name("gui-start".into())
         .spawn(move || {
-            let _ = tx.send(Session::start_blocking(request));
+            let _ = tx.send(Session::start_blocking(request, store));
         });
     if let Err(e) = spawned {
         return Task::done(Err(StartError::Peer(PeerError::Other(e.to_string()))));
@@ -209,6 +303,8 @@ pub fn close(session: Session) -> Task<()> {
 struct Inbox {
     id: u64,
     events: Events,
+    store: Option<Store>,
+    conversation: String,
 }
 
 impl Hash for Inbox {
@@ -220,21 +316,47 @@ impl Hash for Inbox {
 /// How often the reading thread checks that the UI still listens while the peer is quiet.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 
-fn inbox_stream(inbox: &Inbox) -> impl Stream<Item = Vec<Event>> + use<> {
-    let events = inbox.events.clone();
-    iced::stream::channel(4, async move |output: mpsc::Sender<Vec<Event>>| {
+fn inbox_stream(inbox: &Inbox) -> impl Stream<Item = Inbound> + use<> {
+    let inbox = inbox.clone();
+    iced::stream::channel(4, async move |output: mpsc::Sender<Inbound>| {
         let spawned = thread::Builder::new()
             .name("gui-events".into())
-            .spawn(move || forward(&events, output));
+            .spawn(move || forward(&inbox, output));
         if let Err(e) = spawned {
             log::error!("cannot start the event reader: {e}");
         }
     })
 }
 
-/// Hands the peer's events to the UI until the peer is gone or the UI stops listening.
-fn forward(events: &Events, mut output: mpsc::Sender<Vec<Event>>) {
+/// Writes the messages of `events` to the history and waits for the commit.
+fn save(inbox: &Inbox, events: &[Event]) -> Answer<Vec<i64>> {
+    let Some(store) = &inbox.store else {
+        return Ok(Vec::new());
+    };
+    let at_ms = now_ms();
+    let lines: Vec<Line> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Message { from, text } => Some(Line {
+                at_ms,
+                kind: store::Kind::Other,
+                sender: from.username.clone(),
+                text: text.to_string(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    store.append_blocking(&inbox.conversation, lines)
+}
+
+/// Hands the peer's events to the UI, each batch saved first, until the peer is gone or
+/// the UI stops listening.
+fn forward(inbox: &Inbox, mut output: mpsc::Sender<Inbound>) {
     use crossbeam_channel::RecvTimeoutError;
+    let events = &inbox.events;
     loop {
         let first = match events.recv_timeout(IDLE_CHECK) {
             Ok(event) => event,
@@ -245,7 +367,12 @@ fn forward(events: &Events, mut output: mpsc::Sender<Vec<Event>>) {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         batch.extend(events.try_iter().take(MAX_BATCH - 1));
-        if iced::futures::executor::block_on(output.send(batch)).is_err() {
+        let saved = save(inbox, &batch);
+        let inbound = Inbound {
+            events: batch,
+            saved,
+        };
+        if iced::futures::executor::block_on(output.send(inbound)).is_err() {
             return;
         }
     }
@@ -261,12 +388,15 @@ mod tests {
     use crate::test_support::{threads_named, wait_until};
 
     fn alone(name: &str) -> Session {
-        Session::start_blocking(Request {
-            username: name.into(),
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            join: Join::Alone,
-        })
+        Session::start_blocking(
+            Request {
+                username: name.into(),
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 0,
+                join: Join::Alone,
+            },
+            None,
+        )
         .expect("starts")
     }
 
@@ -278,6 +408,8 @@ mod tests {
         let inbox = Inbox {
             id: alice.id,
             events: alice.peer().events().clone(),
+            store: None,
+            conversation: String::new(),
         };
         let mut stream = Box::pin(inbox_stream(&inbox));
         alice
@@ -289,7 +421,7 @@ mod tests {
         }
         let mut texts = Vec::new();
         while texts.len() < 1000 {
-            let batch = block_on(stream.next()).expect("a batch");
+            let batch = block_on(stream.next()).expect("a batch").events;
             assert!(batch.len() <= MAX_BATCH);
             texts.extend(batch.into_iter().filter_map(|e| match e {
                 Event::Message { text, .. } => Some(text.to_string()),
@@ -308,6 +440,8 @@ mod tests {
         let stream = Box::pin(inbox_stream(&Inbox {
             id: bob.id,
             events: bob.peer().events().clone(),
+            store: None,
+            conversation: String::new(),
         }));
         let mut stream = stream;
         drop(alice);
@@ -316,7 +450,7 @@ mod tests {
             // Close bob: his channel disconnects once the peer is dropped.
             drop(bob);
             while let Some(batch) = stream.next().await {
-                all.push(batch);
+                all.push(batch.events);
             }
             all
         });
@@ -326,5 +460,47 @@ mod tests {
                 .all(|e| !matches!(e, Event::Message { .. }))
         );
         wait_until(|| threads_named("gui-events") == before);
+    }
+
+    #[test]
+    fn the_bridge_commits_a_batch_before_handing_it_over() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("store");
+        let alice = alone("alice");
+        let bob = alone("bob");
+        alice
+            .peer()
+            .connect(&bob.peer().local_addr().to_string())
+            .expect("alice hears bob");
+        let mut stream = Box::pin(inbox_stream(&Inbox {
+            id: alice.id,
+            events: alice.peer().events().clone(),
+            store: Some(store.clone()),
+            conversation: "room".into(),
+        }));
+        for i in 0..300 {
+            bob.peer().send(&format!("m{i}")).expect("send");
+        }
+        let mut handed = 0;
+        while handed < 300 {
+            let inbound = block_on(stream.next()).expect("a batch");
+            let messages = inbound
+                .events
+                .iter()
+                .filter(|e| matches!(e, Event::Message { .. }))
+                .count();
+            let rows = inbound.saved.expect("saved");
+            assert_eq!(rows.len(), messages, "a row per message");
+            handed += messages;
+            // Already on disk as the window gets it.
+            let page = store.latest_blocking("room", 1000).expect("page");
+            assert_eq!(page.rows.len(), handed);
+            assert_eq!(
+                page.rows.last().map(|r| r.id),
+                rows.last().copied().or(page.rows.last().map(|r| r.id))
+            );
+        }
+        drop(stream);
+        store.close();
     }
 }

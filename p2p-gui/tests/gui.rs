@@ -169,7 +169,7 @@ fn pump(app: &mut App, done: impl Fn(&App) -> bool) {
             .events()
             .recv_deadline(deadline);
         match next {
-            Ok(event) => update(app, Message::Network(vec![event])),
+            Ok(event) => update(app, Message::Network(vec![event].into())),
             Err(_) => panic!(
                 "timed out waiting; conversation: {:?}",
                 history(app).entries()
@@ -598,7 +598,7 @@ fn deliver_texts(app: &mut App, texts: impl Iterator<Item = String>) {
                 text: p2p_core::Text::from(text.clone()),
             })
             .collect();
-        update(app, Message::Network(events));
+        update(app, Message::Network(Vec::<Event>::into(events)));
     }
 }
 
@@ -617,7 +617,7 @@ fn texts(app: &App) -> Vec<String> {
 #[test]
 fn a_flood_keeps_only_the_latest_history_and_says_so() {
     let dropped_note = format!(
-        "Older messages are no longer kept: only the latest {HISTORY} messages or {} MiB of text",
+        "Older messages are no longer kept here: only the latest {HISTORY} messages or {} MiB of text",
         MAX_BYTES / (1024 * 1024)
     );
     let mut app = alone_app();
@@ -713,7 +713,7 @@ fn a_flood_of_long_messages_is_bounded_by_bytes_and_says_so() {
     // says that older messages are gone.
     deliver(&mut app, 0..400);
     let dropped_note = format!(
-        "Older messages are no longer kept: only the latest {HISTORY} messages or {} MiB of text",
+        "Older messages are no longer kept here: only the latest {HISTORY} messages or {} MiB of text",
         MAX_BYTES / (1024 * 1024)
     );
     assert!(shows(&app, &dropped_note));

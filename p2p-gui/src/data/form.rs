@@ -8,10 +8,13 @@
 
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 use p2p_core::protocol::{MAX_USERNAME_CHARS, UsernameError, validate_username};
 
 /// Which tab of the connection details is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tab {
     /// Through a tracker.
     #[default]
@@ -20,8 +23,10 @@ pub enum Tab {
     Manual,
 }
 
-/// What the form holds, as typed. Also what the command line prefills.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the form holds, as typed. Also what the command line prefills, and what the
+/// settings file remembers (a field missing from the file takes its default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Form {
     /// Username.
     pub username: String,
@@ -220,6 +225,28 @@ pub fn join_host_port(host: &str, port: u16) -> String {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
+    }
+}
+
+impl Request {
+    /// The name the history of this conversation is kept under. Rooms do not exist yet, so
+    /// a conversation is where one joins: the tracker's address, the set of peers listened
+    /// to by hand (sorted, so that their order does not matter), or `alone` with the port.
+    /// This is the one place that names conversations: it becomes the room once peers join
+    /// rooms.
+    pub fn conversation_key(&self) -> String {
+        match &self.join {
+            Join::Tracker(addr) => format!("tracker {addr}"),
+            Join::HostTracker(port) => format!("tracker 127.0.0.1:{port}"),
+            Join::Manual(peers) => {
+                let mut peers: Vec<&str> = peers.iter().map(String::as_str).collect();
+                peers.sort_unstable();
+                peers.dedup();
+                format!("peers {}", peers.join(" "))
+            }
+            Join::Alone if self.port == 0 => "alone".to_owned(),
+            Join::Alone => format!("alone {}", self.port),
+        }
     }
 }
 
@@ -473,6 +500,39 @@ mod tests {
         assert_eq!(
             f.check().tracker_port,
             Some(FieldError::PortRange(1, 65535))
+        );
+    }
+
+    #[test]
+    fn each_way_of_joining_names_its_conversation() {
+        let request = |join| Request {
+            username: "alice".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 7001,
+            join,
+        };
+        assert_eq!(
+            request(Join::Tracker("10.0.0.1:7000".into())).conversation_key(),
+            "tracker 10.0.0.1:7000"
+        );
+        assert_eq!(
+            request(Join::HostTracker(7000)).conversation_key(),
+            request(Join::Tracker("127.0.0.1:7000".into())).conversation_key(),
+            "hosting a tracker and joining it from this computer is one conversation"
+        );
+        assert_eq!(
+            request(Join::Manual(vec!["b:2".into(), "a:1".into(), "b:2".into()]))
+                .conversation_key(),
+            request(Join::Manual(vec!["a:1".into(), "b:2".into()])).conversation_key()
+        );
+        assert_eq!(request(Join::Alone).conversation_key(), "alone 7001");
+        assert_eq!(
+            Request {
+                port: 0,
+                ..request(Join::Alone)
+            }
+            .conversation_key(),
+            "alone"
         );
     }
 }

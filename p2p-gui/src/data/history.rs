@@ -15,6 +15,12 @@
 //! - "Show earlier" widens the window upwards by [`Limits::window`] entries; reaching the
 //!   bottom again, or jumping to the latest, brings the window back to the newest entries.
 //!
+//! With a history on disk, what is in memory is the end of a longer conversation: the
+//! screen loads pages of older lines from the database and [`History::prepend`]s them, as
+//! far as the limits allow ([`History::more_saved`] says whether older lines are on disk).
+//! Each entry read from or written to the database carries its row id, so that the next
+//! page starts just before the oldest one in memory.
+//!
 //! No clock and no widgets here: the time of an entry is given with it, and every rule is
 //! a unit test.
 
@@ -59,10 +65,31 @@ impl Limits {
 /// One line of the conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Local time it happened, `HH:MM`.
+    /// Local time it happened, `HH:MM` (with the date before it when not today).
     pub time: String,
     /// What it is.
     pub kind: EntryKind,
+    /// Its row in the history on disk, once saved.
+    pub row: Option<i64>,
+}
+
+impl Entry {
+    /// An entry not saved (yet).
+    pub fn new(time: impl Into<String>, kind: EntryKind) -> Self {
+        Entry {
+            time: time.into(),
+            kind,
+            row: None,
+        }
+    }
+
+    /// The text of the entry.
+    pub fn text(&self) -> &str {
+        match &self.kind {
+            EntryKind::Own { text, .. } | EntryKind::Other { text, .. } => text,
+            EntryKind::Notice(text) => text,
+        }
+    }
 }
 
 /// What a line of the conversation is.
@@ -118,6 +145,11 @@ pub struct History {
     bytes: usize,
     /// Entries dropped from the front, in all.
     dropped: usize,
+    /// The id of `entries[0]` (ids count from the first entry pushed; entries prepended
+    /// from the database take the ids before it, wrapping).
+    first_id: usize,
+    /// Whether the database holds lines older than the oldest entry.
+    more_saved: bool,
     /// The window laid out: `entries[start..end]`.
     start: usize,
     end: usize,
@@ -138,6 +170,8 @@ impl History {
             entries: VecDeque::new(),
             bytes: 0,
             dropped: 0,
+            first_id: 0,
+            more_saved: false,
             start: 0,
             end: 0,
             following: true,
@@ -163,6 +197,11 @@ impl History {
             };
             self.bytes -= oldest.bytes();
             self.dropped = self.dropped.saturating_add(1);
+            self.first_id = self.first_id.wrapping_add(1);
+            if oldest.row.is_some() {
+                // It is still on disk: a page can bring it back.
+                self.more_saved = true;
+            }
             // The same entries stay laid out; only a dropped one leaves the window.
             self.start = self.start.saturating_sub(1);
             self.end = self.end.saturating_sub(1);
@@ -170,13 +209,63 @@ impl History {
         if self.following {
             self.catch_up();
         }
-        self.dropped.wrapping_add(self.entries.len() - 1)
+        self.first_id.wrapping_add(self.entries.len() - 1)
+    }
+
+    /// Puts `page` (older lines from the database, oldest first) before the oldest entry,
+    /// as much of it as fits in the limits (its newest lines first); `more` says whether
+    /// the database holds lines older than the page. The window widens over them. Returns
+    /// how many were added.
+    pub fn prepend(&mut self, page: Vec<Entry>, more: bool) -> usize {
+        let mut added = 0;
+        for entry in page.into_iter().rev() {
+            let bytes = entry.bytes();
+            if self.entries.len() >= self.limits.entries || self.bytes + bytes > self.limits.bytes {
+                // No room: what is left stays on disk.
+                self.more_saved = true;
+                return added;
+            }
+            self.bytes += bytes;
+            self.entries.push_front(entry);
+            self.first_id = self.first_id.wrapping_sub(1);
+            self.end += 1;
+            added += 1;
+        }
+        self.more_saved = more;
+        added
+    }
+
+    /// Whether the database holds lines older than the oldest entry in memory.
+    pub fn more_saved(&self) -> bool {
+        self.more_saved
+    }
+
+    /// The row of the oldest entry that has been saved: the next page starts before it.
+    pub fn oldest_row(&self) -> Option<i64> {
+        self.entries.iter().find_map(|e| e.row)
+    }
+
+    /// Records the row the entry `id` was saved as, unless it has been dropped meanwhile.
+    pub fn set_row(&mut self, id: usize, row: i64) {
+        if let Some(entry) = self.entries.get_mut(id.wrapping_sub(self.first_id)) {
+            entry.row = Some(row);
+        }
+    }
+
+    /// The entry `id`, while it is kept.
+    pub fn get(&self, id: usize) -> Option<&Entry> {
+        self.entries.get(id.wrapping_sub(self.first_id))
+    }
+
+    /// The id of the first entry laid out (ids of the following ones count on from it).
+    pub fn first_shown_id(&self) -> usize {
+        self.first_id.wrapping_add(self.start)
     }
 
     /// Records what became of the message this user sent as entry `id`, unless it has
     /// been dropped meanwhile. The entry's size does not change: the byte count stays true.
     pub fn set_delivery(&mut self, id: usize, delivery: Delivery) {
-        let index = id.wrapping_sub(self.dropped);
+        let index = id.wrapping_sub(self.first_id);
         if let Some(Entry {
             kind: EntryKind::Own { delivery: d, .. },
             ..
@@ -258,7 +347,7 @@ impl History {
     /// The position of the first laid-out entry counted from the first entry ever, so that
     /// alternate lines can be striped without flipping as the oldest are dropped.
     pub fn first_shown_ever(&self) -> usize {
-        self.dropped.wrapping_add(self.start)
+        self.first_shown_id()
     }
 }
 
@@ -273,10 +362,7 @@ mod tests {
     };
 
     fn note(text: impl Into<String>) -> Entry {
-        Entry {
-            time: "12:00".into(),
-            kind: EntryKind::Notice(text.into()),
-        }
+        Entry::new("12:00", EntryKind::Notice(text.into()))
     }
 
     fn texts<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<String> {
@@ -306,13 +392,13 @@ mod tests {
     #[test]
     fn entry_bytes_count_every_string() {
         assert_eq!(note("abc").bytes(), 8);
-        let other = Entry {
-            time: "09:30".into(),
-            kind: EntryKind::Other {
+        let other = Entry::new(
+            "09:30",
+            EntryKind::Other {
                 from: "bob".into(),
                 text: "olá".into(),
             },
-        };
+        );
         assert_eq!(other.bytes(), 5 + 3 + 4);
     }
 
@@ -450,12 +536,14 @@ mod tests {
     #[test]
     fn a_sent_message_is_found_by_its_id_while_it_is_kept() {
         let mut h = History::new(SMALL);
-        let own = |text: &str| Entry {
-            time: "12:00".into(),
-            kind: EntryKind::Own {
-                text: text.into(),
-                delivery: Delivery::Sending,
-            },
+        let own = |text: &str| {
+            Entry::new(
+                "12:00",
+                EntryKind::Own {
+                    text: text.into(),
+                    delivery: Delivery::Sending,
+                },
+            )
         };
         let delivery = |h: &History, i: usize| match &h.entries()[i].kind {
             EntryKind::Own { delivery, .. } => delivery.clone(),
@@ -499,5 +587,63 @@ mod tests {
         assert!(h.following());
         assert_eq!((h.unseen(), h.earlier()), (0, 40));
         assert_eq!(texts(h.shown()), numbered(40..60));
+    }
+
+    fn saved(range: std::ops::Range<usize>) -> Vec<Entry> {
+        range
+            .map(|i| Entry {
+                row: Some(i as i64),
+                ..note(format!("{i:03}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages_from_disk_go_before_the_oldest_and_ids_stay_names() {
+        let mut h = History::new(SMALL);
+        let live = h.push(Entry {
+            row: Some(50),
+            ..note("050")
+        });
+        h.prepend(saved(30..50), true);
+        assert_eq!(h.entries().len(), 21);
+        assert!(h.more_saved());
+        assert_eq!(h.oldest_row(), Some(30));
+        assert_eq!(
+            texts(h.shown()),
+            numbered(30..51),
+            "the window widens over them"
+        );
+        // The live entry keeps its id.
+        assert_eq!(h.get(live).map(Entry::text), Some("050"));
+        h.set_row(live, 77);
+        assert_eq!(h.get(live).and_then(|e| e.row), Some(77));
+        h.prepend(saved(0..30), false);
+        assert!(!h.more_saved());
+        assert_eq!(texts(h.entries().iter()), numbered(0..51));
+        assert_eq!(h.get(live).map(Entry::text), Some("050"));
+        assert_eq!(h.first_shown_ever(), h.first_shown_id());
+    }
+
+    #[test]
+    fn a_page_fills_only_what_the_limits_leave() {
+        let mut h = History::new(SMALL);
+        for i in 0..95 {
+            h.push(note(format!("{i:03}")));
+        }
+        assert_eq!(h.prepend(saved(0..20), false), 5, "100 entries at most");
+        assert_eq!(h.entries().len(), 100);
+        assert!(h.more_saved(), "the rest stays on disk");
+        assert_eq!(h.entries()[0].row, Some(15));
+        // Dropping a saved entry from memory leaves it on disk, to page back.
+        let mut h = History::new(SMALL);
+        h.push(Entry {
+            row: Some(1),
+            ..note("first")
+        });
+        for i in 0..100 {
+            h.push(note(format!("{i:03}")));
+        }
+        assert!(h.more_saved());
     }
 }

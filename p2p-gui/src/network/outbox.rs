@@ -7,6 +7,10 @@
 //! so messages leave in the order they were typed, and each result comes back through the
 //! receiver `try_send` returned, which the screen turns into a message.
 //!
+//! The same shape serves other slow calls that must stay off the UI thread and in order:
+//! the session's connector (`Peer::connect` for "Add a peer" and "Reconnect") is an
+//! `Outbox<String>` whose jobs are addresses.
+//!
 //! The thread's whole life is here: [`Outbox::spawn`] starts it, [`Outbox::stop`] stops
 //! the queue (the thread sends what is queued, then ends), [`Outbox::join`] joins it;
 //! dropping the outbox does both.
@@ -24,7 +28,10 @@ use iced::futures::channel::oneshot;
 pub const QUEUE: usize = 16;
 
 /// What a send came to: to how many listeners it was handed, or why it was not sent.
-pub type Sent = Result<usize, String>;
+pub type Sent = Done<usize>;
+
+/// What a job came to: its result, or why it failed.
+pub type Done<T> = Result<T, String>;
 
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,20 +51,21 @@ impl fmt::Display for QueueError {
     }
 }
 
-struct Job {
+struct Job<T> {
     text: String,
-    reply: oneshot::Sender<Sent>,
+    reply: oneshot::Sender<Done<T>>,
 }
 
-/// The sender thread of a session and its queue.
-pub struct Outbox {
-    jobs: Mutex<Option<Sender<Job>>>,
+/// The sender thread of a session and its queue (or another worker of the same shape,
+/// whose jobs answer with a `T`).
+pub struct Outbox<T = usize> {
+    jobs: Mutex<Option<Sender<Job<T>>>>,
     /// Disconnects when the thread ends (its sender is dropped then).
     ended: Receiver<()>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl fmt::Debug for Outbox {
+impl<T> fmt::Debug for Outbox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outbox").finish_non_exhaustive()
     }
@@ -69,13 +77,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Outbox {
+impl<T: Send + 'static> Outbox<T> {
     /// Starts a thread named `name` that sends each queued message with `send`, in order.
     pub fn spawn(
         name: String,
-        mut send: impl FnMut(&str) -> Sent + Send + 'static,
-    ) -> std::io::Result<Outbox> {
-        let (jobs, queue) = bounded::<Job>(QUEUE);
+        mut send: impl FnMut(&str) -> Done<T> + Send + 'static,
+    ) -> std::io::Result<Outbox<T>> {
+        let (jobs, queue) = bounded::<Job<T>>(QUEUE);
         let (alive, ended) = bounded::<()>(0);
         let thread = thread::Builder::new().name(name).spawn(move || {
             let _alive = alive;
@@ -93,7 +101,7 @@ impl Outbox {
 
     /// Queues `text` without waiting; the receiver answers once it has been sent (or
     /// could not be). An error if the queue is full or stopped.
-    pub fn try_send(&self, text: String) -> Result<oneshot::Receiver<Sent>, QueueError> {
+    pub fn try_send(&self, text: String) -> Result<oneshot::Receiver<Done<T>>, QueueError> {
         let (reply, answer) = oneshot::channel();
         let jobs = lock(&self.jobs);
         let jobs = jobs.as_ref().ok_or(QueueError::Closed)?;
@@ -113,7 +121,9 @@ impl Outbox {
             Err(RecvTimeoutError::Disconnected)
         )
     }
+}
 
+impl<T> Outbox<T> {
     /// Waits for the thread to end (after [`Outbox::stop`]).
     pub fn join(&self) {
         if let Some(thread) = lock(&self.thread).take()
@@ -124,7 +134,7 @@ impl Outbox {
     }
 }
 
-impl Drop for Outbox {
+impl<T> Drop for Outbox<T> {
     fn drop(&mut self) {
         lock(&self.jobs).take();
         self.join();

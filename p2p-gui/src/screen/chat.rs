@@ -1,31 +1,54 @@
-//! The chat screen: the conversation, who hears whom, and the text box.
+//! The chat screen: the conversation, who hears whom, and the message box.
 //!
 //! The conversation is a [`History`]: bounded in entries and in bytes, with only a window
 //! of it laid out. The view follows new messages while the user is at the bottom; while
 //! they read older ones it stays put, and what arrives meanwhile is counted in a
-//! "N new messages" button under the conversation instead of being laid out. Once the
-//! oldest entries have been dropped, the top of the conversation says so.
+//! "N new messages" button under the conversation instead of being laid out.
+//!
+//! With a history on disk ([`Store`]), the screen opens with the conversation's latest
+//! lines, "Show earlier messages" pages back through the database, the search box finds
+//! past lines (FTS5), and "Clear this room's history" empties it. Incoming messages are
+//! saved by the event bridge before they reach the screen; the lines the screen makes
+//! itself (its own messages, notices) are queued to the database without waiting, and a
+//! line that could not be saved says so under the box.
+//!
+//! While the window is not focused, messages from others are counted ([`Attention`]):
+//! the count goes in the window title, a divider marks where the user left off, and
+//! [`Chat::network`] says when a desktop notification is due.
+//!
+//! The widgets are in [`view`].
 
-use std::collections::BTreeSet;
+mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use iced::widget::operation::{self, RelativeOffset};
 use iced::widget::scrollable::Viewport;
-use iced::widget::{
-    Column, button, column, container, row, rule, scrollable, space, text, text_input,
-};
-use iced::{Alignment, Element, Fill, Length, Task, Theme};
+use iced::widget::text_editor;
+use iced::{Element, Task};
 use p2p_core::{Departure, Event, PeerInfo};
 
+use crate::data::attention::{Attention, NOTIFY_EVERY};
+use crate::data::form::Join;
 use crate::data::history::{Delivery, Entry, EntryKind, History};
 use crate::i18n::{Lang, Strings, fill};
-use crate::network::Session;
-use crate::network::outbox::{QueueError, Sent};
+use crate::network::outbox::{Done, QueueError, Sent};
+use crate::network::{Inbound, PAGE, Session, now_ms};
+use crate::notify::Notification;
+use crate::store::{self, Answer, Line, Page, Row, Store};
 
-/// The id of the text box.
+/// The id of the message box.
 pub const MESSAGE_BOX: &str = "message";
 /// The id of the conversation.
 pub const CONVERSATION: &str = "conversation";
+/// The id of the search box.
+pub const SEARCH_BOX: &str = "search";
+/// The id of the "Add a peer" box.
+pub const ADD_PEER_BOX: &str = "add-peer";
+/// Most search results shown.
+pub const MAX_RESULTS: usize = 200;
 
 /// The chat screen.
 #[derive(Debug)]
@@ -35,17 +58,36 @@ pub struct Chat {
     addr: SocketAddr,
     max_text_bytes: usize,
     hosted_tracker: Option<u16>,
+    manual: bool,
+    conversation: String,
+    store: Option<Store>,
     history: History,
-    draft: String,
+    draft: text_editor::Content,
     error: Option<String>,
+    /// Why lines could not be saved, until the next one is.
+    not_saved: Option<String>,
     listening_to: BTreeSet<PeerInfo>,
     listeners: BTreeSet<PeerInfo>,
+    /// Peers listened to by hand that were lost, by address: "Reconnect" offers them.
+    lost: BTreeMap<String, String>,
+    /// The tracker stopped answering: "Reconnect" offers to start over.
+    tracker_lost: bool,
+    attention: Attention,
+    /// The entry whose text is shown selectable, with a Copy button.
+    selected: Option<(usize, text_editor::Content)>,
+    search: String,
+    found: Option<(String, Answer<Vec<Row>>)>,
+    confirm_clear: bool,
+    add_peer: String,
+    loading_earlier: bool,
 }
 
 /// What happened on the chat screen.
 #[derive(Debug, Clone)]
 pub enum Message {
-    /// Typed in the text box.
+    /// An edit in the message box.
+    Edit(text_editor::Action),
+    /// The message box's text replaced (as pasting a whole text would).
     Draft(String),
     /// Pressed Enter or Send.
     Send,
@@ -53,6 +95,8 @@ pub enum Message {
     Scrolled(Viewport),
     /// Asked for earlier messages.
     ShowEarlier,
+    /// A page of earlier lines came from the history.
+    Earlier(Answer<Page>),
     /// Asked for the newest messages, after reading older ones.
     JumpToLatest,
     /// The sender thread sent (or could not send) the message of entry `id`.
@@ -62,32 +106,185 @@ pub enum Message {
         /// To how many listeners, or why not.
         result: Sent,
     },
+    /// Lines this screen made were saved as these rows (or not).
+    Saved {
+        /// Their entries.
+        ids: Vec<usize>,
+        /// Their rows, or why they were not saved.
+        rows: Answer<Vec<i64>>,
+    },
+    /// Clicked a line: its text becomes selectable, with a Copy button.
+    Select(usize),
+    /// Selecting in the selected line's text.
+    Selecting(text_editor::Action),
+    /// Copy the selected line's text (or the part selected in it) to the clipboard.
+    Copy,
+    /// Close the selected line.
+    Unselect,
+    /// Typed in the search box.
+    SearchInput(String),
+    /// Pressed Enter in the search box.
+    Search,
+    /// Search results.
+    Found(Answer<Vec<Row>>),
+    /// Closed the search results.
+    CloseSearch,
+    /// Asked to clear the room's history.
+    ClearAsk,
+    /// Confirmed clearing it.
+    ClearConfirm,
+    /// Did not clear it after all.
+    ClearCancel,
+    /// The history was cleared (this many lines), or why not.
+    Cleared(Answer<usize>),
+    /// Typed in "Add a peer".
+    AddPeerInput(String),
+    /// Pressed Add (or Enter in the box).
+    AddPeer,
+    /// Listen again to a peer that was lost.
+    Reconnect(String),
+    /// A connect asked for ended.
+    Connected {
+        /// The address.
+        addr: String,
+        /// The peer's username, or why it failed.
+        result: Done<String>,
+    },
+    /// Start over with the same settings (after the tracker was lost). The root does it.
+    Restart,
 }
 
-fn now() -> String {
-    chrono::Local::now().format("%H:%M").to_string()
+/// The local time of a stored line: `HH:MM` today, with the date before it otherwise.
+pub fn time_of(at_ms: i64) -> String {
+    use chrono::{Local, TimeZone};
+    let Some(at) = Local.timestamp_millis_opt(at_ms).single() else {
+        return String::new();
+    };
+    if at.date_naive() == Local::now().date_naive() {
+        at.format("%H:%M").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+fn entry_of(row: Row) -> Entry {
+    let Line {
+        at_ms,
+        kind,
+        sender,
+        text,
+    } = row.line;
+    let kind = match kind {
+        store::Kind::Own => EntryKind::Own {
+            text,
+            delivery: Delivery::Sent(1),
+        },
+        store::Kind::Other => EntryKind::Other { from: sender, text },
+        store::Kind::Notice => EntryKind::Notice(text),
+    };
+    Entry {
+        time: time_of(at_ms),
+        kind,
+        row: Some(row.id),
+    }
+}
+
+fn line_of(entry: &Entry, at_ms: i64) -> Line {
+    let (kind, sender) = match &entry.kind {
+        EntryKind::Own { .. } => (store::Kind::Own, String::new()),
+        EntryKind::Other { from, .. } => (store::Kind::Other, from.clone()),
+        EntryKind::Notice(_) => (store::Kind::Notice, String::new()),
+    };
+    Line {
+        at_ms,
+        kind,
+        sender,
+        text: entry.text().to_owned(),
+    }
+}
+
+/// Waits for a reply off the UI thread and turns it into a message.
+fn answer<T: Send + 'static>(
+    reply: iced::futures::channel::oneshot::Receiver<Answer<T>>,
+    to: impl Fn(Answer<T>) -> Message + Send + 'static,
+) -> Task<Message> {
+    Task::future(async move {
+        reply
+            .await
+            .unwrap_or_else(|_| Err("the history is closed".to_owned()))
+    })
+    .map(to)
 }
 
 impl Chat {
-    /// The screen of a peer that has just started.
-    pub fn new(session: Session, lang: Lang) -> Self {
+    /// The screen of a peer that has just started, with the past of its conversation when
+    /// there is a history, and the window focused or not.
+    pub fn new(session: Session, lang: Lang, focused: bool) -> Self {
         let peer = session.peer();
+        let request = session.request();
         let mut chat = Chat {
             username: peer.username().to_owned(),
             addr: peer.local_addr(),
             max_text_bytes: peer.config().limits.max_text_bytes,
             hosted_tracker: session.hosted_tracker_port(),
+            manual: matches!(request.join, Join::Manual(_)),
+            conversation: session.conversation().to_owned(),
+            store: session.store().cloned(),
             // Filled by the events, which the peer keeps from its very start.
             listening_to: BTreeSet::new(),
             listeners: BTreeSet::new(),
-            session: Some(session),
+            lost: BTreeMap::new(),
+            tracker_lost: false,
             history: History::default(),
-            draft: String::new(),
+            draft: text_editor::Content::new(),
             error: None,
+            not_saved: None,
+            attention: Attention::new(focused, NOTIFY_EVERY),
+            selected: None,
+            search: String::new(),
+            found: None,
+            confirm_clear: false,
+            add_peer: String::new(),
+            loading_earlier: false,
+            session: None,
         };
+        match session.past() {
+            Some(Ok(page)) => {
+                let rows = page.rows.clone();
+                chat.history
+                    .prepend(rows.into_iter().map(entry_of).collect(), page.more);
+            }
+            Some(Err(e)) => chat.not_saved = Some(e.clone()),
+            None => {}
+        }
+        chat.session = Some(session);
         let s = lang.strings();
-        chat.notice(fill(s.welcome, &[&chat.username, &chat.addr]));
+        let _ = chat.notice(fill(s.welcome, &[&chat.username, &chat.addr]));
         chat
+    }
+
+    /// The same conversation on a new session (after a restart): the lines stay.
+    pub fn resume(&mut self, session: Session, lang: Lang) -> Task<Message> {
+        self.addr = session.peer().local_addr();
+        self.listening_to.clear();
+        self.listeners.clear();
+        self.lost.clear();
+        self.tracker_lost = false;
+        self.session = Some(session);
+        let s = lang.strings();
+        let welcome = fill(s.welcome, &[&self.username, &self.addr]);
+        self.notice(welcome)
+    }
+
+    /// The history could not be opened: the screen says so, once.
+    pub fn history_off(&mut self, why: String, lang: Lang) {
+        self.not_saved = Some(fill(lang.strings().history_off, &[&why]));
+    }
+
+    /// Starting over failed: said in the conversation; "Reconnect" stays offered.
+    pub fn restart_failed(&mut self, why: String, _lang: Lang) -> Task<Message> {
+        self.tracker_lost = true;
+        self.notice(why)
     }
 
     /// The running session, until the screen is closed.
@@ -100,14 +297,28 @@ impl Chat {
         self.session.take()
     }
 
-    /// The window title.
+    /// The window title: the unread count first, when there is one.
     pub fn title(&self, lang: Lang) -> String {
-        fill(lang.strings().chat_title, &[&self.username, &self.addr])
+        let title = fill(lang.strings().chat_title, &[&self.username, &self.addr]);
+        match self.attention.unread() {
+            0 => title,
+            n => format!("({n}) {title}"),
+        }
     }
 
     /// The conversation.
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// The unread state.
+    pub fn attention(&self) -> &Attention {
+        &self.attention
+    }
+
+    /// The window gained or lost the focus.
+    pub fn focus(&mut self, focused: bool) {
+        self.attention.focus(focused);
     }
 
     /// The peers this peer hears.
@@ -120,63 +331,127 @@ impl Chat {
         &self.listeners
     }
 
-    fn push(&mut self, kind: EntryKind) -> usize {
-        self.history.push(Entry { time: now(), kind })
+    /// Why the last lines could not be saved, if they could not.
+    pub fn not_saved(&self) -> Option<&str> {
+        self.not_saved.as_deref()
     }
 
-    fn notice(&mut self, notice: String) {
-        let _ = self.push(EntryKind::Notice(notice));
+    /// Adds a line the screen made and queues it for the history without waiting.
+    fn record(&mut self, kind: EntryKind) -> (usize, Task<Message>) {
+        let entry = Entry::new(chrono::Local::now().format("%H:%M").to_string(), kind);
+        let line = line_of(&entry, now_ms());
+        let id = self.history.push(entry);
+        let Some(store) = &self.store else {
+            return (id, Task::none());
+        };
+        match store.try_append(&self.conversation, vec![line]) {
+            Ok(reply) => {
+                let task = answer(reply, move |rows| Message::Saved {
+                    ids: vec![id],
+                    rows,
+                });
+                (id, task)
+            }
+            Err(busy) => {
+                // Shown, not lost: the line is on screen, and the screen says it is not
+                // saved.
+                self.not_saved = Some(busy.to_string());
+                (id, Task::none())
+            }
+        }
+    }
+
+    fn notice(&mut self, notice: String) -> Task<Message> {
+        self.record(EntryKind::Notice(notice)).1
     }
 
     fn knows(&self, peer: &PeerInfo) -> bool {
         self.listening_to.contains(peer) || self.listeners.contains(peer)
     }
 
-    /// Takes in events from the peer.
-    pub fn network(&mut self, events: Vec<Event>, lang: Lang) -> Task<Message> {
+    /// Takes in a batch of events from the peer, saved or not; returns what to do and the
+    /// notification that is due, if one is (when `notify` allows them).
+    pub fn network(
+        &mut self,
+        inbound: Inbound,
+        lang: Lang,
+        notify: bool,
+        now: Instant,
+    ) -> (Task<Message>, Option<Notification>) {
         let s = lang.strings();
-        for event in events {
+        let mut tasks = Vec::new();
+        let mut notification = None;
+        let mut rows = match inbound.saved {
+            Ok(rows) => {
+                self.not_saved = None;
+                rows.into_iter()
+            }
+            Err(e) => {
+                self.not_saved = Some(e);
+                Vec::new().into_iter()
+            }
+        };
+        let time = chrono::Local::now().format("%H:%M").to_string();
+        for event in inbound.events {
             match event {
                 Event::Message { from, text } => {
-                    let _ = self.push(EntryKind::Other {
-                        from: from.username.clone(),
-                        text: text.to_string(),
-                    });
+                    let text = text.to_string();
+                    let mut entry = Entry::new(
+                        time.clone(),
+                        EntryKind::Other {
+                            from: from.username.clone(),
+                            text: text.clone(),
+                        },
+                    );
+                    entry.row = rows.next();
+                    let id = self.history.push(entry);
+                    if self.attention.message(id, now, notify) {
+                        notification = Some(Notification::message(&from.username, &text));
+                    }
                 }
                 Event::ListeningTo(peer) => {
+                    self.lost.remove(&peer.addr.to_string());
                     if !self.knows(&peer) {
-                        self.notice(fill(s.joined, &[&peer.username, &peer.addr]));
+                        tasks.push(self.notice(fill(s.joined, &[&peer.username, &peer.addr])));
                     }
                     self.listening_to.insert(peer);
                 }
                 Event::ListenerJoined(peer) => {
                     if !self.knows(&peer) {
-                        self.notice(fill(s.joined, &[&peer.username, &peer.addr]));
+                        tasks.push(self.notice(fill(s.joined, &[&peer.username, &peer.addr])));
                     }
                     self.listeners.insert(peer);
                 }
                 Event::StoppedListeningTo { peer, reason } => {
                     self.listening_to.remove(&peer);
+                    if self.manual && !matches!(reason, Departure::Shutdown) {
+                        self.lost
+                            .insert(peer.addr.to_string(), peer.username.clone());
+                    }
                     if !self.knows(&peer) {
-                        self.notice(fill(s.left, &[&peer.username, &departure(&reason, s)]));
+                        let why = departure(&reason, s);
+                        tasks.push(self.notice(fill(s.left, &[&peer.username, &why])));
                     }
                 }
                 Event::ListenerLeft { peer, reason } => {
                     self.listeners.remove(&peer);
                     if !self.knows(&peer) {
-                        self.notice(fill(s.left, &[&peer.username, &departure(&reason, s)]));
+                        let why = departure(&reason, s);
+                        tasks.push(self.notice(fill(s.left, &[&peer.username, &why])));
                     }
                 }
                 Event::ConnectFailed { addr, reason } => {
-                    self.notice(fill(s.connect_failed, &[&addr, &reason]));
+                    tasks.push(self.notice(fill(s.connect_failed, &[&addr, &reason])));
                 }
                 Event::TrackerUnreachable { reason } => {
-                    self.notice(fill(s.tracker_unreachable, &[&reason]));
+                    self.tracker_lost = true;
+                    tasks.push(self.notice(fill(s.tracker_unreachable, &[&reason])));
                 }
                 other => log::debug!("event not shown: {other:?}"),
             }
         }
-        self.follow()
+        tasks.push(self.follow());
+        (Task::batch(tasks), notification)
     }
 
     /// Keeps the view at the newest entry while the user is at the bottom.
@@ -188,12 +463,24 @@ impl Chat {
         }
     }
 
+    /// The draft as typed.
+    pub fn draft(&self) -> String {
+        self.draft.text()
+    }
+
     /// Handles what the user did.
     pub fn update(&mut self, message: Message, lang: Lang) -> Task<Message> {
         let s = lang.strings();
         match message {
+            Message::Edit(action) => {
+                if action.is_edit() {
+                    self.error = None;
+                }
+                self.draft.perform(action);
+                Task::none()
+            }
             Message::Draft(draft) => {
-                self.draft = draft;
+                self.draft = text_editor::Content::with_text(&draft);
                 self.error = None;
                 Task::none()
             }
@@ -213,7 +500,37 @@ impl Chat {
                 Task::none()
             }
             Message::ShowEarlier => {
-                self.history.show_earlier();
+                if self.history.earlier() > 0 {
+                    self.history.show_earlier();
+                    return Task::none();
+                }
+                let Some(store) = &self.store else {
+                    return Task::none();
+                };
+                if self.loading_earlier {
+                    return Task::none();
+                }
+                match store.page(&self.conversation, self.history.oldest_row(), PAGE) {
+                    Ok(reply) => {
+                        self.loading_earlier = true;
+                        answer(reply, Message::Earlier)
+                    }
+                    Err(busy) => {
+                        self.error = Some(busy.to_string());
+                        Task::none()
+                    }
+                }
+            }
+            Message::Earlier(page) => {
+                self.loading_earlier = false;
+                match page {
+                    Ok(page) => {
+                        let entries = page.rows.into_iter().map(entry_of).collect();
+                        self.history.prepend(entries, page.more);
+                        self.history.stop_following();
+                    }
+                    Err(e) => self.error = Some(e),
+                }
                 Task::none()
             }
             Message::JumpToLatest => {
@@ -228,11 +545,159 @@ impl Chat {
                 self.history.set_delivery(id, delivery);
                 Task::none()
             }
+            Message::Saved { ids, rows } => {
+                match rows {
+                    Ok(rows) => {
+                        for (id, row) in ids.into_iter().zip(rows) {
+                            self.history.set_row(id, row);
+                        }
+                        self.not_saved = None;
+                    }
+                    Err(e) => self.not_saved = Some(e),
+                }
+                Task::none()
+            }
+            Message::Select(id) => {
+                self.selected = self
+                    .history
+                    .get(id)
+                    .map(|entry| (id, text_editor::Content::with_text(entry.text())));
+                Task::none()
+            }
+            Message::Selecting(action) => {
+                // Read-only: selection and moves only, never an edit.
+                if let Some((_, content)) = &mut self.selected
+                    && !action.is_edit()
+                {
+                    content.perform(action);
+                }
+                Task::none()
+            }
+            Message::Copy => match &self.selected {
+                Some((_, content)) => {
+                    let text = content.selection().unwrap_or_else(|| content.text());
+                    iced::clipboard::write(text)
+                }
+                None => Task::none(),
+            },
+            Message::Unselect => {
+                self.selected = None;
+                Task::none()
+            }
+            Message::SearchInput(search) => {
+                self.search = search;
+                Task::none()
+            }
+            Message::Search => {
+                let typed = self.search.trim().to_owned();
+                let Some(store) = &self.store else {
+                    return Task::none();
+                };
+                if typed.is_empty() {
+                    self.found = None;
+                    return Task::none();
+                }
+                match store.search(&self.conversation, &typed, MAX_RESULTS) {
+                    Ok(reply) => answer(reply, Message::Found),
+                    Err(busy) => {
+                        self.found = Some((typed, Err(busy.to_string())));
+                        Task::none()
+                    }
+                }
+            }
+            Message::Found(rows) => {
+                self.found = Some((self.search.trim().to_owned(), rows));
+                Task::none()
+            }
+            Message::CloseSearch => {
+                self.found = None;
+                self.search.clear();
+                Task::none()
+            }
+            Message::ClearAsk => {
+                self.confirm_clear = true;
+                Task::none()
+            }
+            Message::ClearCancel => {
+                self.confirm_clear = false;
+                Task::none()
+            }
+            Message::ClearConfirm => {
+                self.confirm_clear = false;
+                let Some(store) = &self.store else {
+                    return Task::none();
+                };
+                match store.clear(&self.conversation) {
+                    Ok(reply) => answer(reply, Message::Cleared),
+                    Err(busy) => {
+                        self.error = Some(busy.to_string());
+                        Task::none()
+                    }
+                }
+            }
+            Message::Cleared(result) => match result {
+                Ok(_) => {
+                    self.history = History::new(self.history.limits());
+                    self.selected = None;
+                    self.found = None;
+                    Task::none()
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    Task::none()
+                }
+            },
+            Message::AddPeerInput(addr) => {
+                self.add_peer = addr;
+                Task::none()
+            }
+            Message::AddPeer => {
+                let addr = self.add_peer.trim().to_owned();
+                match crate::data::form::check_peer(&addr) {
+                    Ok(addr) => {
+                        self.add_peer.clear();
+                        self.connect(addr, s)
+                    }
+                    Err(e) => {
+                        self.error = Some(crate::screen::connect::describe_field_error(&e, s));
+                        Task::none()
+                    }
+                }
+            }
+            Message::Reconnect(addr) => self.connect(addr, s),
+            Message::Connected { addr, result } => match result {
+                Ok(_) => {
+                    self.lost.remove(&addr);
+                    Task::none()
+                }
+                Err(reason) => self.notice(fill(s.connect_failed, &[&addr, &reason])),
+            },
+            // The root starts over; nothing to do here.
+            Message::Restart => Task::none(),
+        }
+    }
+
+    fn connect(&mut self, addr: String, s: &Strings) -> Task<Message> {
+        let Some(session) = &self.session else {
+            return Task::none();
+        };
+        match session.connect(addr.clone()) {
+            Ok(reply) => Task::future(async move {
+                let result = reply
+                    .await
+                    .unwrap_or_else(|_| Err("the session was closed".to_owned()));
+                Message::Connected { addr, result }
+            }),
+            Err(e) => {
+                self.error = Some(fill(s.not_sent, &[&e]));
+                Task::none()
+            }
         }
     }
 
     fn send(&mut self, s: &Strings) -> Task<Message> {
-        let text = self.draft.trim_end_matches(['\r', '\n']);
+        let draft = self.draft.text();
+        let text = draft.trim_end_matches(['\r', '\n']);
         if text.trim().is_empty() {
             return Task::none();
         }
@@ -246,22 +711,23 @@ impl Chat {
         // The sender thread sends; this thread only queues, and learns the result as a
         // message.
         match session.send(text.to_owned()) {
-            Ok(answer) => {
+            Ok(reply) => {
                 let text = text.to_owned();
-                self.draft.clear();
+                self.draft = text_editor::Content::new();
                 self.error = None;
                 self.history.follow();
-                let id = self.push(EntryKind::Own {
+                self.attention.caught_up();
+                let (id, saved) = self.record(EntryKind::Own {
                     text,
                     delivery: Delivery::Sending,
                 });
                 let result = Task::future(async move {
-                    answer
+                    reply
                         .await
                         .unwrap_or_else(|_| Err("the session was closed".to_owned()))
                 })
                 .map(move |result| Message::Sent { id, result });
-                Task::batch([self.follow(), result])
+                Task::batch([self.follow(), result, saved])
             }
             Err(QueueError::Full) => {
                 self.error = Some(s.send_queue_full.to_owned());
@@ -276,122 +742,8 @@ impl Chat {
 
     /// The screen.
     pub fn view(&self, lang: Lang) -> Element<'_, Message> {
-        let s = lang.strings();
-        let mut lines = column![].spacing(0).width(Fill);
-        // Whoever scrolls to the top learns that the oldest entries are gone, even before
-        // bringing back every earlier one.
-        let history = &self.history;
-        if history.dropped() > 0 {
-            let limits = history.limits();
-            lines = lines.push(
-                container(
-                    text(fill(
-                        s.history_dropped,
-                        &[&limits.entries, &(limits.bytes / (1024 * 1024))],
-                    ))
-                    .size(13)
-                    .style(text::secondary),
-                )
-                .padding(5)
-                .center_x(Fill),
-            );
-        }
-        if history.earlier() > 0 {
-            lines = lines.push(
-                container(
-                    button(text(fill(
-                        s.show_earlier,
-                        &[&history.earlier().min(history.limits().window)],
-                    )))
-                    .style(button::text)
-                    .on_press(Message::ShowEarlier),
-                )
-                .center_x(Fill),
-            );
-        }
-        // Stripes count from the first entry ever, so they do not flip as the oldest go.
-        let first = history.first_shown_ever();
-        for (i, entry) in history.shown().enumerate() {
-            lines = lines.push(line(entry, first.wrapping_add(i) % 2 == 1, s));
-        }
-        let conversation = scrollable(lines)
-            .id(CONVERSATION)
-            .on_scroll(Message::Scrolled)
-            .height(Fill)
-            .width(Fill);
-
-        let can_send = !self.draft.trim().is_empty() && self.session.is_some();
-        let composer = row![
-            text_input(s.message_hint, &self.draft)
-                .id(MESSAGE_BOX)
-                .on_input(Message::Draft)
-                .on_submit(Message::Send)
-                .padding(10)
-                .width(Fill),
-            button(text(s.send).align_x(Alignment::Center))
-                .padding([10, 24])
-                .on_press_maybe(can_send.then_some(Message::Send)),
-        ]
-        .spacing(6)
-        .align_y(Alignment::Center);
-
-        let mut bottom = column![composer].spacing(4);
-        if let Some(error) = &self.error {
-            bottom = bottom.push(text(error).style(text::danger));
-        }
-
-        let mut main = column![conversation].spacing(6).width(Fill);
-        if history.unseen() > 0 {
-            main = main.push(
-                container(
-                    button(text(fill(s.new_messages, &[&history.unseen()])))
-                        .style(button::secondary)
-                        .on_press(Message::JumpToLatest),
-                )
-                .center_x(Fill),
-            );
-        }
-        let main = main.push(bottom);
-        row![main, rule::vertical(1), self.panel(s)]
-            .spacing(6)
-            .padding(6)
-            .into()
+        view::view(self, lang.strings())
     }
-
-    fn panel(&self, s: &'static Strings) -> Element<'_, Message> {
-        let list = |peers| peer_list(peers, s);
-        let mut panel = column![
-            text(fill(s.listening_to, &[&self.listening_to.len()])).size(15),
-            list(&self.listening_to),
-            space().height(12),
-            text(fill(s.listeners, &[&self.listeners.len()])).size(15),
-            list(&self.listeners),
-        ]
-        .spacing(6)
-        .width(Length::Fixed(210.0));
-        if let Some(port) = self.hosted_tracker {
-            panel = panel.push(space().height(12)).push(
-                text(fill(s.hosting, &[&port]))
-                    .size(13)
-                    .style(text::secondary),
-            );
-        }
-        scrollable(panel.padding(6)).height(Fill).into()
-    }
-}
-
-fn peer_list<'a>(peers: &'a BTreeSet<PeerInfo>, s: &'static Strings) -> Column<'a, Message> {
-    if peers.is_empty() {
-        return column![text(s.nobody).size(13).style(text::secondary)];
-    }
-    column(peers.iter().map(|p| {
-        column![
-            text(&p.username),
-            text(p.addr.to_string()).size(12).style(text::secondary)
-        ]
-        .into()
-    }))
-    .spacing(6)
 }
 
 fn departure(reason: &Departure, s: &Strings) -> String {
@@ -404,51 +756,4 @@ fn departure(reason: &Departure, s: &Strings) -> String {
         Departure::Shutdown => s.why_shutdown.into(),
         other => other.to_string(),
     }
-}
-
-/// One line of the conversation, striped like the original.
-fn line<'a>(entry: &'a Entry, striped: bool, s: &Strings) -> Element<'a, Message> {
-    let time = text(&entry.time).size(11).style(text::secondary);
-    let content: Element<'_, Message> = match &entry.kind {
-        EntryKind::Own { text: t, delivery } => {
-            let mut line = row![space().width(Fill), text(t)];
-            // Said beside the message itself: which one reached nobody, which one failed.
-            match delivery {
-                Delivery::Sent(0) => {
-                    line = line.push(text(s.unheard).size(12).style(text::warning))
-                }
-                Delivery::Failed(why) => {
-                    line = line.push(text(fill(s.not_sent, &[why])).size(12).style(text::danger));
-                }
-                Delivery::Sending | Delivery::Sent(_) => {}
-            }
-            line.push(time).spacing(8).align_y(Alignment::Center).into()
-        }
-        EntryKind::Other { from, text: t } => row![
-            time,
-            text(format!("[{from}] :")).style(text::primary),
-            text(t).width(Fill)
-        ]
-        .spacing(8)
-        .align_y(Alignment::Center)
-        .into(),
-        EntryKind::Notice(n) => row![time, text(n).size(13).style(text::secondary).width(Fill)]
-            .spacing(8)
-            .align_y(Alignment::Center)
-            .into(),
-    };
-    container(content)
-        .padding([5, 10])
-        .width(Fill)
-        .style(move |theme: &Theme| {
-            if striped {
-                container::Style {
-                    background: Some(theme.extended_palette().background.weakest.color.into()),
-                    ..container::Style::default()
-                }
-            } else {
-                container::Style::default()
-            }
-        })
-        .into()
 }

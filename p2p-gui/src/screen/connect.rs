@@ -80,6 +80,8 @@ pub enum Message {
     ConfirmAlone,
     /// Cancelled starting alone.
     Cancel,
+    /// Cancelled a start under way: the form is editable again at once.
+    CancelStart,
 }
 
 /// What the root must do after an update.
@@ -89,6 +91,8 @@ pub enum Action {
     None,
     /// Start a peer with this request.
     Start(Request),
+    /// Forget the start under way (close its session when it answers).
+    Cancel,
 }
 
 impl Connect {
@@ -119,7 +123,11 @@ impl Connect {
     /// Handles a message; may ask the root to start a peer.
     pub fn update(&mut self, message: Message) -> Action {
         if matches!(self.status, Status::Working) {
-            // The form is frozen while a start is under way.
+            // The form is frozen while a start is under way; it can only be cancelled.
+            if matches!(message, Message::CancelStart) {
+                self.status = Status::Idle;
+                return Action::Cancel;
+            }
             return Action::None;
         }
         let f = &mut self.form;
@@ -148,7 +156,7 @@ impl Connect {
                 }
                 return Action::None;
             }
-            Message::Cancel => {}
+            Message::Cancel | Message::CancelStart => {}
         }
         if self.status == Status::ConfirmAlone {
             self.status = Status::Idle;
@@ -260,7 +268,7 @@ impl Connect {
         };
 
         let status: Element<'_, Message> = match &self.status {
-            Status::Working => text(s.connecting).into(),
+            Status::Working => space().into(),
             Status::Failed(e) => text(describe_start_error(e, s))
                 .style(text::danger)
                 .width(Fill)
@@ -268,9 +276,22 @@ impl Connect {
             _ => space().into(),
         };
 
-        let connect = button(text(if working { s.connecting } else { s.connect }))
-            .padding([8, 32])
-            .on_press_maybe((checked.request.is_some() && !working).then_some(Message::Connect));
+        let connect: Element<'_, Message> = if working {
+            row![
+                button(text(s.connecting)).padding([8, 32]),
+                button(text(s.cancel))
+                    .style(button::secondary)
+                    .padding([8, 16])
+                    .on_press(Message::CancelStart),
+            ]
+            .spacing(10)
+            .into()
+        } else {
+            button(text(s.connect))
+                .padding([8, 32])
+                .on_press_maybe(checked.request.is_some().then_some(Message::Connect))
+                .into()
+        };
 
         let form = column![
             personal,
@@ -413,5 +434,23 @@ mod tests {
         assert_eq!(screen.status(), &Status::Working);
         screen.update(Message::Username("bob".into()));
         assert_eq!(screen.form().username, "alice");
+    }
+
+    #[test]
+    fn a_start_under_way_can_be_cancelled_and_the_form_edited_again() {
+        let mut screen = Connect::new(
+            Form {
+                username: "alice".into(),
+                ..Form::default()
+            },
+            vec![],
+        );
+        assert!(matches!(screen.update(Message::Connect), Action::Start(_)));
+        assert_eq!(screen.update(Message::CancelStart), Action::Cancel);
+        assert_eq!(screen.status(), &Status::Idle);
+        screen.update(Message::Username("bob".into()));
+        assert_eq!(screen.form().username, "bob");
+        // Cancel means nothing when nothing is under way.
+        assert_eq!(screen.update(Message::CancelStart), Action::None);
     }
 }
