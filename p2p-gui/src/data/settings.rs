@@ -23,14 +23,11 @@ pub const FILE: &str = "settings.toml";
 /// The version of the file this code writes. A file with a larger one is left alone.
 pub const VERSION: u32 = 1;
 
-/// The application name the data directory is named after (with no qualifier and no
-/// organisation, as `p2p_core`'s identity store names it, so both find the same folder).
-pub const APP_NAME: &str = "p2p-chat";
-
-/// The platform's data directory for p2p-chat (`~/.local/share/p2p-chat` on Linux), or
-/// `None` where the platform has no home directory.
+/// The platform's data directory for p2p-chat (`~/.local/share/p2p-chat` on Linux), the one
+/// the identity key and the known peers live in too, or `None` where the platform has no home
+/// directory.
 pub fn default_data_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", APP_NAME).map(|dirs| dirs.data_dir().to_path_buf())
+    p2p_core::secure::default_data_dir().ok()
 }
 
 /// Which theme the window uses.
@@ -311,7 +308,7 @@ mod tests {
     #[test]
     fn the_default_data_directory_is_named_after_the_app() {
         if let Some(dir) = default_data_dir() {
-            assert!(dir.ends_with(APP_NAME), "{}", dir.display());
+            assert!(dir.ends_with("p2p-chat"), "{}", dir.display());
         }
     }
 }
