@@ -48,6 +48,7 @@ mod error;
 mod event;
 mod fanout;
 pub mod net;
+mod node;
 mod peer;
 pub mod protocol;
 mod server_side;

@@ -25,9 +25,10 @@ use log::{debug, info, warn};
 use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::fanout::{Bell, Cursor, Tail};
 use crate::net::{read_frame_before, write_frame};
-use crate::peer::Shared;
+use crate::node::Node;
 use crate::protocol::{
-    Frame, FrameBytes, FrameReader, PROTOCOL_VERSION, ReadError, Welcome, validate_username,
+    Frame, FrameBytes, FrameReader, Handshake, PROTOCOL_VERSION, ReadError, Welcome,
+    validate_username,
 };
 use crate::threads::{Role, lock};
 
@@ -129,13 +130,17 @@ impl Listeners {
     }
 }
 
+/// What the ServerSide does with a hello (a handshake that asks to be listened to in
+/// return), given the handshake and the address it came from. The peer wires it to the
+/// ClientSide.
+pub(crate) type OnHello = Arc<dyn Fn(&Handshake, SocketAddr) + Send + Sync>;
+
 /// Appends `bytes` to the broadcast log, which every listener thread writes to its
 /// listener. Returns how many listeners there are. Every `limit / 8` bytes it checks how
 /// far behind each listener is, and cuts off those more than `limit` behind (their thread
 /// reports the overflow).
-pub(crate) fn broadcast(shared: &Shared, bytes: &FrameBytes) -> usize {
-    let listeners = &shared.listeners;
-    let limit = shared.config.limits.listener_queue_bytes as u64;
+pub(crate) fn broadcast(node: &Node, listeners: &Listeners, bytes: &FrameBytes) -> usize {
+    let limit = node.config.limits.listener_queue_bytes as u64;
     let cost = (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
     let mut overflowed = Vec::new();
     {
@@ -167,11 +172,27 @@ pub(crate) fn broadcast(shared: &Shared, bytes: &FrameBytes) -> usize {
     listeners.count.load(Ordering::Relaxed)
 }
 
+/// Everything a thread of the ServerSide reaches.
+struct Server {
+    node: Arc<Node>,
+    listeners: Arc<Listeners>,
+    on_hello: OnHello,
+}
+
 /// Starts the accept thread on `listener`.
-pub(crate) fn spawn_accept(shared: &Arc<Shared>, listener: TcpListener) -> std::io::Result<()> {
-    let shared = Arc::clone(shared);
-    let threads = Arc::clone(&shared.threads);
-    threads.spawn("p2p-accept", move || accept_loop(&shared, &listener))
+pub(crate) fn spawn_accept(
+    node: &Arc<Node>,
+    listeners: &Arc<Listeners>,
+    on_hello: OnHello,
+    listener: TcpListener,
+) -> std::io::Result<()> {
+    let server = Arc::new(Server {
+        node: Arc::clone(node),
+        listeners: Arc::clone(listeners),
+        on_hello,
+    });
+    node.threads
+        .spawn("p2p-accept", move || accept_loop(&server, &listener))
 }
 
 /// Wakes an accept thread blocked in `accept()` by connecting to it.
@@ -188,11 +209,13 @@ pub(crate) fn wake_accept(bound: SocketAddr) {
     }
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
-    let max_inbound = shared.config.limits.max_inbound;
+fn accept_loop(server: &Arc<Server>, listener: &TcpListener) {
+    let node = &server.node;
+    let inbound = &server.listeners.inbound;
+    let max_inbound = node.config.limits.max_inbound;
     loop {
         let accepted = listener.accept();
-        if shared.stop.is_set() {
+        if node.stop.is_set() {
             break;
         }
         let (stream, remote) = match accepted {
@@ -201,25 +224,25 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
                 // Out of file descriptors and the like: back off a little, but wake at once
                 // on shutdown.
                 warn!("accept failed: {e}");
-                if shared.stop.wait(Duration::from_millis(100)) {
+                if node.stop.wait(Duration::from_millis(100)) {
                     break;
                 }
                 continue;
             }
         };
-        let open = shared.listeners.inbound.fetch_add(1, Ordering::SeqCst);
+        let open = inbound.fetch_add(1, Ordering::SeqCst);
         if open >= max_inbound {
-            shared.listeners.inbound.fetch_sub(1, Ordering::SeqCst);
+            inbound.fetch_sub(1, Ordering::SeqCst);
             warn!("refused connection from {remote}: {max_inbound} inbound connections open");
             continue;
         }
-        let conn_shared = Arc::clone(shared);
-        let spawned = shared.threads.spawn("p2p-listener", move || {
-            serve(&conn_shared, stream, remote);
-            conn_shared.listeners.inbound.fetch_sub(1, Ordering::SeqCst);
+        let conn_server = Arc::clone(server);
+        let spawned = node.threads.spawn("p2p-listener", move || {
+            serve(&conn_server, stream, remote);
+            conn_server.listeners.inbound.fetch_sub(1, Ordering::SeqCst);
         });
         if let Err(e) = spawned {
-            shared.listeners.inbound.fetch_sub(1, Ordering::SeqCst);
+            inbound.fetch_sub(1, Ordering::SeqCst);
             warn!("dropped connection from {remote}: cannot start its thread: {e}");
         }
     }
@@ -227,16 +250,19 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
 }
 
 /// The life of one inbound connection: handshake, then writing to the listener.
-fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
+    let Server {
+        node, listeners, ..
+    } = server;
     // One descriptor per connection: the socket is shared, never duplicated.
     let stream = Arc::new(stream);
     // While handshaking this thread blocks in reads: shutdown wakes it like a reader.
-    let Some(handshaking) = shared.threads.register(&stream, Role::Reader) else {
+    let Some(handshaking) = node.threads.register(&stream, Role::Reader) else {
         return;
     };
     let _ = stream.set_nodelay(true);
-    let mut reader = FrameReader::new(shared.config.limits.max_frame_bytes);
-    let deadline = Instant::now() + shared.config.timeouts.handshake;
+    let mut reader = FrameReader::new(node.config.limits.max_frame_bytes);
+    let deadline = Instant::now() + node.config.timeouts.handshake;
     let hs = match read_frame_before(&stream, &mut reader, deadline) {
         Ok(Frame::Handshake(hs)) => hs,
         Ok(other) => {
@@ -262,28 +288,28 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     }
     let welcome = Frame::Welcome(Welcome {
         version: PROTOCOL_VERSION,
-        peer_id: shared.peer_id,
-        username: shared.config.username.clone(),
+        peer_id: node.peer_id,
+        username: node.config.username.clone(),
     });
-    if hs.peer_id == shared.peer_id {
+    if hs.peer_id == node.peer_id {
         // Our own ClientSide reached us: let it see our id and close.
         debug!("connection from {remote} is this peer itself: closing it");
         let _ = write_frame(&stream, &welcome);
         return;
     }
-    if shared.listeners.has_peer(hs.peer_id) {
+    if listeners.has_peer(hs.peer_id) {
         return refuse(&stream, remote, "this peer already listens here");
     }
     drop(handshaking);
-    let Some(_socket) = shared.threads.register(&stream, Role::Writer) else {
+    let Some(_socket) = node.threads.register(&stream, Role::Writer) else {
         return;
     };
     // Register before the welcome: whatever is sent from now on reaches this listener,
     // after the welcome, in order.
     let (handle, cursor) = {
-        let log = lock(&shared.listeners.log);
-        let mut list = lock(&shared.listeners.list);
-        if shared.stop.is_set() {
+        let log = lock(&listeners.log);
+        let mut list = lock(&listeners.list);
+        if node.stop.is_set() {
             return; // shutdown has begun: the registry will not be cleared again
         }
         // Checked again under the lock: two connections with the same id may have passed
@@ -305,25 +331,25 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
             stream: Arc::clone(&stream),
         });
         list.push(Arc::clone(&handle));
-        shared.listeners.count.store(list.len(), Ordering::Relaxed);
+        listeners.count.store(list.len(), Ordering::Relaxed);
         (handle, log.tail.cursor())
     };
     if let Err(e) = write_frame(&stream, &welcome) {
-        shared.listeners.remove(&handle);
+        listeners.remove(&handle);
         info!("closed connection from {remote}: cannot send welcome: {e}");
         return;
     }
     debug!("{} listens to us (from {remote})", handle.info);
     // Keep-alives go out while a slow embedder leaves no room for the event.
     let joined = Batch::Event(Event::ListenerJoined(handle.info.clone()));
-    shared.emit_batch_or(joined, shared.config.timeouts.keepalive, || {
+    node.emit_batch_or(joined, node.config.timeouts.keepalive, || {
         let _ = write_frame(&stream, &Frame::Ping);
     });
     if hs.connect_back {
-        crate::client_side::connect_back(shared, &hs, remote);
+        (server.on_hello)(&hs, remote);
     }
-    let reason = write_loop(shared, &stream, &handle, cursor, reader);
-    shared.listeners.remove(&handle);
+    let reason = write_loop(node, listeners, &stream, &handle, cursor, reader);
+    listeners.remove(&handle);
     let reason = if handle.overflowed.load(Ordering::SeqCst) {
         Departure::Overflow
     } else {
@@ -331,7 +357,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     };
     let _ = stream.shutdown(Shutdown::Both);
     debug!("listener {} gone: {reason}", handle.info);
-    shared.emit(Event::ListenerLeft {
+    node.emit(Event::ListenerLeft {
         peer: handle.info.clone(),
         reason,
     });
@@ -350,14 +376,15 @@ fn refuse(stream: &TcpStream, remote: SocketAddr, reason: &str) {
 
 /// Writes the log's frames to one listener until the link ends; returns why it ended.
 fn write_loop(
-    shared: &Shared,
+    node: &Node,
+    listeners: &Listeners,
     stream: &TcpStream,
     handle: &ListenerHandle,
     mut cursor: Cursor,
     mut upstream: FrameReader,
 ) -> Departure {
-    let timeouts = &shared.config.timeouts;
-    let bell = &shared.listeners.bell;
+    let timeouts = &node.config.timeouts;
+    let bell = &listeners.bell;
     let _ = stream.set_write_timeout(Some(timeouts.peer));
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, stream);
     let ping = Frame::Ping.encode().unwrap_or_default();
@@ -371,15 +398,13 @@ fn write_loop(
             Err(e) => return Departure::Error(e.to_string()),
         }
         if handle.removed.load(Ordering::SeqCst) {
-            // Cut off for overflow, or shutting down.
+            // Taken out of the registry: cut off for overflow, or else (nothing else
+            // removes a listener while its thread runs) the peer is shutting down.
             if handle.overflowed.load(Ordering::SeqCst) {
                 return Departure::Overflow;
             }
-            if shared.stop.is_set() {
-                say_goodbye(&mut out);
-                return Departure::Shutdown;
-            }
-            return Departure::Overflow;
+            say_goodbye(&mut out);
+            return Departure::Shutdown;
         }
         let now = Instant::now();
         let since_check = now.duration_since(last_check);

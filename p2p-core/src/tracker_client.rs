@@ -10,10 +10,9 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use log::{debug, info, warn};
 
-use crate::client_side::{Outcome, spawn_link};
 use crate::config::Timeouts;
 use crate::net::{connect, read_frame_before, write_frame};
-use crate::peer::Shared;
+use crate::node::Node;
 use crate::protocol::{Announce, Frame, FrameReader, PROTOCOL_VERSION, PeerList};
 use crate::{Error, Event, PeerInfo, Result};
 
@@ -78,25 +77,26 @@ fn exchange(tracker: &str, request: &Frame, timeouts: &Timeouts) -> Result<Frame
     read_frame_before(&stream, &mut reader, deadline).map_err(|e| fail(e.to_string()))
 }
 
-/// Listens to every peer of the tracker's first answer, greeting each with a hello; a
-/// failure becomes an [`Event::ConnectFailed`]. (Later answers go through `Retries`.)
-pub(crate) fn join_peers(shared: &Arc<Shared>, list: &PeerList) {
-    let max = shared.config.limits.max_tracker_peers;
-    for addr in list.peers.iter().take(max) {
-        if *addr == shared.local_addr || shared.links.knows(*addr, None) {
-            continue;
-        }
-        if spawn_link(shared, addr.to_string(), true, Outcome::Report).is_err() {
-            return; // shutting down
-        }
-    }
+/// How the tracker thread reaches the peers it is told about: the peer wires it to the
+/// ClientSide.
+pub(crate) trait Mesh: Send + Sync + 'static {
+    /// `true` if this peer listens to `addr`, or is connecting to it.
+    fn knows(&self, addr: SocketAddr) -> bool;
+    /// Starts listening to `addr`, greeting it with a hello; the outcome arrives on the
+    /// receiver. `None` once the peer is shutting down.
+    fn join(&self, addr: SocketAddr) -> Option<Receiver<Result<PeerInfo>>>;
 }
 
 /// Starts the thread that re-announces every `interval` and, on shutdown, leaves.
-pub(crate) fn spawn(shared: &Arc<Shared>, tracker: String, interval: u32) -> std::io::Result<()> {
-    let thread_shared = Arc::clone(shared);
-    shared.threads.spawn("p2p-tracker", move || {
-        reannounce_loop(&thread_shared, &tracker, interval);
+pub(crate) fn spawn(
+    node: &Arc<Node>,
+    mesh: Arc<dyn Mesh>,
+    tracker: String,
+    interval: u32,
+) -> std::io::Result<()> {
+    let thread_node = Arc::clone(node);
+    node.threads.spawn("p2p-tracker", move || {
+        reannounce_loop(&thread_node, &*mesh, &tracker, interval);
     })
 }
 
@@ -137,47 +137,46 @@ impl Retries {
 
     /// Starts an attempt for every listed address not joined, not being tried, and not
     /// waiting out a failure; forgets failures of addresses no longer listed.
-    fn join(&mut self, shared: &Arc<Shared>, list: &PeerList, now: Instant) {
-        let listed = &list.peers[..list.peers.len().min(shared.config.limits.max_tracker_peers)];
+    fn join(&mut self, node: &Node, mesh: &dyn Mesh, list: &PeerList, now: Instant) {
+        let listed = &list.peers[..list.peers.len().min(node.config.limits.max_tracker_peers)];
         self.failed.retain(|addr, _| listed.contains(addr));
         for addr in listed {
-            if *addr == shared.local_addr
-                || shared.links.knows(*addr, None)
+            if *addr == node.local_addr
+                || mesh.knows(*addr)
                 || self.pending.iter().any(|(a, _)| a == addr)
                 || self.failed.get(addr).is_some_and(|(_, next)| *next > now)
             {
                 continue;
             }
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            if spawn_link(shared, addr.to_string(), true, Outcome::Caller(tx)).is_err() {
+            let Some(rx) = mesh.join(*addr) else {
                 return; // shutting down
-            }
+            };
             self.pending.push((*addr, rx));
         }
     }
 }
 
-fn reannounce_loop(shared: &Arc<Shared>, tracker: &str, interval: u32) {
-    let timeouts = &shared.config.timeouts;
+fn reannounce_loop(node: &Node, mesh: &dyn Mesh, tracker: &str, interval: u32) {
+    let timeouts = &node.config.timeouts;
     let mut interval = clamp_interval(interval);
     let mut reachable = true;
     let mut retries = Retries::default();
-    while !shared.stop.wait(interval) {
+    while !node.stop.wait(interval) {
         let now = Instant::now();
         retries.collect(interval, now);
-        match announce(tracker, shared.local_addr, timeouts) {
+        match announce(tracker, node.local_addr, timeouts) {
             Ok(list) => {
                 if !reachable {
                     info!("tracker {tracker} reachable again");
                 }
                 reachable = true;
                 interval = clamp_interval(list.interval_secs);
-                retries.join(shared, &list, now);
+                retries.join(node, mesh, &list, now);
             }
             Err(e) => {
                 warn!("re-announce failed: {e}");
                 if reachable {
-                    shared.emit(Event::TrackerUnreachable {
+                    node.emit(Event::TrackerUnreachable {
                         reason: e.to_string(),
                     });
                 }
@@ -190,7 +189,7 @@ fn reannounce_loop(shared: &Arc<Shared>, tracker: &str, interval: u32) {
         handshake: Duration::from_secs(1),
         ..timeouts.clone()
     };
-    match leave(tracker, shared.local_addr, &quick) {
+    match leave(tracker, node.local_addr, &quick) {
         Ok(()) => debug!("left tracker {tracker}"),
         Err(e) => info!("could not tell the tracker we leave: {e}"),
     }
