@@ -22,8 +22,8 @@ use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::net::{check_listen_addr, read_frame_before, resolve, write_frame};
 use crate::node::Node;
 use crate::protocol::{
-    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ProtocolError, ReadError, Unchecked,
-    validate_username,
+    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError,
+    ReadError, Unchecked, validate_username,
 };
 use crate::threads::{Role, SocketGuard, lock};
 use crate::{Error, Result};
@@ -314,7 +314,10 @@ fn handshake(
             connect_back: hello,
         }),
     )?;
-    let mut reader = FrameReader::new(node.config.limits.max_frame_bytes);
+    // The other side has proved nothing yet: its answer gets the handshake's small limit,
+    // and the frames after it the configured one.
+    let max_frame = node.config.limits.max_frame_bytes;
+    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
     let deadline = Instant::now() + timeouts.handshake;
     let welcome = match read_frame_before(&stream, &mut reader, deadline) {
         Ok(Frame::Welcome(w)) => w,
@@ -337,6 +340,7 @@ fn handshake(
     if !links.confirm(addr, welcome.peer_id, &info) {
         return Err(Error::AlreadyConnected(target.to_owned()));
     }
+    reader.set_max_frame(max_frame);
     Ok(Link {
         stream,
         reader,

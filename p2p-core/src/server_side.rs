@@ -27,8 +27,8 @@ use crate::fanout::{Bell, Cursor, Tail};
 use crate::net::{read_frame_before, write_frame};
 use crate::node::Node;
 use crate::protocol::{
-    Frame, FrameBytes, FrameReader, Handshake, PROTOCOL_VERSION, ReadError, Welcome,
-    validate_username,
+    Frame, FrameBytes, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, MAX_UPSTREAM_FRAME_BYTES,
+    PROTOCOL_VERSION, ReadError, Welcome, validate_username,
 };
 use crate::threads::{Role, lock};
 
@@ -261,7 +261,10 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
         return;
     };
     let _ = stream.set_nodelay(true);
-    let mut reader = FrameReader::new(node.config.limits.max_frame_bytes);
+    // A stranger may send a handshake and nothing larger: what it can make this thread
+    // buffer is small whatever length it announces (and only what it actually sends).
+    let max_frame = node.config.limits.max_frame_bytes;
+    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
     let deadline = Instant::now() + node.config.timeouts.handshake;
     let hs = match read_frame_before(&stream, &mut reader, deadline) {
         Ok(Frame::Handshake(hs)) => hs,
@@ -301,6 +304,8 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
         return refuse(&stream, remote, "this peer already listens here");
     }
     drop(handshaking);
+    // From now on the listener sends only keep-alives and a goodbye.
+    reader.set_max_frame(MAX_UPSTREAM_FRAME_BYTES);
     let Some(_socket) = node.threads.register(&stream, Role::Writer) else {
         return;
     };

@@ -25,7 +25,8 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// again (the wait doubles with each failure: 1, 2, 4 … up to this many intervals).
 pub const MAX_BACKOFF_INTERVALS: u32 = 64;
 
-/// Frames a tracker answer may take (a list of a few thousand addresses at most).
+/// Frames a tracker answer may take (a list of a few thousand addresses at most). The
+/// reader's buffer grows only with the bytes that arrive, whatever length is announced.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 /// Registers `listen_addr` with the tracker at `tracker` (`host:port`) and returns its

@@ -14,8 +14,14 @@
 //! ```
 //!
 //! where `length` counts the kind byte and the body, and must be between 1 and the frame
-//! limit ([`DEFAULT_MAX_FRAME_BYTES`] unless configured lower). A reader checks the length
-//! against the limit before it allocates anything, so a hostile length prefix costs nothing.
+//! limit in force. That limit follows what the connection has proved: a connection that has
+//! not completed its handshake may send frames of [`MAX_HANDSHAKE_FRAME_BYTES`] at most, a
+//! listener's frames upstream (keep-alives, goodbye) are [`MAX_UPSTREAM_FRAME_BYTES`] at
+//! most, and only an established link may carry frames up to the configured frame limit
+//! ([`DEFAULT_MAX_FRAME_BYTES`] by default). A [`FrameReader`] checks each length against
+//! its limit as soon as the four bytes are in, and then buffers only the bytes that actually
+//! arrive (one read at a time): a length prefix past the limit costs nothing but its
+//! connection, and one within the limit costs what its sender has sent.
 //!
 //! The module is split by concern, in private submodules whose items are all re-exported
 //! here: `frame` (the frame types), `codec` (bytes to frames and back: the only code that
@@ -32,7 +38,7 @@ use std::sync::Arc;
 pub use codec::encode_chat;
 pub use frame::{Announce, Frame, Handshake, PeerList, Welcome};
 pub(crate) use reader::Unchecked;
-pub use reader::{FrameReader, Incoming, ReadError};
+pub use reader::{FrameReader, Incoming, READ_CHUNK, ReadError};
 pub use validate::{UsernameError, validate_text, validate_username};
 
 /// The protocol version this build speaks. A handshake or announce with another version is
@@ -51,6 +57,17 @@ pub const HARD_MAX_FRAME_BYTES: usize = 16 << 20;
 
 /// Longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 32;
+
+/// Limit on a frame before a link is established: the handshake, and the welcome or
+/// refusal that answers it. They are under 200 bytes in this version (a 32-character
+/// username is at most 128 bytes); 1 KiB leaves room for what a later version adds to the
+/// handshake (keys, a room id, a signature) while keeping what a stranger can make a peer
+/// buffer small.
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 1024;
+
+/// Limit on a frame a listener sends upstream on an established link: keep-alives and the
+/// goodbye (one byte each).
+pub const MAX_UPSTREAM_FRAME_BYTES: usize = 64;
 
 /// Bytes of the frame header: the length prefix.
 pub const HEADER_BYTES: usize = 4;

@@ -54,9 +54,17 @@ impl ReadError {
 
 /// Reads frames from a byte stream, buffering partial frames between calls.
 ///
-/// The buffer grows only to hold one frame whose length was checked against the limit, so
-/// memory stays bounded whatever the other side sends. Reads that time out keep the partial
-/// frame, so a reader with a read timeout can do other work (send a keep-alive) and resume.
+/// What a reader holds follows what the other side has sent, never what it claims: a
+/// length prefix is checked against the limit as soon as its four bytes are in, and the
+/// buffer then grows by at most one read ([`READ_CHUNK`] bytes) past the bytes that have
+/// arrived, so a peer that announces a large frame and sends a few bytes of it costs those
+/// few bytes plus one read. The buffer never holds more than one frame at the limit, its
+/// header and one read. The limit can change as a connection proves itself
+/// ([`set_max_frame`](FrameReader::set_max_frame)): small for a handshake, large once a
+/// link is established.
+///
+/// Reads that time out keep the partial frame, so a reader with a read timeout can do other
+/// work (send a keep-alive) and resume.
 #[derive(Debug)]
 pub struct FrameReader {
     buf: Vec<u8>,
@@ -68,9 +76,9 @@ pub struct FrameReader {
     chunk: usize,
 }
 
-/// Most bytes asked of the source per read (the buffer grows past this only for big
-/// frames).
-const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes asked of the source per read, and the most the buffer grows by at a time: it
+/// holds at most the bytes received and not yet taken out as frames, plus one read.
+pub const READ_CHUNK: usize = 16 * 1024;
 
 /// Bytes asked of the source by the first read.
 const FIRST_CHUNK: usize = 512;
@@ -87,10 +95,23 @@ impl FrameReader {
         }
     }
 
-    /// Bytes the reader's buffer holds room for: never more than one frame at the limit
-    /// plus one read.
+    /// Bytes of buffer the reader has filled or zeroed: at most the bytes received so far
+    /// plus one read ([`READ_CHUNK`]), and never more than one frame at the limit, its
+    /// header and one read.
     pub fn capacity(&self) -> usize {
         self.buf.len()
+    }
+
+    /// The frame limit in force, in bytes (kind byte and body).
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Changes the frame limit, for the frames whose header has not been checked yet (every
+    /// frame not returned so far). A connection starts with a small limit and gets a larger
+    /// one once it has proved what it is: see `docs/protocol.md`, "Limits".
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame.min(HARD_MAX_FRAME_BYTES);
     }
 
     /// Bytes received but not yet returned as frames.
@@ -176,16 +197,15 @@ impl FrameReader {
 
     /// Reads once from `src` into the buffer (making room first).
     pub fn fill<R: Read + ?Sized>(&mut self, src: &mut R) -> Result<usize, ReadError> {
-        // Room for a read: compact, then grow only up to what the pending frame needs.
+        // Room for a read: compact, then grow by one read at most, whatever length the
+        // pending frame announces (a large frame is taken in as its bytes arrive).
         if self.start > 0 && (self.end == self.buf.len() || self.start > self.buf.len() / 2) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let pending = self.pending_frame_len();
-        let want = (self.end + self.chunk).max(pending);
         let cap = HEADER_BYTES + self.max_frame + READ_CHUNK;
-        let target = want.min(cap.max(self.end + 1));
+        let target = (self.end + self.chunk).min(cap.max(self.end + 1));
         if self.buf.len() < target {
             self.buf.resize(target, 0);
         }
@@ -209,19 +229,6 @@ impl FrameReader {
         self.end += n;
         Ok(n)
     }
-
-    /// Bytes (from `start`) the frame being received needs, once its header is in; the
-    /// header has been checked against the limit by `next_buffered` before we get here.
-    fn pending_frame_len(&self) -> usize {
-        let available = &self.buf[self.start..self.end];
-        match available.get(..HEADER_BYTES) {
-            Some(h) => {
-                let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
-                self.start + HEADER_BYTES + len.min(self.max_frame)
-            }
-            None => 0,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -244,6 +251,68 @@ mod tests {
             "buffer grew to {}",
             reader.buf.len()
         );
+    }
+
+    /// A frame announced at the limit costs the bytes that arrived, not the length it
+    /// announces: the buffer grows one read at a time as the bytes come.
+    #[test]
+    fn an_announced_frame_costs_only_the_bytes_that_arrived() {
+        let mut reader = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
+        let header = u32::try_from(DEFAULT_MAX_FRAME_BYTES)
+            .unwrap()
+            .to_be_bytes();
+        let mut src: &[u8] = &header;
+        reader.fill(&mut src).unwrap();
+        assert!(reader.next_buffered().unwrap().is_none());
+        // One byte of the megabyte, then another: nothing like the announced length is
+        // set aside.
+        for _ in 0..2 {
+            let mut src: &[u8] = &[kind::CHAT];
+            reader.fill(&mut src).unwrap();
+            assert!(reader.next_buffered().unwrap().is_none());
+            assert!(reader.capacity() <= 1024, "buffer of {}", reader.capacity());
+        }
+        // Then the bytes come: the buffer follows them, one read at a time.
+        let body = vec![b'x'; 100_000];
+        let mut src: &[u8] = &body;
+        reader.fill(&mut src).unwrap();
+        let received = HEADER_BYTES + 2 + (100_000 - src.len());
+        assert!(reader.capacity() <= received + READ_CHUNK);
+        while !src.is_empty() {
+            reader.fill(&mut src).unwrap();
+            let received = HEADER_BYTES + 2 + (100_000 - src.len());
+            assert!(
+                reader.capacity() <= received + READ_CHUNK,
+                "{}",
+                reader.capacity()
+            );
+        }
+    }
+
+    #[test]
+    fn the_limit_can_be_raised_once_a_connection_has_proved_itself() {
+        let big = encode_chat(&"z".repeat(5000)).unwrap();
+        let mut wire = Frame::Ping.encode().unwrap();
+        wire.extend_from_slice(&big);
+        let mut reader = FrameReader::new(64);
+        let mut src: &[u8] = &wire;
+        assert_eq!(reader.read_frame(&mut src).unwrap(), Frame::Ping);
+        reader.set_max_frame(DEFAULT_MAX_FRAME_BYTES);
+        assert!(matches!(
+            reader.read_frame(&mut src),
+            Ok(Frame::Chat { .. })
+        ));
+
+        let mut reader = FrameReader::new(64);
+        let mut src: &[u8] = &wire;
+        assert_eq!(reader.read_frame(&mut src).unwrap(), Frame::Ping);
+        assert!(matches!(
+            reader.read_frame(&mut src),
+            Err(ReadError::Protocol(ProtocolError::FrameTooLarge {
+                max: 64,
+                ..
+            }))
+        ));
     }
 
     #[test]
