@@ -16,16 +16,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{debug, info};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
-use crate::net::{check_listen_addr, read_frame_before, resolve, write_frame};
+use crate::net::{check_listen_addr, read_frame_before, write_frame};
 use crate::node::Node;
 use crate::protocol::{
     Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError,
     ReadError, Unchecked, validate_username,
 };
-use crate::threads::{Role, SocketGuard, lock};
+use crate::threads::{SocketGuard, lock};
 use crate::{Error, Result};
 
 /// The registry of links: who this peer listens to, or is connecting to.
@@ -99,12 +98,28 @@ pub(crate) enum Outcome {
     ConnectBack,
 }
 
-/// Starts a link thread to `target` (`host:port`). With `hello`, the remote peer is asked
-/// to listen back.
+/// Where a link goes: the address as it was given (for errors and events), and the socket
+/// addresses it stands for. Names are resolved by the caller before a link thread starts:
+/// a link thread never waits on a host name lookup, which nothing can interrupt.
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) addrs: Vec<SocketAddr>,
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Target {
+        Target {
+            name: addr.to_string(),
+            addrs: vec![addr],
+        }
+    }
+}
+
+/// Starts a link thread to `target`. With `hello`, the remote peer is asked to listen back.
 pub(crate) fn spawn_link(
     node: &Arc<Node>,
     links: &Arc<Links>,
-    target: String,
+    target: Target,
     hello: bool,
     outcome: Outcome,
 ) -> Result<()> {
@@ -141,7 +156,7 @@ pub(crate) fn connect_back(
         info!("not answering the hello from {remote} ({addr}): {max} answers already under way");
         return;
     }
-    if let Err(e) = spawn_link(node, links, addr.to_string(), false, Outcome::ConnectBack) {
+    if let Err(e) = spawn_link(node, links, addr.into(), false, Outcome::ConnectBack) {
         under_way.fetch_sub(1, Ordering::SeqCst);
         debug!("cannot answer hello from {addr}: {e}");
     }
@@ -158,8 +173,9 @@ struct Link {
 }
 
 /// The life of one link: connect, handshake, read until it ends.
-fn run_link(node: &Node, links: &Links, target: &str, hello: bool, outcome: Outcome) {
+fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: Outcome) {
     let opened = open(node, links, target, hello);
+    let target = target.name.as_str();
     if matches!(outcome, Outcome::ConnectBack) {
         links.connect_backs.fetch_sub(1, Ordering::SeqCst);
     }
@@ -219,8 +235,11 @@ fn run_link(node: &Node, links: &Links, target: &str, hello: bool, outcome: Outc
 
 /// Connects and handshakes. The link's address is reserved in [`Links`] for the whole
 /// attempt, so two attempts to one peer cannot both succeed.
-fn open(node: &Node, links: &Links, target: &str, hello: bool) -> Result<Link> {
-    let candidates = resolve(target)?;
+fn open(node: &Node, links: &Links, target: &Target, hello: bool) -> Result<Link> {
+    let Target {
+        name: target,
+        addrs: candidates,
+    } = target;
     if candidates
         .iter()
         .any(|a| *a == node.local_addr || links.knows(*a, None))
@@ -233,11 +252,11 @@ fn open(node: &Node, links: &Links, target: &str, hello: bool) -> Result<Link> {
     let timeouts = &node.config.timeouts;
     let mut last_err = None;
     let mut connected = None;
-    for addr in candidates {
+    for &addr in candidates {
         if !links.reserve(addr) {
             return Err(Error::AlreadyConnected(target.to_owned()));
         }
-        match connect(node, addr, timeouts.connect) {
+        match node.connect(addr, timeouts.connect) {
             Ok(connection) => {
                 connected = Some((connection, addr));
                 break;
@@ -264,30 +283,6 @@ fn open(node: &Node, links: &Links, target: &str, hello: bool) -> Result<Link> {
             Err(e)
         }
     }
-}
-
-/// Connects to `addr` with a socket registered with the peer's threads before it connects,
-/// so that a shutdown cuts the attempt short instead of waiting out `timeout`.
-fn connect(
-    node: &Node,
-    addr: SocketAddr,
-    timeout: Duration,
-) -> std::io::Result<(Arc<TcpStream>, SocketGuard)> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    let stream = Arc::new(TcpStream::from(socket));
-    let guard = node
-        .threads
-        .register(&stream, Role::Reader)
-        .ok_or_else(|| std::io::Error::other("shutting down"))?;
-    SockRef::from(&*stream).connect_timeout(&addr.into(), timeout)?;
-    // A shutdown between `register` and the connect marks the socket's read side shut,
-    // which the connect's poll takes for a completed connection: make sure it is one.
-    if node.stop.is_set() {
-        return Err(std::io::Error::other("shutting down"));
-    }
-    stream.peer_addr()?;
-    let _ = stream.set_nodelay(true);
-    Ok((stream, guard))
 }
 
 fn handshake(

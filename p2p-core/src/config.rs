@@ -1,6 +1,8 @@
 //! Configuration of a peer: a plain struct with defaults.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::protocol::{DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES};
@@ -83,6 +85,79 @@ impl Default for Timeouts {
     }
 }
 
+/// Turns a `host:port` into socket addresses: the system's resolver (std's
+/// `ToSocketAddrs`, that is `getaddrinfo`) unless a program or a test gives its own.
+///
+/// A peer calls it only from the thread that calls [`Peer::start`](crate::Peer::start) or
+/// [`Peer::connect`](crate::Peer::connect), never from a thread of its own: a host name
+/// lookup cannot be interrupted, so none of the peer's threads is ever blocked in one when
+/// it closes. (The tracker's name is looked up once, at start.)
+///
+/// ```
+/// use p2p_core::{PeerConfig, Resolver};
+/// let mut config = PeerConfig::new("alice");
+/// // Every name leads to one test peer.
+/// config.resolver = Resolver::new(|_name| Ok(vec!["127.0.0.1:7001".parse().unwrap()]));
+/// ```
+#[derive(Clone)]
+pub struct Resolver(Arc<ResolveFn>);
+
+type ResolveFn = dyn Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync;
+
+impl Resolver {
+    /// The system's resolver (one value shared by every configuration that uses it, so
+    /// that such configurations compare equal).
+    pub fn system() -> Resolver {
+        static SYSTEM: OnceLock<Resolver> = OnceLock::new();
+        SYSTEM
+            .get_or_init(|| Resolver::new(|addr| addr.to_socket_addrs().map(Iterator::collect)))
+            .clone()
+    }
+
+    /// A resolver that calls `f` with the `host:port` to resolve.
+    pub fn new(
+        f: impl Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+    ) -> Resolver {
+        Resolver(Arc::new(f))
+    }
+
+    /// Resolves `addr`; fails with [`Error::Resolve`] if the lookup fails or finds nothing.
+    pub fn resolve(&self, addr: &str) -> Result<Vec<SocketAddr>> {
+        match (self.0)(addr) {
+            Ok(addrs) if !addrs.is_empty() => Ok(addrs),
+            Ok(_) => Err(Error::Resolve {
+                addr: addr.to_owned(),
+                reason: "no address found".into(),
+            }),
+            Err(e) => Err(Error::Resolve {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver::system()
+    }
+}
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
+/// Two resolvers are equal when they are the same one (clones of one another).
+impl PartialEq for Resolver {
+    fn eq(&self, other: &Resolver) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Resolver {}
+
 /// Everything needed to start a [`Peer`](crate::Peer).
 ///
 /// ```
@@ -111,6 +186,9 @@ pub struct PeerConfig {
     /// When the embedder does not read events, links stop reading from the network (TCP
     /// pushes back on the senders) rather than letting memory grow.
     pub event_capacity: usize,
+    /// How `host:port` addresses (manual peers, the tracker) are resolved (default: the
+    /// system's resolver).
+    pub resolver: Resolver,
 }
 
 impl PeerConfig {
@@ -124,6 +202,7 @@ impl PeerConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             event_capacity: 1024,
+            resolver: Resolver::system(),
         }
     }
 

@@ -55,7 +55,7 @@ mod server_side;
 mod threads;
 pub mod tracker_client;
 
-pub use config::{Limits, Mode, PeerConfig, Timeouts};
+pub use config::{Limits, Mode, PeerConfig, Resolver, Timeouts};
 pub use error::{Error, Result};
 pub use event::{Batch, BatchEvents, Departure, Event, Events, Messages, PeerInfo, Text};
 pub use peer::Peer;

@@ -5,15 +5,17 @@
 //! state; none of them knows the others. [`Peer`](crate::Peer) (`peer.rs`) builds them and
 //! wires them together.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Select, Sender, TrySendError, select};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::config::PeerConfig;
 use crate::event::{Batch, Event};
-use crate::threads::{Stop, ThreadSet};
+use crate::threads::{Role, SocketGuard, Stop, ThreadSet};
 
 /// The context of one peer, shared by all its threads.
 #[derive(Debug)]
@@ -92,5 +94,31 @@ impl Node {
                 Err(_) => idle(),
             }
         }
+    }
+
+    /// Connects to `addr` with a socket registered with the peer's threads before it
+    /// connects, so that a shutdown cuts the attempt short instead of waiting out
+    /// `timeout`, and later cuts a read the thread is blocked in. Fails once shutdown has
+    /// begun.
+    pub(crate) fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<(Arc<TcpStream>, SocketGuard)> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        let stream = Arc::new(TcpStream::from(socket));
+        let guard = self
+            .threads
+            .register(&stream, Role::Reader)
+            .ok_or_else(|| io::Error::other("shutting down"))?;
+        SockRef::from(&*stream).connect_timeout(&addr.into(), timeout)?;
+        // A shutdown between `register` and the connect marks the socket's read side shut,
+        // which the connect's poll takes for a completed connection: make sure it is one.
+        if self.stop.is_set() {
+            return Err(io::Error::other("shutting down"));
+        }
+        stream.peer_addr()?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, guard))
     }
 }

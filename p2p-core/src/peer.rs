@@ -11,17 +11,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::Receiver;
 use log::debug;
 
-use crate::client_side::{self, Links, Outcome};
+use crate::client_side::{self, Links, Outcome, Target};
 use crate::config::{Mode, PeerConfig};
 use crate::event::{Events, PeerInfo};
+use crate::net::AcceptWaker;
 use crate::node::Node;
 use crate::protocol::{Handshake, encode_chat, validate_text};
 use crate::server_side::{self, Listeners};
-use crate::{Error, Result};
-use crate::{net, tracker_client};
+use crate::tracker_client::{self, TrackerAddr};
+use crate::{Error, Result, net};
 
 /// How long link threads get at shutdown to say goodbye before their sockets are cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a close then waits for threads whose sockets were cut. None should need it
+/// (no thread of a peer waits on anything but sockets, its own channels and the stop
+/// signal); a thread still running after it is left behind, and logged, rather than
+/// holding up the close.
+const CUT_GRACE: Duration = Duration::from_millis(500);
 
 /// A running peer: its ServerSide, its ClientSides and, in tracker mode, its tracker client.
 ///
@@ -33,6 +40,8 @@ pub struct Peer {
     listeners: Arc<Listeners>,
     links: Arc<Links>,
     events: Events,
+    /// Ends the accept thread's wait at close.
+    waker: Option<AcceptWaker>,
 }
 
 /// The ClientSide as the tracker thread sees it.
@@ -49,7 +58,7 @@ impl tracker_client::Mesh for Mesh {
     fn join(&self, addr: SocketAddr) -> Option<Receiver<Result<PeerInfo>>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let outcome = Outcome::Caller(tx);
-        client_side::spawn_link(&self.node, &self.links, addr.to_string(), true, outcome)
+        client_side::spawn_link(&self.node, &self.links, addr.into(), true, outcome)
             .ok()
             .map(|()| rx)
     }
@@ -88,24 +97,33 @@ impl Peer {
         let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity);
         let mode = config.mode.clone();
         let node = Node::new(config, random_id(), local_addr, bound_addr, events_tx);
-        let peer = Peer {
+        let mut peer = Peer {
             node: Arc::new(node),
             listeners: Arc::default(),
             links: Arc::default(),
             events: Events::new(events),
+            waker: None,
         };
         // From here on, an early return drops `peer`, which shuts it down.
         let (node, links) = (Arc::clone(&peer.node), Arc::clone(&peer.links));
         let on_hello = Arc::new(move |hs: &Handshake, remote: SocketAddr| {
             client_side::connect_back(&node, &links, hs, remote);
         });
-        server_side::spawn_accept(&peer.node, &peer.listeners, on_hello, listener)?;
+        peer.waker = Some(server_side::spawn_accept(
+            &peer.node,
+            &peer.listeners,
+            on_hello,
+            listener,
+        )?);
         match mode {
             Mode::Alone => {}
             Mode::Manual(addrs) => peer.connect_all(&addrs)?,
             Mode::Tracker(tracker) => {
-                let timeouts = &peer.node.config.timeouts;
-                let list = tracker_client::announce(&tracker, local_addr, timeouts)?;
+                // Resolved here, once: the tracker thread never looks a name up.
+                let config = &peer.node.config;
+                let tracker = TrackerAddr::resolve(&tracker, &config.resolver)?;
+                let list =
+                    tracker_client::announce_to(&tracker, local_addr, &config.timeouts, None)?;
                 peer.join_listed(&list.peers);
                 let mesh = Arc::new(Mesh {
                     node: Arc::clone(&peer.node),
@@ -130,7 +148,7 @@ impl Peer {
             if *addr == self.node.local_addr || self.links.knows(*addr, None) {
                 continue;
             }
-            let target = addr.to_string();
+            let target = Target::from(*addr);
             if client_side::spawn_link(&self.node, &self.links, target, true, Outcome::Report)
                 .is_err()
             {
@@ -139,18 +157,25 @@ impl Peer {
         }
     }
 
-    /// Listens to every address (in parallel); fails with the first error, ignoring
-    /// addresses that lead to a peer already listened to.
+    /// Resolves `addr` in the caller's thread (see [`Resolver`](crate::Resolver)).
+    fn target(&self, addr: &str) -> Result<Target> {
+        Ok(Target {
+            name: addr.to_owned(),
+            addrs: self.node.config.resolver.resolve(addr)?,
+        })
+    }
+
+    /// Listens to every address (in parallel, once they are resolved); fails with the
+    /// first error, ignoring addresses that lead to a peer already listened to.
     fn connect_all(&self, addrs: &[String]) -> Result<()> {
+        let targets = addrs
+            .iter()
+            .map(|addr| self.target(addr))
+            .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = crossbeam_channel::bounded(addrs.len());
-        for addr in addrs {
-            client_side::spawn_link(
-                &self.node,
-                &self.links,
-                addr.clone(),
-                false,
-                Outcome::Caller(tx.clone()),
-            )?;
+        for target in targets {
+            let outcome = Outcome::Caller(tx.clone());
+            client_side::spawn_link(&self.node, &self.links, target, false, outcome)?;
         }
         drop(tx);
         let mut first_error = None;
@@ -166,11 +191,15 @@ impl Peer {
     }
 
     /// Listens to one more peer at `addr` (`host:port`), without asking it to listen back
-    /// (manual mode). Blocks until the handshake is done or has failed.
+    /// (manual mode). Blocks until the handshake is done or has failed. A host name is
+    /// resolved in the calling thread (with the configuration's
+    /// [`Resolver`](crate::Resolver)), so a lookup that hangs holds up this call and
+    /// nothing else: a [`close`](Peer::close) meanwhile is not delayed by it.
     pub fn connect(&self, addr: &str) -> Result<PeerInfo> {
+        let target = self.target(addr)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         let outcome = Outcome::Caller(tx);
-        client_side::spawn_link(&self.node, &self.links, addr.to_owned(), false, outcome)?;
+        client_side::spawn_link(&self.node, &self.links, target, false, outcome)?;
         rx.recv().map_err(|_| Error::Shutdown)?
     }
 
@@ -243,9 +272,11 @@ impl Peer {
         if !self.node.stop.trigger() {
             return;
         }
-        server_side::wake_accept(self.node.bound_addr);
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
         self.listeners.disconnect_all();
-        self.node.threads.shutdown(SHUTDOWN_GRACE);
+        self.node.threads.shutdown(SHUTDOWN_GRACE, CUT_GRACE);
         debug!("peer {} shut down", self.username());
     }
 

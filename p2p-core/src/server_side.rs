@@ -15,7 +15,7 @@
 //! by bytes; a listener past the bound is cut off and reported, never waited on.
 
 use std::io::{BufWriter, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use log::{debug, info, warn};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::fanout::{Bell, Cursor, Tail};
-use crate::net::{read_frame_before, write_frame};
+use crate::net::{AcceptWaker, Acceptor, read_frame_before, write_frame};
 use crate::node::Node;
 use crate::protocol::{
     Frame, FrameBytes, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, MAX_UPSTREAM_FRAME_BYTES,
@@ -179,47 +179,37 @@ struct Server {
     on_hello: OnHello,
 }
 
-/// Starts the accept thread on `listener`.
+/// Starts the accept thread on `listener`; the waker it returns ends the thread's wait at
+/// shutdown (the thread then sees the stop signal and ends).
 pub(crate) fn spawn_accept(
     node: &Arc<Node>,
     listeners: &Arc<Listeners>,
     on_hello: OnHello,
     listener: TcpListener,
-) -> std::io::Result<()> {
+) -> std::io::Result<AcceptWaker> {
+    let (acceptor, waker) = Acceptor::new(listener)?;
     let server = Arc::new(Server {
         node: Arc::clone(node),
         listeners: Arc::clone(listeners),
         on_hello,
     });
     node.threads
-        .spawn("p2p-accept", move || accept_loop(&server, &listener))
+        .spawn("p2p-accept", move || accept_loop(&server, acceptor))?;
+    Ok(waker)
 }
 
-/// Wakes an accept thread blocked in `accept()` by connecting to it.
-pub(crate) fn wake_accept(bound: SocketAddr) {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    if let Err(e) =
-        TcpStream::connect_timeout(&SocketAddr::new(ip, bound.port()), Duration::from_secs(1))
-    {
-        debug!("could not wake the accept thread on {bound}: {e}");
-    }
-}
-
-fn accept_loop(server: &Arc<Server>, listener: &TcpListener) {
+fn accept_loop(server: &Arc<Server>, mut acceptor: Acceptor) {
     let node = &server.node;
     let inbound = &server.listeners.inbound;
     let max_inbound = node.config.limits.max_inbound;
     loop {
-        let accepted = listener.accept();
+        let accepted = acceptor.accept();
         if node.stop.is_set() {
             break;
         }
         let (stream, remote) = match accepted {
-            Ok(conn) => conn,
+            Ok(Some(conn)) => conn,
+            Ok(None) => continue, // woken, but not for a stop
             Err(e) => {
                 // Out of file descriptors and the like: back off a little, but wake at once
                 // on shutdown.

@@ -1,0 +1,166 @@
+//! Leaving takes at most two seconds, whatever the network does: a tracker that accepts
+//! and never answers while a re-announce is in flight, listeners that take nothing, a
+//! host name that never resolves. For the library (`Peer::close`) and for the terminal
+//! peer (end of input).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use p2p_core::protocol::{Frame, FrameReader, PeerList};
+use p2p_core::{Mode, Resolver};
+use support::*;
+
+/// The bound under test.
+const LEAVE_BOUND: Duration = Duration::from_secs(2);
+
+/// A tracker frozen after its first answer: it answers the first announce (asking for a
+/// re-announce every second), then accepts every connection and never answers, holding
+/// them open, as a tracker stopped with SIGSTOP does (the kernel still completes its
+/// connections). Each accepted connection after the first is reported on the receiver.
+struct FrozenTracker {
+    addr: SocketAddr,
+    frozen: Receiver<()>,
+    _held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+fn frozen_tracker() -> FrozenTracker {
+    let listener = TcpListener::bind(loopback(0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let (tx, frozen) = crossbeam_channel::unbounded();
+    let keep = Arc::clone(&held);
+    thread::spawn(move || {
+        let (first, _) = listener.accept().unwrap();
+        let mut reader = FrameReader::new(1024);
+        first.set_read_timeout(Some(PATIENCE)).unwrap();
+        let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) else {
+            panic!("expected an announce");
+        };
+        let answer = Frame::PeerList(PeerList {
+            interval_secs: 1,
+            peers: Vec::new(),
+        });
+        p2p_core::net::write_frame(&first, &answer).unwrap();
+        drop(first);
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            keep.lock().unwrap().push(conn);
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    FrozenTracker {
+        addr,
+        frozen,
+        _held: held,
+    }
+}
+
+#[test]
+fn close_returns_within_the_bound_while_a_reannounce_waits_on_a_frozen_tracker() {
+    let tracker = frozen_tracker();
+    let peer = TestPeer::start(config("alice", Mode::Tracker(tracker.addr.to_string())));
+    // The re-announce, a second later, reaches the tracker and waits for its answer.
+    tracker.frozen.recv_timeout(PATIENCE).unwrap();
+    let started = Instant::now();
+    peer.peer.close();
+    let took = started.elapsed();
+    assert!(
+        took < LEAVE_BOUND,
+        "close took {took:?} with a frozen tracker"
+    );
+    eprintln!("close with a frozen tracker: {took:?}");
+}
+
+#[test]
+fn close_returns_within_the_bound_with_listeners_that_take_nothing() {
+    let a = TestPeer::start(config("alice", Mode::Alone));
+    // Three listeners that handshake, then never read: alice's writes to them block once
+    // their sockets are full.
+    let mut stuck = Vec::new();
+    for i in 0..3 {
+        let mut conn = RawConn::connect(a.peer.local_addr());
+        let welcome = conn.handshake(&format!("stuck{i}"), 100 + i, loopback(9));
+        assert!(matches!(welcome, Frame::Welcome(_)));
+        stuck.push(conn);
+    }
+    eventually("three listeners", || a.peer.listeners().len() == 3);
+    // 8 MiB each: far more than loopback's socket buffers hold.
+    let text = "b".repeat(8192);
+    for _ in 0..1024 {
+        a.peer.send(&text).unwrap();
+    }
+    let started = Instant::now();
+    a.peer.close();
+    let took = started.elapsed();
+    assert!(
+        took < LEAVE_BOUND,
+        "close took {took:?} with stuck listeners"
+    );
+    eprintln!("close with stuck listeners: {took:?}");
+    drop(stuck);
+}
+
+#[test]
+fn close_does_not_wait_for_a_host_name_that_never_resolves() {
+    // A resolver that never answers for one name, as a lookup does when the name server
+    // drops every query (glibc then waits its timeout for each server and attempt).
+    let (entered_tx, entered) = crossbeam_channel::bounded(1);
+    let (release_tx, release) = crossbeam_channel::bounded::<()>(0);
+    let mut c = config("alice", Mode::Alone);
+    c.resolver = Resolver::new(move |name| {
+        if name.starts_with("never.invalid") {
+            let _ = entered_tx.send(());
+            let _ = release.recv();
+            return Err(std::io::Error::other("no answer from the name server"));
+        }
+        std::net::ToSocketAddrs::to_socket_addrs(name).map(Iterator::collect)
+    });
+    let a = TestPeer::start(c);
+    thread::scope(|s| {
+        let attempt = s.spawn(|| a.peer.connect("never.invalid:7000"));
+        entered.recv_timeout(PATIENCE).unwrap();
+        let started = Instant::now();
+        a.peer.close();
+        let took = started.elapsed();
+        assert!(
+            took < LEAVE_BOUND,
+            "close took {took:?} with a lookup hanging"
+        );
+        eprintln!("close with a lookup hanging: {took:?}");
+        // The lookup ends (here, when the test lets it); the connect then fails.
+        drop(release_tx);
+        assert!(attempt.join().unwrap().is_err());
+    });
+}
+
+/// The terminal peer exits within the bound after end of input while its re-announce waits
+/// on a frozen tracker.
+#[test]
+fn the_terminal_peer_leaves_within_the_bound_with_a_frozen_tracker() {
+    let tracker = frozen_tracker();
+    let mut cmd = Command::new(example("chat"));
+    let t = tracker.addr.to_string();
+    cmd.args(["--username", "alice", "--port", "0", "--tracker", &t])
+        .env_remove("RUST_LOG");
+    let mut chat = Proc::spawn(cmd);
+    chat.listening_addr();
+    tracker.frozen.recv_timeout(PATIENCE).unwrap();
+    let started = Instant::now();
+    let status = chat.finish();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took < LEAVE_BOUND,
+        "the terminal peer took {took:?} to leave"
+    );
+    eprintln!("terminal peer left a frozen tracker in {took:?}");
+}
