@@ -17,13 +17,15 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::{ArgGroup, Parser};
+use p2p_core::protocol::validate_username;
 use p2p_core::{Batch, Event, Events, Mode, Peer, PeerConfig};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
 #[command(version, about, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone"])))]
 struct Cli {
-    /// Your username (1 to 32 characters).
+    /// Your username: 1 to 32 characters, no control or invisible formatting characters,
+    /// no space at either end.
     #[arg(long)]
     username: String,
     /// Port to listen on; 0 picks a free one.
@@ -124,6 +126,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A bad username is a bad argument, with the same message as the library's.
+    if let Err(e) = validate_username(&cli.username) {
+        eprintln!("error: invalid username: {e}");
+        return ExitCode::from(2);
+    }
     let peer = match Peer::start(cli.config()) {
         Ok(peer) => peer,
         Err(e) => {

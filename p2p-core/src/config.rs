@@ -168,7 +168,7 @@ impl Eq for Resolver {}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
-    /// This peer's username (1 to 32 characters, no control characters).
+    /// This peer's username (see [`validate_username`](crate::protocol::validate_username)).
     pub username: String,
     /// Where the ServerSide listens (default `0.0.0.0:0`: every interface, a free port).
     pub bind_addr: SocketAddr,

@@ -9,7 +9,8 @@ use crate::protocol::{ProtocolError, UsernameError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The username breaks the rules (1 to 32 characters, no control characters).
+    /// The username breaks the rules of
+    /// [`validate_username`](crate::protocol::validate_username).
     #[error("invalid username: {0}")]
     InvalidUsername(#[from] UsernameError),
     /// A configuration value is out of range.
