@@ -203,14 +203,16 @@ fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: O
         }
     };
     debug!("listening to {}", link.info);
+    // The caller first: it may be the very thread that reads the events, which would
+    // otherwise wait for this one while this one waits for room in the channel.
+    if let Outcome::Caller(tx) = outcome {
+        let _ = tx.send(Ok(PeerInfo::clone(&link.info)));
+    }
     // Keep-alives go out while a slow embedder leaves no room for the event.
     let joined = Batch::Event(Event::ListeningTo(PeerInfo::clone(&link.info)));
     node.emit_batch_or(joined, node.config.timeouts.keepalive, || {
         let _ = write_frame(&link.stream, &Frame::Ping);
     });
-    if let Outcome::Caller(tx) = outcome {
-        let _ = tx.send(Ok(PeerInfo::clone(&link.info)));
-    }
     let Link {
         stream,
         reader,

@@ -191,7 +191,9 @@ impl Peer {
     }
 
     /// Listens to one more peer at `addr` (`host:port`), without asking it to listen back
-    /// (manual mode). Blocks until the handshake is done or has failed. A host name is
+    /// (manual mode). Blocks until the handshake is done or has failed, and not on the
+    /// events: the thread that reads them may call it, whether or not their channel has
+    /// room (the [`ListeningTo`](crate::Event::ListeningTo) event follows). A host name is
     /// resolved in the calling thread (with the configuration's
     /// [`Resolver`](crate::Resolver)), so a lookup that hangs holds up this call and
     /// nothing else: a [`close`](Peer::close) meanwhile is not delayed by it.
