@@ -18,7 +18,7 @@ use std::thread;
 
 use clap::{ArgGroup, Parser};
 use p2p_core::protocol::validate_username;
-use p2p_core::{Batch, Event, Events, Mode, Peer, PeerConfig};
+use p2p_core::{Batch, Error, Event, Events, Mode, Peer, PeerConfig};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
@@ -159,8 +159,16 @@ fn main() -> ExitCode {
         if text == "/quit" {
             break;
         }
-        if let Err(e) = peer.send(text) {
-            eprintln!("* not sent: {e}");
+        // A listener that is slower than the input makes `send` wait; one that takes too
+        // long to make room makes it fail with QueueFull: piped input then waits its turn
+        // rather than dropping lines.
+        loop {
+            match peer.send(text) {
+                Err(Error::QueueFull) => continue,
+                Err(e) => eprintln!("* not sent: {e}"),
+                Ok(_) => {}
+            }
+            break;
         }
     }
     peer.shutdown();

@@ -32,9 +32,12 @@ pub struct Limits {
     /// Most inbound connections at once, handshaking or listening (default 1024). Past it,
     /// new connections are closed at once.
     pub max_inbound: usize,
-    /// Bytes that may wait in one listener's queue (default 16 MiB). A listener whose queue
-    /// would go past this is disconnected and reported with
-    /// [`Departure::Overflow`](crate::Departure::Overflow).
+    /// Bytes that may wait in one listener's queue (default 16 MiB): how far a listener may
+    /// fall behind the sender. A [`send`](crate::Peer::send) that would take the slowest
+    /// listener past it waits for that listener (at most [`Timeouts::stall`]); a listener
+    /// that takes nothing for that long is disconnected and reported with
+    /// [`Departure::Overflow`](crate::Departure::Overflow). The sender's memory for queued
+    /// messages stays within this bound.
     pub listener_queue_bytes: usize,
     /// Most peers taken from one tracker answer (default 256).
     pub max_tracker_peers: usize,
@@ -71,6 +74,11 @@ pub struct Timeouts {
     pub peer: Duration,
     /// How often idle link threads wake to check the above (default 1 s).
     pub tick: Duration,
+    /// A listener that takes nothing for this long while messages wait for it is
+    /// disconnected ([`Departure::Overflow`](crate::Departure::Overflow)); and the longest
+    /// [`Peer::send`](crate::Peer::send) waits for room in the slowest listener's queue
+    /// (default 10 s).
+    pub stall: Duration,
 }
 
 impl Default for Timeouts {
@@ -81,6 +89,7 @@ impl Default for Timeouts {
             keepalive: Duration::from_secs(3),
             peer: Duration::from_secs(10),
             tick: Duration::from_secs(1),
+            stall: Duration::from_secs(10),
         }
     }
 }
@@ -226,9 +235,9 @@ impl PeerConfig {
             ));
         }
         let t = &self.timeouts;
-        if t.tick.is_zero() || t.keepalive.is_zero() || t.peer <= t.keepalive {
+        if t.tick.is_zero() || t.keepalive.is_zero() || t.peer <= t.keepalive || t.stall.is_zero() {
             return Err(Error::Config(
-                "timeouts: tick and keepalive must be positive and peer longer than keepalive"
+                "timeouts: tick, keepalive and stall must be positive and peer longer than keepalive"
                     .into(),
             ));
         }

@@ -206,20 +206,42 @@ impl Peer {
     }
 
     /// Sends a chat message to every listener. Returns how many listeners it was queued
-    /// for. The text is encoded once; a listener whose queue is full is disconnected
-    /// (reported as [`Departure::Overflow`](crate::Departure::Overflow)), never waited on.
+    /// for. The text is encoded once, whatever the number of listeners.
+    ///
+    /// Each listener may be at most [`Limits::listener_queue_bytes`](crate::Limits) behind;
+    /// when the slowest live listener would go past that, `send` waits for it to take
+    /// something: a sender faster than its listeners is slowed down to their pace rather
+    /// than having them cut off. It waits at most [`Timeouts::stall`](crate::Timeouts):
+    /// listeners that took nothing at all in that time are then disconnected (reported as
+    /// [`Departure::Overflow`](crate::Departure::Overflow)) and the message goes to the
+    /// others; if a listener that is still taking, only slowly, has not made room,
+    /// `send` fails with [`Error::QueueFull`] and the message is not sent. Never call it
+    /// from a thread that must not wait (a user interface's): use
+    /// [`try_send`](Peer::try_send) there.
     pub fn send(&self, text: &str) -> Result<usize> {
+        self.send_waiting(text, Some(self.node.config.timeouts.stall))
+    }
+
+    /// Sends a chat message like [`send`](Peer::send), but never waits: if the slowest
+    /// listener's queue has no room for it, fails at once with [`Error::QueueFull`] (the
+    /// message is not sent; try again later). For threads that must not block, such as a
+    /// user interface's.
+    pub fn try_send(&self, text: &str) -> Result<usize> {
+        self.send_waiting(text, None)
+    }
+
+    fn send_waiting(&self, text: &str, wait: Option<Duration>) -> Result<usize> {
         if self.node.stop.is_set() {
             return Err(Error::Shutdown);
         }
-        validate_text(text, self.node.config.limits.max_text_bytes).map_err(|_| {
-            Error::TextTooLong {
-                len: text.len(),
-                max: self.node.config.limits.max_text_bytes,
-            }
+        let limits = &self.node.config.limits;
+        validate_text(text, limits.max_text_bytes).map_err(|_| Error::TextTooLong {
+            len: text.len(),
+            max: limits.max_text_bytes,
         })?;
         let bytes = encode_chat(text)?;
-        Ok(server_side::broadcast(&self.node, &self.listeners, &bytes))
+        self.listeners
+            .broadcast(&bytes, limits.listener_queue_bytes, wait, &self.node.stop)
     }
 
     /// This peer's events. Clone it to read them from another thread; it disconnects when

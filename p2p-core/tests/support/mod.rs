@@ -36,6 +36,7 @@ pub fn fast_timeouts() -> Timeouts {
         keepalive: Duration::from_millis(100),
         peer: Duration::from_millis(600),
         tick: Duration::from_millis(50),
+        stall: Duration::from_secs(5),
     }
 }
 

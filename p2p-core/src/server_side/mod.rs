@@ -9,32 +9,35 @@
 //!   the broadcast log until the link ends. Between writes it reads the listener's
 //!   keep-alives without blocking, so a listener that vanishes is noticed.
 //!
-//! [`broadcast`] encodes nothing: it is handed the frame bytes once and appends them once
-//! to the broadcast log ([`crate::fanout`]) that every listener thread reads at its own
-//! pace, whatever the number of listeners. How far a listener may fall behind is bounded
-//! by bytes; a listener past the bound is cut off and reported, never waited on.
+//! [`Listeners::broadcast`] (in `registry`) encodes nothing: it is handed the frame bytes
+//! once and appends them once to the broadcast log ([`crate::fanout`]) that every listener
+//! thread reads at its own pace, whatever the number of listeners. How far a listener may
+//! fall behind is bounded by bytes: a sender that would take the slowest listener past the
+//! bound waits for it, and a listener that takes nothing for the stall timeout is cut off
+//! and reported.
 
-use std::io::{BufWriter, Write};
+mod registry;
+
+use std::io::{self, BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+pub(crate) use registry::Listeners;
+use registry::{ListenerHandle, QUEUE_ITEM_OVERHEAD, Refusal};
+
 use crate::event::{Batch, Departure, Event, PeerInfo};
-use crate::fanout::{Bell, Cursor, Tail};
+use crate::fanout::{Bell, Cursor};
 use crate::net::{AcceptWaker, Acceptor, read_frame_before, write_frame};
 use crate::node::Node;
 use crate::protocol::{
-    Frame, FrameBytes, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, MAX_UPSTREAM_FRAME_BYTES,
+    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, MAX_UPSTREAM_FRAME_BYTES,
     PROTOCOL_VERSION, ReadError, Welcome, validate_username,
 };
-use crate::threads::{Role, lock};
-
-/// What one message in the log costs against a listener's byte limit beyond its bytes: its
-/// slot and the shared pointer.
-const QUEUE_ITEM_OVERHEAD: usize = 32;
+use crate::threads::Role;
 
 /// Bytes a listener thread buffers before writing to the socket.
 const WRITE_BUFFER: usize = 64 * 1024;
@@ -46,131 +49,10 @@ const IDLE_YIELDS: usize = 2;
 /// thread from writing.
 const MAX_UPSTREAM_READS: usize = 8;
 
-/// The registry of this peer's listeners, and the broadcast log they read.
-#[derive(Debug, Default)]
-pub(crate) struct Listeners {
-    /// The listeners now. Removing one (or clearing the registry at shutdown) also raises
-    /// its `removed` flag and rings the bell: that is how its thread learns it must stop.
-    list: Mutex<Vec<Arc<ListenerHandle>>>,
-    /// How many listeners `list` holds, for `broadcast` to report without its lock.
-    count: AtomicUsize,
-    /// The end of the broadcast log, and the sender's accounting. Lock order: `log`, then
-    /// `list`.
-    log: Mutex<LogEnd>,
-    /// Rung when the log grows or a listener must stop.
-    bell: Bell,
-    /// Inbound connections open now (handshaking or listening).
-    inbound: AtomicUsize,
-}
-
-/// The sending side of the broadcast log.
-#[derive(Debug, Default)]
-struct LogEnd {
-    tail: Tail,
-    /// Bytes (with the per-message overhead) ever appended.
-    appended: u64,
-    /// When `appended` reaches this, `broadcast` checks how far behind each listener is.
-    next_check: u64,
-}
-
-/// A counter on a cache line of its own: the listener thread adds to it after every
-/// batch, and the sender reads it only at its periodic checks.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct TakenBytes(AtomicU64);
-
-/// What the sending side holds of one listener.
-#[derive(Debug)]
-struct ListenerHandle {
-    info: PeerInfo,
-    peer_id: u64,
-    /// Bytes of the log (with the per-message overhead) this listener's thread has written
-    /// since it joined, added once per batch. Only that thread writes it.
-    taken: TakenBytes,
-    /// `appended` when this listener joined: `appended - joined_at - taken` is how far it
-    /// is behind.
-    joined_at: u64,
-    overflowed: AtomicBool,
-    /// Raised when the listener is taken out of the registry: its thread must stop.
-    removed: AtomicBool,
-    /// The socket, shared, to cut a listener off without waiting for its thread.
-    stream: Arc<TcpStream>,
-}
-
-impl Listeners {
-    /// The listeners now, by username and advertised address.
-    pub(crate) fn snapshot(&self) -> Vec<PeerInfo> {
-        lock(&self.list).iter().map(|h| h.info.clone()).collect()
-    }
-
-    pub(crate) fn has_peer(&self, peer_id: u64) -> bool {
-        lock(&self.list).iter().any(|h| h.peer_id == peer_id)
-    }
-
-    fn remove(&self, handle: &Arc<ListenerHandle>) {
-        {
-            let mut list = lock(&self.list);
-            list.retain(|h| !Arc::ptr_eq(h, handle));
-            self.count.store(list.len(), Ordering::Relaxed);
-        }
-        handle.removed.store(true, Ordering::SeqCst);
-        self.bell.ring();
-    }
-
-    /// Takes every listener out of the registry: their threads say goodbye and end.
-    pub(crate) fn disconnect_all(&self) {
-        {
-            let mut list = lock(&self.list);
-            for handle in list.drain(..) {
-                handle.removed.store(true, Ordering::SeqCst);
-            }
-            self.count.store(0, Ordering::Relaxed);
-        }
-        self.bell.ring();
-    }
-}
-
 /// What the ServerSide does with a hello (a handshake that asks to be listened to in
 /// return), given the handshake and the address it came from. The peer wires it to the
 /// ClientSide.
 pub(crate) type OnHello = Arc<dyn Fn(&Handshake, SocketAddr) + Send + Sync>;
-
-/// Appends `bytes` to the broadcast log, which every listener thread writes to its
-/// listener. Returns how many listeners there are. Every `limit / 8` bytes it checks how
-/// far behind each listener is, and cuts off those more than `limit` behind (their thread
-/// reports the overflow).
-pub(crate) fn broadcast(node: &Node, listeners: &Listeners, bytes: &FrameBytes) -> usize {
-    let limit = node.config.limits.listener_queue_bytes as u64;
-    let cost = (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
-    let mut overflowed = Vec::new();
-    {
-        let mut log = lock(&listeners.log);
-        log.tail.push(FrameBytes::clone(bytes));
-        log.appended += cost;
-        if log.appended >= log.next_check {
-            log.next_check = log.appended + (limit / 8).max(1);
-            let appended = log.appended;
-            overflowed.extend(lock(&listeners.list).iter().filter_map(|h| {
-                let behind = appended
-                    .saturating_sub(h.joined_at)
-                    .saturating_sub(h.taken.0.load(Ordering::Relaxed));
-                (behind > limit).then(|| Arc::clone(h))
-            }));
-        }
-    }
-    listeners.bell.ring();
-    for handle in overflowed {
-        if !handle.overflowed.swap(true, Ordering::SeqCst) {
-            warn!(
-                "listener {} fell more than {limit} bytes behind: disconnecting it",
-                handle.info
-            );
-            listeners.remove(&handle);
-            let _ = handle.stream.shutdown(Shutdown::Both);
-        }
-    }
-    listeners.count.load(Ordering::Relaxed)
-}
 
 /// Everything a thread of the ServerSide reaches.
 struct Server {
@@ -301,33 +183,16 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
     };
     // Register before the welcome: whatever is sent from now on reaches this listener,
     // after the welcome, in order.
-    let (handle, cursor) = {
-        let log = lock(&listeners.log);
-        let mut list = lock(&listeners.list);
-        if node.stop.is_set() {
-            return; // shutdown has begun: the registry will not be cleared again
-        }
-        // Checked again under the lock: two connections with the same id may have passed
-        // the first check together.
-        if list.iter().any(|h| h.peer_id == hs.peer_id) {
-            drop((log, list));
+    let info = PeerInfo {
+        username: hs.username.clone(),
+        addr: hs.listen_addr,
+    };
+    let (handle, cursor) = match listeners.join(info, hs.peer_id, &stream, &node.stop) {
+        Ok(joined) => joined,
+        Err(Refusal::Stopping) => return,
+        Err(Refusal::Duplicate) => {
             return refuse(&stream, remote, "this peer already listens here");
         }
-        let handle = Arc::new(ListenerHandle {
-            info: PeerInfo {
-                username: hs.username.clone(),
-                addr: hs.listen_addr,
-            },
-            peer_id: hs.peer_id,
-            taken: TakenBytes::default(),
-            joined_at: log.appended,
-            overflowed: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
-            stream: Arc::clone(&stream),
-        });
-        list.push(Arc::clone(&handle));
-        listeners.count.store(list.len(), Ordering::Relaxed);
-        (handle, log.tail.cursor())
     };
     if let Err(e) = write_frame(&stream, &welcome) {
         listeners.remove(&handle);
@@ -380,16 +245,31 @@ fn write_loop(
 ) -> Departure {
     let timeouts = &node.config.timeouts;
     let bell = &listeners.bell;
-    let _ = stream.set_write_timeout(Some(timeouts.peer));
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, stream);
+    // A write that takes nothing for the stall timeout ends the link: the listener is
+    // stuck, however healthy its connection looks.
+    let _ = stream.set_write_timeout(Some(timeouts.stall));
+    let progress = Progress {
+        stream,
+        handle,
+        room: &listeners.room,
+    };
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, progress);
     let ping = Frame::Ping.encode().unwrap_or_default();
     let mut last_write = Instant::now();
     let mut last_heard = Instant::now();
     let mut last_check = Instant::now();
+    let mut taken = 0;
     loop {
-        match write_batch(&mut out, handle, &mut cursor) {
+        match write_batch(&mut out, handle, &mut cursor, &mut taken) {
             Ok(true) => last_write = Instant::now(),
             Ok(false) => {}
+            Err(e) if is_timeout(&e) => {
+                warn!(
+                    "listener {} took nothing for {:?}: disconnecting it",
+                    handle.info, timeouts.stall
+                );
+                return Departure::Overflow;
+            }
             Err(e) => return Departure::Error(e.to_string()),
         }
         if handle.removed.load(Ordering::SeqCst) {
@@ -429,37 +309,71 @@ fn write_loop(
             return Departure::TimedOut;
         }
         if now.duration_since(last_write) >= timeouts.keepalive {
-            if let Err(e) = out.write_all(&ping).and_then(|()| out.flush()) {
-                return Departure::Error(e.to_string());
+            match out.write_all(&ping).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                Err(e) if is_timeout(&e) => return Departure::Overflow,
+                Err(e) => return Departure::Error(e.to_string()),
             }
             last_write = now;
         }
     }
 }
 
-/// Writes every frame past the cursor, then flushes once. `Ok(true)` if anything was
-/// written.
-fn write_batch(
-    out: &mut BufWriter<&TcpStream>,
-    handle: &ListenerHandle,
-    cursor: &mut Cursor,
-) -> std::io::Result<bool> {
-    let mut taken = 0;
-    let written = (|| {
-        while let Some(bytes) = cursor.next_frame() {
-            taken += (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
-            out.write_all(bytes)?;
-        }
-        if taken > 0 { out.flush() } else { Ok(()) }
-    })();
-    if taken > 0 {
-        handle.taken.0.fetch_add(taken, Ordering::Relaxed);
-    }
-    written.map(|()| taken > 0)
+/// A listener's socket as its thread writes it: counts the bytes the kernel takes (what
+/// tells a listener that takes slowly from one that takes nothing) and wakes a sender that
+/// waits for room.
+struct Progress<'a> {
+    stream: &'a TcpStream,
+    handle: &'a ListenerHandle,
+    room: &'a Bell,
 }
 
-fn say_goodbye(out: &mut BufWriter<&TcpStream>) {
-    let stream = *out.get_ref();
+impl Write for Progress<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut stream = self.stream;
+        let n = stream.write(buf)?;
+        self.handle.wrote.add(n as u64);
+        self.room.ring();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut stream = self.stream;
+        stream.flush()
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Writes every frame past the cursor, then flushes once. `Ok(true)` if anything was
+/// written. `taken` counts the log's bytes this thread has taken; it is published after
+/// every frame, so a sender waiting for room sees it as soon as it is made.
+fn write_batch(
+    out: &mut BufWriter<Progress<'_>>,
+    handle: &ListenerHandle,
+    cursor: &mut Cursor,
+    taken: &mut u64,
+) -> io::Result<bool> {
+    let mut any = false;
+    while let Some(bytes) = cursor.next_frame() {
+        any = true;
+        out.write_all(bytes)?;
+        *taken += (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
+        handle.taken.set(*taken);
+    }
+    if any {
+        out.flush()?;
+    }
+    Ok(any)
+}
+
+fn say_goodbye(out: &mut BufWriter<Progress<'_>>) {
+    let stream = out.get_ref().stream;
     let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
     if let Ok(bytes) = Frame::Goodbye.encode() {
         let _ = out.write_all(&bytes).and_then(|()| out.flush());
