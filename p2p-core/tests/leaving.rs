@@ -6,67 +6,20 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-use p2p_core::protocol::{Frame, FrameReader, PeerList};
+use p2p_core::protocol::Frame;
 use p2p_core::{Mode, Resolver};
 use support::*;
 
 /// The bound under test.
 const LEAVE_BOUND: Duration = Duration::from_secs(2);
 
-/// A tracker frozen after its first answer: it answers the first announce (asking for a
-/// re-announce every second), then accepts every connection and never answers, holding
-/// them open, as a tracker stopped with SIGSTOP does (the kernel still completes its
-/// connections). Each accepted connection after the first is reported on the receiver.
-struct FrozenTracker {
-    addr: SocketAddr,
-    frozen: Receiver<()>,
-    _held: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-fn frozen_tracker() -> FrozenTracker {
-    let listener = TcpListener::bind(loopback(0)).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let (tx, frozen) = crossbeam_channel::unbounded();
-    let keep = Arc::clone(&held);
-    thread::spawn(move || {
-        let (first, _) = listener.accept().unwrap();
-        let mut reader = FrameReader::new(1024);
-        first.set_read_timeout(Some(PATIENCE)).unwrap();
-        let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) else {
-            panic!("expected an announce");
-        };
-        let answer = Frame::PeerList(PeerList {
-            interval_secs: 1,
-            peers: Vec::new(),
-        });
-        p2p_core::net::write_frame(&first, &answer).unwrap();
-        drop(first);
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            keep.lock().unwrap().push(conn);
-            if tx.send(()).is_err() {
-                return;
-            }
-        }
-    });
-    FrozenTracker {
-        addr,
-        frozen,
-        _held: held,
-    }
-}
-
 #[test]
 fn close_returns_within_the_bound_while_a_reannounce_waits_on_a_frozen_tracker() {
-    let tracker = frozen_tracker();
+    let tracker = frozen_tracker(1);
     let peer = TestPeer::start(config("alice", Mode::Tracker(tracker.addr.to_string())));
     // The re-announce, a second later, reaches the tracker and waits for its answer.
     tracker.frozen.recv_timeout(PATIENCE).unwrap();
@@ -160,7 +113,7 @@ fn close_does_not_wait_for_a_host_name_that_never_resolves() {
 /// on a frozen tracker.
 #[test]
 fn the_terminal_peer_leaves_within_the_bound_with_a_frozen_tracker() {
-    let tracker = frozen_tracker();
+    let tracker = frozen_tracker(1);
     let mut cmd = Command::new(example("chat"));
     let t = tracker.addr.to_string();
     cmd.args(["--username", "alice", "--port", "0", "--tracker", &t])

@@ -6,20 +6,10 @@
 
 mod support;
 
-use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use p2p_core::protocol::{Frame, FrameReader, PeerList};
 use support::*;
-
-fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 fn chat(name: &str, tracker: &str) -> Proc {
     let mut cmd = Command::new(example("chat"));
@@ -73,27 +63,8 @@ fn sigint_and_sigterm_leave_cleanly() {
 fn a_second_signal_while_leaving_ends_the_process_at_once() {
     // A tracker that answers the first announce and then never again, so that leaving
     // waits for the tracker's acknowledgement of the leave (up to 750 ms).
-    let listener = TcpListener::bind(loopback(0)).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held: Vec<TcpStream> = Vec::new();
-        for (i, conn) in listener.incoming().enumerate() {
-            let Ok(conn) = conn else { return };
-            if i == 0 {
-                let mut reader = FrameReader::new(1024);
-                conn.set_read_timeout(Some(PATIENCE)).unwrap();
-                if let Ok(Frame::Announce(_)) = reader.read_frame(&mut &conn) {
-                    let list = Frame::PeerList(PeerList {
-                        interval_secs: 3600,
-                        peers: Vec::new(),
-                    });
-                    let _ = p2p_core::net::write_frame(&conn, &list);
-                }
-            } else {
-                held.push(conn);
-            }
-        }
-    });
+    let tracker = frozen_tracker(3600);
+    let addr = tracker.addr;
     let mut zed = chat("zed", &addr.to_string());
     zed.listening_addr();
     signal(zed.child.id(), "-INT");

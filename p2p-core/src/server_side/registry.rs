@@ -28,9 +28,14 @@ use crate::threads::{Stop, lock};
 use crate::{Error, Result};
 
 /// What one message in the log costs against a listener's byte limit beyond its frame
-/// bytes: its slot in the log, the shared pointer's counts and the allocator's rounding
-/// (measured: a 64-byte text takes about 130 bytes of the sender's memory in all).
+/// bytes: its slot in the log (24 bytes), the shared pointer's counts (16) and the
+/// allocator's header and rounding, so that the limit bounds the sender's memory rather
+/// than only the bytes of the texts.
 pub(super) const QUEUE_ITEM_OVERHEAD: usize = 64;
+
+/// A sender waiting for room looks at the listeners again at least this often, even when
+/// no listener thread has rung (one that made a little room and then stopped taking).
+const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// The registry of this peer's listeners, and the broadcast log they read.
 #[derive(Debug, Default)]
@@ -43,8 +48,6 @@ pub(crate) struct Listeners {
     /// The end of the broadcast log, and the sender's accounting. Lock order: `log`, then
     /// `list`.
     log: Mutex<LogEnd>,
-    /// `LogEnd::appended`, readable without the log's lock by a sender waiting for room.
-    appended: AtomicU64,
     /// Rung when the log grows or a listener must stop.
     pub(super) bell: Bell,
     /// Rung when a listener takes from the log or leaves: wakes a sender waiting for room.
@@ -240,7 +243,6 @@ impl Listeners {
                     log.credit = log.credit.saturating_sub(cost);
                     log.tail.push(FrameBytes::clone(bytes));
                     log.appended += cost;
-                    self.appended.store(log.appended, Ordering::Relaxed);
                     drop(log);
                     self.bell.ring();
                     return Ok(self.count.load(Ordering::Relaxed));
@@ -252,7 +254,7 @@ impl Listeners {
             let Some(wait) = wait else {
                 return Err(Error::QueueFull);
             };
-            let appended = self.appended.load(Ordering::Relaxed);
+            let appended = lock(&self.log).appended;
             let (since, before) = waiting
                 .get_or_insert_with(|| (Instant::now(), self.blocking(appended, limit, needed)));
             let waited = since.elapsed();
@@ -279,9 +281,8 @@ impl Listeners {
             // sender held back by a slow listener wakes once per eighth of the limit, not
             // once per message.
             let enough = needed.max(limit / 8);
-            self.room.wait(wait - waited, || {
-                stop.is_set()
-                    || self.room_left(self.appended.load(Ordering::Relaxed), limit) >= enough
+            self.room.wait((wait - waited).min(WAIT_SLICE), || {
+                stop.is_set() || self.room_left(lock(&self.log).appended, limit) >= enough
             });
         }
     }
