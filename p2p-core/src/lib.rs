@@ -35,9 +35,14 @@
 //! ```
 //!
 //! The modules: [`protocol`] (frames and the codec, no sockets), [`net`] (one-frame
-//! exchanges with deadlines), [`tracker_client`] (announce and leave), and, private,
-//! `server_side`, `client_side`, `peer` and `threads`. `docs/architecture.md` and
-//! `docs/protocol.md` in the repository tell the rest.
+//! exchanges with deadlines, an accept that can be woken), [`tracker_client`] (announce and
+//! leave), and, private, `node` (what every thread of a peer shares), `server_side`,
+//! `client_side`, `peer` (the one place that wires them together) and `threads`.
+//! `docs/architecture.md` and `docs/protocol.md` in the repository tell the rest.
+//!
+//! Sending never blocks a user interface if it uses [`Peer::try_send`]; [`Peer::send`] waits
+//! (boundedly) for slow listeners. [`Peer::close`] returns within two seconds whatever the
+//! network does.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -30,6 +30,9 @@ fn sigint_and_sigterm_leave_cleanly() {
         alice.wait_stderr("the other to listen", |l| {
             l.contains(&format!("{name} (")) && l.contains("listens to you")
         });
+        alice.wait_stderr("alice to listen back", |l| {
+            l.starts_with(&format!("* listening to {name} ("))
+        });
         other.wait_stderr("a link to alice", |l| l.starts_with("* listening to alice"));
         assert!(tracker.peers().contains(&addr));
 
