@@ -131,3 +131,39 @@ fn the_terminal_peer_leaves_within_the_bound_with_a_frozen_tracker() {
     );
     eprintln!("terminal peer left a frozen tracker in {took:?}");
 }
+
+/// The terminal peer exits within the bound after end of input while listeners that take
+/// nothing hold its writes (their sockets full).
+#[test]
+fn the_terminal_peer_leaves_within_the_bound_with_listeners_that_take_nothing() {
+    let mut cmd = Command::new(example("chat"));
+    cmd.args(["--username", "alice", "--port", "0", "--alone"])
+        .env_remove("RUST_LOG");
+    let mut chat = Proc::spawn(cmd);
+    let addr = chat.listening_addr();
+    let mut stuck = Vec::new();
+    for i in 0..3 {
+        let mut conn = RawConn::connect(addr);
+        let welcome = conn.handshake(&format!("stuck{i}"), 200 + i, loopback(9));
+        assert!(matches!(welcome, Frame::Welcome(_)));
+        chat.wait_stderr("the listener", |l| {
+            l.starts_with(&format!("* stuck{i} (")) && l.contains("listens to you")
+        });
+        stuck.push(conn);
+    }
+    // 4 MiB for each: far more than their sockets hold, well within the queue limit.
+    let line = "s".repeat(4000);
+    for _ in 0..1000 {
+        chat.say(&line);
+    }
+    let started = Instant::now();
+    let status = chat.finish();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took < LEAVE_BOUND,
+        "the terminal peer took {took:?} to leave"
+    );
+    eprintln!("terminal peer left stuck listeners in {took:?}");
+    drop(stuck);
+}
