@@ -4,8 +4,9 @@
 //! chat --username NAME --port PORT [--ip IP] (--tracker HOST:PORT | --peers "HOST:PORT ..." | --alone)
 //! ```
 //!
-//! Each line of standard input is sent to every listener; end of input or `/quit` leaves
-//! cleanly. Each message received is printed to standard output as `[NAME]: TEXT`, one
+//! Each line of standard input is sent to every listener; end of input, `/quit`, SIGINT
+//! (Ctrl+C) or SIGTERM leaves cleanly (goodbyes, tracker leave, every thread of the peer
+//! joined, exit status 0); a second signal while leaving ends the process at once. Each message received is printed to standard output as `[NAME]: TEXT`, one
 //! line, flushed at once (control characters in the text are escaped so that it stays one
 //! line). Everything else (the `listening on IP:PORT` line, notices, logs) goes to standard
 //! error. Exit status: 0 after a clean leave, 1 when the peer cannot start, 2 for bad
@@ -17,13 +18,18 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::{ArgGroup, Parser};
-use p2p_core::{Batch, Event, Events, Mode, Peer, PeerConfig};
+use crossbeam_channel::{Receiver, Sender, select};
+use p2p_core::protocol::validate_username;
+use p2p_core::{Batch, Error, Event, Events, Mode, Peer, PeerConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
 #[command(version, about, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone"])))]
 struct Cli {
-    /// Your username (1 to 32 characters).
+    /// Your username: 1 to 32 characters, no control or invisible formatting characters,
+    /// no space at either end.
     #[arg(long)]
     username: String,
     /// Port to listen on; 0 picks a free one.
@@ -124,6 +130,55 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A bad username is a bad argument, with the same message as the library's.
+    if let Err(e) = validate_username(&cli.username) {
+        eprintln!("error: invalid username: {e}");
+        return ExitCode::from(2);
+    }
+    // SIGINT and SIGTERM leave as end of input does; a second one ends the process at once.
+    // Registered before the start, so that a signal while starting is not lost.
+    let (leave_tx, leave) = crossbeam_channel::bounded(1);
+    let (signals, signal_thread) = match watch_signals(leave_tx) {
+        Ok(watch) => watch,
+        Err(e) => {
+            eprintln!("error: cannot watch for signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = run(&cli, &leave);
+    signals.close();
+    let _ = signal_thread.join();
+    status
+}
+
+/// Starts a thread that turns the first SIGINT or SIGTERM into a message on `leave` and ends
+/// the process at once on the second (status 128 + the signal's number, as a shell reports
+/// a process killed by it). The signal handlers themselves only record the signal
+/// (signal-hook); everything else happens in this ordinary thread. Returns the handle that
+/// ends it, and the thread.
+fn watch_signals(leave: Sender<()>) -> io::Result<(Handle, thread::JoinHandle<()>)> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    let thread = thread::Builder::new()
+        .name("chat-signals".into())
+        .spawn(move || {
+            let mut leaving = false;
+            for signal in signals.forever() {
+                if leaving {
+                    eprintln!("* signal {signal} again: quitting at once");
+                    std::process::exit(128 + signal);
+                }
+                leaving = true;
+                eprintln!("* signal {signal}: leaving (again to quit at once)");
+                let _ = leave.try_send(());
+            }
+        })?;
+    Ok((handle, thread))
+}
+
+/// Runs the peer: lines of standard input to everyone, until end of input, `/quit` or a
+/// signal; then a clean leave.
+fn run(cli: &Cli, leave: &Receiver<()>) -> ExitCode {
     let peer = match Peer::start(cli.config()) {
         Ok(peer) => peer,
         Err(e) => {
@@ -134,29 +189,65 @@ fn main() -> ExitCode {
     eprintln!("listening on {}", peer.local_addr());
     let events = peer.events().clone();
     let printer = thread::spawn(move || print_events(&events));
-
-    let mut line = Vec::new();
-    let mut stdin = io::stdin().lock();
-    loop {
-        line.clear();
-        match stdin.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("* cannot read standard input: {e}");
-                break;
-            }
+    // Standard input is read in a thread of its own, so that a signal can end the wait for
+    // the next line. (A read of standard input cannot be interrupted: that thread ends with
+    // the process.)
+    let lines = read_lines();
+    'input: loop {
+        // A signal goes before lines that are already waiting.
+        if leave.try_recv().is_ok() {
+            break;
         }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']);
+        let line = select! {
+            recv(lines) -> line => line,
+            recv(leave) -> _ => break,
+        };
+        let Ok(line) = line else { break }; // end of input
+        let text = line.trim_end_matches(['\n', '\r']);
         if text == "/quit" {
             break;
         }
-        if let Err(e) = peer.send(text) {
-            eprintln!("* not sent: {e}");
+        // A listener that is slower than the input makes `send` wait; one that takes too
+        // long to make room makes it fail with QueueFull: piped input then waits its turn
+        // rather than dropping lines.
+        loop {
+            match peer.send(text) {
+                Err(Error::QueueFull) if leave.is_empty() => continue,
+                Err(Error::QueueFull) => break 'input,
+                Err(e) => eprintln!("* not sent: {e}"),
+                Ok(_) => {}
+            }
+            break;
         }
     }
     peer.shutdown();
     let _ = printer.join();
     ExitCode::SUCCESS
+}
+
+/// Reads standard input line by line in a thread; the channel disconnects at its end.
+fn read_lines() -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match stdin.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("* cannot read standard input: {e}");
+                    break;
+                }
+            }
+            if tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
 }

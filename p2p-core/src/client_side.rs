@@ -16,16 +16,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{debug, info};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
-use crate::net::{check_listen_addr, read_frame_before, resolve, write_frame};
-use crate::peer::Shared;
+use crate::net::{check_listen_addr, read_frame_before, write_frame};
+use crate::node::Node;
 use crate::protocol::{
-    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ProtocolError, ReadError, Unchecked,
-    validate_username,
+    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError,
+    ReadError, Unchecked, validate_username,
 };
-use crate::threads::{Role, SocketGuard, lock};
+use crate::threads::{SocketGuard, lock};
 use crate::{Error, Result};
 
 /// The registry of links: who this peer listens to, or is connecting to.
@@ -99,19 +98,35 @@ pub(crate) enum Outcome {
     ConnectBack,
 }
 
-/// Starts a link thread to `target` (`host:port`). With `hello`, the remote peer is asked
-/// to listen back.
+/// Where a link goes: the address as it was given (for errors and events), and the socket
+/// addresses it stands for. Names are resolved by the caller before a link thread starts:
+/// a link thread never waits on a host name lookup, which nothing can interrupt.
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) addrs: Vec<SocketAddr>,
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Target {
+        Target {
+            name: addr.to_string(),
+            addrs: vec![addr],
+        }
+    }
+}
+
+/// Starts a link thread to `target`. With `hello`, the remote peer is asked to listen back.
 pub(crate) fn spawn_link(
-    shared: &Arc<Shared>,
-    target: String,
+    node: &Arc<Node>,
+    links: &Arc<Links>,
+    target: Target,
     hello: bool,
     outcome: Outcome,
 ) -> Result<()> {
-    let link_shared = Arc::clone(shared);
-    shared
-        .threads
+    let (link_node, link_links) = (Arc::clone(node), Arc::clone(links));
+    node.threads
         .spawn("p2p-client", move || {
-            run_link(&link_shared, &target, hello, outcome)
+            run_link(&link_node, &link_links, &target, hello, outcome)
         })
         .map_err(|_| Error::Shutdown)
 }
@@ -119,9 +134,14 @@ pub(crate) fn spawn_link(
 /// Answers a hello that came from `remote`: listen back to the greeting peer unless a link
 /// to it exists, its address is not one to connect to, or `max_connect_backs` answers are
 /// already under way.
-pub(crate) fn connect_back(shared: &Arc<Shared>, hs: &Handshake, remote: SocketAddr) {
+pub(crate) fn connect_back(
+    node: &Arc<Node>,
+    links: &Arc<Links>,
+    hs: &Handshake,
+    remote: SocketAddr,
+) {
     let addr = hs.listen_addr;
-    if shared.links.knows(addr, Some(hs.peer_id)) {
+    if links.knows(addr, Some(hs.peer_id)) {
         debug!("hello from {addr}: already listening to it");
         return;
     }
@@ -129,14 +149,14 @@ pub(crate) fn connect_back(shared: &Arc<Shared>, hs: &Handshake, remote: SocketA
         info!("not answering the hello from {remote}: it gave {addr} ({why})");
         return;
     }
-    let max = shared.config.limits.max_connect_backs;
-    let under_way = &shared.links.connect_backs;
+    let max = node.config.limits.max_connect_backs;
+    let under_way = &links.connect_backs;
     if under_way.fetch_add(1, Ordering::SeqCst) >= max {
         under_way.fetch_sub(1, Ordering::SeqCst);
         info!("not answering the hello from {remote} ({addr}): {max} answers already under way");
         return;
     }
-    if let Err(e) = spawn_link(shared, addr.to_string(), false, Outcome::ConnectBack) {
+    if let Err(e) = spawn_link(node, links, addr.into(), false, Outcome::ConnectBack) {
         under_way.fetch_sub(1, Ordering::SeqCst);
         debug!("cannot answer hello from {addr}: {e}");
     }
@@ -153,10 +173,11 @@ struct Link {
 }
 
 /// The life of one link: connect, handshake, read until it ends.
-fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
-    let opened = open(shared, target, hello);
+fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: Outcome) {
+    let opened = open(node, links, target, hello);
+    let target = target.name.as_str();
     if matches!(outcome, Outcome::ConnectBack) {
-        shared.links.connect_backs.fetch_sub(1, Ordering::SeqCst);
+        links.connect_backs.fetch_sub(1, Ordering::SeqCst);
     }
     let link = match opened {
         Ok(link) => link,
@@ -172,7 +193,7 @@ fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
                 }
                 Outcome::Report | Outcome::ConnectBack => {
                     info!("cannot listen to {target}: {e}");
-                    shared.emit(Event::ConnectFailed {
+                    node.emit(Event::ConnectFailed {
                         addr: target.to_owned(),
                         reason: e.to_string(),
                     });
@@ -182,14 +203,16 @@ fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
         }
     };
     debug!("listening to {}", link.info);
-    // Keep-alives go out while a slow embedder leaves no room for the event.
-    let joined = Batch::Event(Event::ListeningTo(PeerInfo::clone(&link.info)));
-    shared.emit_batch_or(joined, shared.config.timeouts.keepalive, || {
-        let _ = write_frame(&link.stream, &Frame::Ping);
-    });
+    // The caller first: it may be the very thread that reads the events, which would
+    // otherwise wait for this one while this one waits for room in the channel.
     if let Outcome::Caller(tx) = outcome {
         let _ = tx.send(Ok(PeerInfo::clone(&link.info)));
     }
+    // Keep-alives go out while a slow embedder leaves no room for the event.
+    let joined = Batch::Event(Event::ListeningTo(PeerInfo::clone(&link.info)));
+    node.emit_batch_or(joined, node.config.timeouts.keepalive, || {
+        let _ = write_frame(&link.stream, &Frame::Ping);
+    });
     let Link {
         stream,
         reader,
@@ -198,15 +221,15 @@ fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
         info,
         _socket,
     } = link;
-    let reason = read_loop(shared, &stream, reader, &info);
+    let reason = read_loop(node, &stream, reader, &info);
     if reason == Departure::Shutdown {
         let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
         let _ = write_frame(&stream, &Frame::Goodbye);
     }
     let _ = stream.shutdown(Shutdown::Both);
-    shared.links.release(addr, Some(peer_id));
+    links.release(addr, Some(peer_id));
     debug!("stopped listening to {info}: {reason}");
-    shared.emit(Event::StoppedListeningTo {
+    node.emit(Event::StoppedListeningTo {
         peer: PeerInfo::clone(&info),
         reason,
     });
@@ -214,32 +237,35 @@ fn run_link(shared: &Arc<Shared>, target: &str, hello: bool, outcome: Outcome) {
 
 /// Connects and handshakes. The link's address is reserved in [`Links`] for the whole
 /// attempt, so two attempts to one peer cannot both succeed.
-fn open(shared: &Arc<Shared>, target: &str, hello: bool) -> Result<Link> {
-    let candidates = resolve(target)?;
+fn open(node: &Node, links: &Links, target: &Target, hello: bool) -> Result<Link> {
+    let Target {
+        name: target,
+        addrs: candidates,
+    } = target;
     if candidates
         .iter()
-        .any(|a| *a == shared.local_addr || shared.links.knows(*a, None))
+        .any(|a| *a == node.local_addr || links.knows(*a, None))
     {
-        if candidates.contains(&shared.local_addr) {
+        if candidates.contains(&node.local_addr) {
             return Err(Error::SelfConnection(target.to_owned()));
         }
         return Err(Error::AlreadyConnected(target.to_owned()));
     }
-    let timeouts = &shared.config.timeouts;
+    let timeouts = &node.config.timeouts;
     let mut last_err = None;
     let mut connected = None;
-    for addr in candidates {
-        if !shared.links.reserve(addr) {
+    for &addr in candidates {
+        if !links.reserve(addr) {
             return Err(Error::AlreadyConnected(target.to_owned()));
         }
-        match connect(shared, addr, timeouts.connect) {
+        match node.connect(addr, timeouts.connect) {
             Ok(connection) => {
                 connected = Some((connection, addr));
                 break;
             }
             Err(e) => {
-                shared.links.release(addr, None);
-                if shared.stop.is_set() {
+                links.release(addr, None);
+                if node.stop.is_set() {
                     return Err(Error::Shutdown);
                 }
                 last_err = Some(e);
@@ -252,41 +278,18 @@ fn open(shared: &Arc<Shared>, target: &str, hello: bool) -> Result<Link> {
             source: last_err.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
         });
     };
-    match handshake(shared, target, connection, addr, hello) {
+    match handshake(node, links, target, connection, addr, hello) {
         Ok(link) => Ok(link),
         Err(e) => {
-            shared.links.release(addr, None);
+            links.release(addr, None);
             Err(e)
         }
     }
 }
 
-/// Connects to `addr` with a socket registered with the peer's threads before it connects,
-/// so that a shutdown cuts the attempt short instead of waiting out `timeout`.
-fn connect(
-    shared: &Shared,
-    addr: SocketAddr,
-    timeout: Duration,
-) -> std::io::Result<(Arc<TcpStream>, SocketGuard)> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    let stream = Arc::new(TcpStream::from(socket));
-    let guard = shared
-        .threads
-        .register(&stream, Role::Reader)
-        .ok_or_else(|| std::io::Error::other("shutting down"))?;
-    SockRef::from(&*stream).connect_timeout(&addr.into(), timeout)?;
-    // A shutdown between `register` and the connect marks the socket's read side shut,
-    // which the connect's poll takes for a completed connection: make sure it is one.
-    if shared.stop.is_set() {
-        return Err(std::io::Error::other("shutting down"));
-    }
-    stream.peer_addr()?;
-    let _ = stream.set_nodelay(true);
-    Ok((stream, guard))
-}
-
 fn handshake(
-    shared: &Arc<Shared>,
+    node: &Node,
+    links: &Links,
     target: &str,
     (stream, socket): (Arc<TcpStream>, SocketGuard),
     addr: SocketAddr,
@@ -296,31 +299,34 @@ fn handshake(
         addr: target.to_owned(),
         reason,
     };
-    let timeouts = &shared.config.timeouts;
+    let timeouts = &node.config.timeouts;
     stream.set_write_timeout(Some(timeouts.handshake))?;
     write_frame(
         &stream,
         &Frame::Handshake(Handshake {
             version: PROTOCOL_VERSION,
-            peer_id: shared.peer_id,
-            username: shared.config.username.clone(),
-            listen_addr: shared.local_addr,
+            peer_id: node.peer_id,
+            username: node.config.username.clone(),
+            listen_addr: node.local_addr,
             connect_back: hello,
         }),
     )?;
-    let mut reader = FrameReader::new(shared.config.limits.max_frame_bytes);
+    // The other side has proved nothing yet: its answer gets the handshake's small limit,
+    // and the frames after it the configured one.
+    let max_frame = node.config.limits.max_frame_bytes;
+    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
     let deadline = Instant::now() + timeouts.handshake;
     let welcome = match read_frame_before(&stream, &mut reader, deadline) {
         Ok(Frame::Welcome(w)) => w,
         Ok(Frame::Refuse { reason }) => return Err(refused(reason)),
         Ok(other) => return Err(refused(format!("answered with a {} frame", other.name()))),
         Err(e) if e.is_timeout() => return Err(refused("no answer to the handshake".into())),
-        Err(ReadError::Closed | ReadError::Truncated) if shared.stop.is_set() => {
+        Err(ReadError::Closed | ReadError::Truncated) if node.stop.is_set() => {
             return Err(Error::Shutdown);
         }
         Err(e) => return Err(refused(e.to_string())),
     };
-    if welcome.peer_id == shared.peer_id {
+    if welcome.peer_id == node.peer_id {
         return Err(Error::SelfConnection(target.to_owned()));
     }
     validate_username(&welcome.username).map_err(|e| refused(format!("invalid username: {e}")))?;
@@ -328,9 +334,10 @@ fn handshake(
         username: welcome.username,
         addr,
     };
-    if !shared.links.confirm(addr, welcome.peer_id, &info) {
+    if !links.confirm(addr, welcome.peer_id, &info) {
         return Err(Error::AlreadyConnected(target.to_owned()));
     }
+    reader.set_max_frame(max_frame);
     Ok(Link {
         stream,
         reader,
@@ -343,7 +350,7 @@ fn handshake(
 
 /// Hands over the texts before the first that is not UTF-8, and returns that text's error.
 fn deliver_valid_prefix(
-    shared: &Shared,
+    node: &Node,
     from: &Arc<PeerInfo>,
     texts: &[u8],
     ends: &mut Vec<usize>,
@@ -363,20 +370,20 @@ fn deliver_valid_prefix(
         ends.last(),
         std::str::from_utf8(texts.get(..valid).unwrap_or_default()),
     ) {
-        shared.emit_batch(Batch::messages(from, prefix, ends));
+        node.emit_batch(Batch::messages(from, prefix, ends));
     }
     error
 }
 
 /// Reads the remote peer's frames until the link ends; returns why it ended.
 fn read_loop(
-    shared: &Shared,
+    node: &Node,
     stream: &TcpStream,
     mut reader: FrameReader,
     from: &Arc<PeerInfo>,
 ) -> Departure {
-    let timeouts = &shared.config.timeouts;
-    let max_text = shared.config.limits.max_text_bytes;
+    let timeouts = &node.config.timeouts;
+    let max_text = node.config.limits.max_text_bytes;
     let ping = Frame::Ping;
     let _ = stream.set_read_timeout(Some(timeouts.tick));
     let _ = stream.set_write_timeout(Some(timeouts.peer));
@@ -427,7 +434,7 @@ fn read_loop(
                     // queue fills meanwhile, up to its byte limit.)
                     let batch = Batch::messages(from, all, &mut ends);
                     let mut stalled = false;
-                    shared.emit_batch_or(batch, timeouts.keepalive, || {
+                    node.emit_batch_or(batch, timeouts.keepalive, || {
                         stalled = true;
                         if write_frame(stream, &ping).is_ok() {
                             last_ping = Instant::now();
@@ -440,7 +447,7 @@ fn read_loop(
                     }
                 }
                 _ => {
-                    let e = deliver_valid_prefix(shared, from, &texts, &mut ends);
+                    let e = deliver_valid_prefix(node, from, &texts, &mut ends);
                     info!("closing link to {from}: {e}");
                     ended = Some(Departure::Error(e.to_string()));
                 }
@@ -451,7 +458,7 @@ fn read_loop(
         if let Some(departure) = ended {
             return departure;
         }
-        if shared.stop.is_set() {
+        if node.stop.is_set() {
             return Departure::Shutdown;
         }
         let mut src = stream;
@@ -469,7 +476,7 @@ fn read_loop(
                 }
                 now
             }
-            Err(_) if shared.stop.is_set() => return Departure::Shutdown,
+            Err(_) if node.stop.is_set() => return Departure::Shutdown,
             Err(ReadError::Closed) => return Departure::Closed,
             Err(e) => {
                 info!("closing link to {from}: {e}");

@@ -1,6 +1,8 @@
 //! Configuration of a peer: a plain struct with defaults.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::protocol::{DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES};
@@ -30,9 +32,12 @@ pub struct Limits {
     /// Most inbound connections at once, handshaking or listening (default 1024). Past it,
     /// new connections are closed at once.
     pub max_inbound: usize,
-    /// Bytes that may wait in one listener's queue (default 16 MiB). A listener whose queue
-    /// would go past this is disconnected and reported with
-    /// [`Departure::Overflow`](crate::Departure::Overflow).
+    /// Bytes that may wait in one listener's queue (default 16 MiB): how far a listener may
+    /// fall behind the sender. A [`send`](crate::Peer::send) that would take the slowest
+    /// listener past it waits for that listener (at most [`Timeouts::stall`]); a listener
+    /// that takes nothing for that long is disconnected and reported with
+    /// [`Departure::Overflow`](crate::Departure::Overflow). The sender's memory for queued
+    /// messages stays within this bound.
     pub listener_queue_bytes: usize,
     /// Most peers taken from one tracker answer (default 256).
     pub max_tracker_peers: usize,
@@ -69,6 +74,11 @@ pub struct Timeouts {
     pub peer: Duration,
     /// How often idle link threads wake to check the above (default 1 s).
     pub tick: Duration,
+    /// A listener that takes nothing for this long while messages wait for it is
+    /// disconnected ([`Departure::Overflow`](crate::Departure::Overflow)); and the longest
+    /// [`Peer::send`](crate::Peer::send) waits for room in the slowest listener's queue
+    /// (default 10 s).
+    pub stall: Duration,
 }
 
 impl Default for Timeouts {
@@ -79,9 +89,83 @@ impl Default for Timeouts {
             keepalive: Duration::from_secs(3),
             peer: Duration::from_secs(10),
             tick: Duration::from_secs(1),
+            stall: Duration::from_secs(10),
         }
     }
 }
+
+/// Turns a `host:port` into socket addresses: the system's resolver (std's
+/// `ToSocketAddrs`, that is `getaddrinfo`) unless a program or a test gives its own.
+///
+/// A peer calls it only from the thread that calls [`Peer::start`](crate::Peer::start) or
+/// [`Peer::connect`](crate::Peer::connect), never from a thread of its own: a host name
+/// lookup cannot be interrupted, so none of the peer's threads is ever blocked in one when
+/// it closes. (The tracker's name is looked up once, at start.)
+///
+/// ```
+/// use p2p_core::{PeerConfig, Resolver};
+/// let mut config = PeerConfig::new("alice");
+/// // Every name leads to one test peer.
+/// config.resolver = Resolver::new(|_name| Ok(vec!["127.0.0.1:7001".parse().unwrap()]));
+/// ```
+#[derive(Clone)]
+pub struct Resolver(Arc<ResolveFn>);
+
+type ResolveFn = dyn Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync;
+
+impl Resolver {
+    /// The system's resolver (one value shared by every configuration that uses it, so
+    /// that such configurations compare equal).
+    pub fn system() -> Resolver {
+        static SYSTEM: OnceLock<Resolver> = OnceLock::new();
+        SYSTEM
+            .get_or_init(|| Resolver::new(|addr| addr.to_socket_addrs().map(Iterator::collect)))
+            .clone()
+    }
+
+    /// A resolver that calls `f` with the `host:port` to resolve.
+    pub fn new(
+        f: impl Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+    ) -> Resolver {
+        Resolver(Arc::new(f))
+    }
+
+    /// Resolves `addr`; fails with [`Error::Resolve`] if the lookup fails or finds nothing.
+    pub fn resolve(&self, addr: &str) -> Result<Vec<SocketAddr>> {
+        match (self.0)(addr) {
+            Ok(addrs) if !addrs.is_empty() => Ok(addrs),
+            Ok(_) => Err(Error::Resolve {
+                addr: addr.to_owned(),
+                reason: "no address found".into(),
+            }),
+            Err(e) => Err(Error::Resolve {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver::system()
+    }
+}
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
+/// Two resolvers are equal when they are the same one (clones of one another).
+impl PartialEq for Resolver {
+    fn eq(&self, other: &Resolver) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Resolver {}
 
 /// Everything needed to start a [`Peer`](crate::Peer).
 ///
@@ -93,7 +177,7 @@ impl Default for Timeouts {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
-    /// This peer's username (1 to 32 characters, no control characters).
+    /// This peer's username (see [`validate_username`](crate::protocol::validate_username)).
     pub username: String,
     /// Where the ServerSide listens (default `0.0.0.0:0`: every interface, a free port).
     pub bind_addr: SocketAddr,
@@ -111,6 +195,9 @@ pub struct PeerConfig {
     /// When the embedder does not read events, links stop reading from the network (TCP
     /// pushes back on the senders) rather than letting memory grow.
     pub event_capacity: usize,
+    /// How `host:port` addresses (manual peers, the tracker) are resolved (default: the
+    /// system's resolver).
+    pub resolver: Resolver,
 }
 
 impl PeerConfig {
@@ -124,6 +211,7 @@ impl PeerConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             event_capacity: 1024,
+            resolver: Resolver::system(),
         }
     }
 
@@ -147,9 +235,9 @@ impl PeerConfig {
             ));
         }
         let t = &self.timeouts;
-        if t.tick.is_zero() || t.keepalive.is_zero() || t.peer <= t.keepalive {
+        if t.tick.is_zero() || t.keepalive.is_zero() || t.peer <= t.keepalive || t.stall.is_zero() {
             return Err(Error::Config(
-                "timeouts: tick and keepalive must be positive and peer longer than keepalive"
+                "timeouts: tick, keepalive and stall must be positive and peer longer than keepalive"
                     .into(),
             ));
         }

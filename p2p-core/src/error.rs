@@ -9,7 +9,8 @@ use crate::protocol::{ProtocolError, UsernameError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The username breaks the rules (1 to 32 characters, no control characters).
+    /// The username breaks the rules of
+    /// [`validate_username`](crate::protocol::validate_username).
     #[error("invalid username: {0}")]
     InvalidUsername(#[from] UsernameError),
     /// A configuration value is out of range.
@@ -70,6 +71,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The slowest listener's queue is full ([`Limits::listener_queue_bytes`]): the message
+    /// was not sent. [`Peer::try_send`] returns it at once instead of waiting;
+    /// [`Peer::send`] after waiting [`Timeouts::stall`] for a listener that is still taking,
+    /// only slowly. Sending again later is the remedy.
+    ///
+    /// [`Limits::listener_queue_bytes`]: crate::Limits::listener_queue_bytes
+    /// [`Peer::try_send`]: crate::Peer::try_send
+    /// [`Peer::send`]: crate::Peer::send
+    /// [`Timeouts::stall`]: crate::Timeouts::stall
+    #[error("a listener's queue is full: the message was not sent")]
+    QueueFull,
     /// The peer has been shut down.
     #[error("the peer has been shut down")]
     Shutdown,

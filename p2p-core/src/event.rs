@@ -38,7 +38,10 @@ pub enum Departure {
     TimedOut,
     /// The connection closed without a goodbye.
     Closed,
-    /// The listener did not keep up: its queue went over its byte limit.
+    /// The listener took nothing for the stall timeout
+    /// ([`Timeouts::stall`](crate::Timeouts::stall)) while messages waited for it (its
+    /// queue full, or its connection stuck). A listener that is slow but takes is never cut
+    /// off: the sender waits for it instead.
     Overflow,
     /// The other side broke the protocol or the connection failed; the text says how.
     Error(String),
@@ -52,7 +55,7 @@ impl fmt::Display for Departure {
             Departure::Left => f.write_str("left"),
             Departure::TimedOut => f.write_str("timed out"),
             Departure::Closed => f.write_str("connection closed"),
-            Departure::Overflow => f.write_str("too slow: its queue overflowed"),
+            Departure::Overflow => f.write_str("stalled: took nothing with its queue full"),
             Departure::Error(e) => write!(f, "error: {e}"),
             Departure::Shutdown => f.write_str("shut down"),
         }

@@ -35,9 +35,14 @@
 //! ```
 //!
 //! The modules: [`protocol`] (frames and the codec, no sockets), [`net`] (one-frame
-//! exchanges with deadlines), [`tracker_client`] (announce and leave), and, private,
-//! `server_side`, `client_side`, `peer` and `threads`. `docs/architecture.md` and
-//! `docs/protocol.md` in the repository tell the rest.
+//! exchanges with deadlines, an accept that can be woken), [`tracker_client`] (announce and
+//! leave), and, private, `node` (what every thread of a peer shares), `server_side`,
+//! `client_side`, `peer` (the one place that wires them together) and `threads`.
+//! `docs/architecture.md` and `docs/protocol.md` in the repository tell the rest.
+//!
+//! Sending never blocks a user interface if it uses [`Peer::try_send`]; [`Peer::send`] waits
+//! (boundedly) for slow listeners. [`Peer::close`] returns within two seconds whatever the
+//! network does.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -48,6 +53,7 @@ mod error;
 mod event;
 mod fanout;
 pub mod net;
+mod node;
 mod peer;
 pub mod protocol;
 pub mod secure;
@@ -55,7 +61,7 @@ mod server_side;
 mod threads;
 pub mod tracker_client;
 
-pub use config::{Limits, Mode, PeerConfig, Timeouts};
+pub use config::{Limits, Mode, PeerConfig, Resolver, Timeouts};
 pub use error::{Error, Result};
 pub use event::{Batch, BatchEvents, Departure, Event, Events, Messages, PeerInfo, Text};
 pub use peer::Peer;

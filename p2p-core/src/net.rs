@@ -56,6 +56,86 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// A listening socket whose waiting for connections another thread can end at once
+/// ([`AcceptWaker::wake`]), without connecting to it: a thread blocked in a plain
+/// `accept()` can only be woken by a connection, which a full accept queue, a firewall or a
+/// closed loopback can stop from arriving.
+///
+/// It waits with the operating system's readiness API (epoll, kqueue, IOCP, through
+/// `mio`) on the socket and on a waker.
+#[derive(Debug)]
+pub struct Acceptor {
+    listener: mio::net::TcpListener,
+    poll: mio::Poll,
+    events: mio::Events,
+}
+
+/// Ends an [`Acceptor`]'s wait from any thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AcceptWaker(std::sync::Arc<mio::Waker>);
+
+const LISTENER: mio::Token = mio::Token(0);
+const WAKER: mio::Token = mio::Token(1);
+
+impl Acceptor {
+    /// Takes over `listener` (made non-blocking) and returns the acceptor and its waker.
+    pub fn new(listener: TcpListener) -> io::Result<(Acceptor, AcceptWaker)> {
+        listener.set_nonblocking(true)?;
+        let mut listener = mio::net::TcpListener::from_std(listener);
+        let poll = mio::Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, mio::Interest::READABLE)?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let acceptor = Acceptor {
+            listener,
+            poll,
+            events: mio::Events::with_capacity(8),
+        };
+        Ok((acceptor, AcceptWaker(std::sync::Arc::new(waker))))
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Waits for the next connection and returns it as a blocking `TcpStream`, or `None`
+    /// once the waker was used (the caller then checks why it was woken). An error is the
+    /// accept's own (out of file descriptors, say): the caller may back off and call again.
+    pub fn accept(&mut self) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+        loop {
+            // The queue is drained before each wait: readiness is reported on changes.
+            match self.listener.accept() {
+                Ok((stream, remote)) => {
+                    let stream = TcpStream::from(stream);
+                    stream.set_nonblocking(false)?;
+                    return Ok(Some((stream, remote)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            match self.poll.poll(&mut self.events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if self.events.iter().any(|event| event.token() == WAKER) {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl AcceptWaker {
+    /// Ends the acceptor's current or next wait.
+    pub fn wake(&self) {
+        if let Err(e) = self.0.wake() {
+            log::warn!("cannot wake the accept thread: {e}");
+        }
+    }
+}
+
 /// Checks that `addr`, given as its listening address by a host connecting from `source`,
 /// is one that other peers can connect to. Returns why not: port 0, an unspecified,
 /// multicast or broadcast address, or a loopback address given by another host. The

@@ -8,84 +8,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Select, Sender, TrySendError, select};
+use crossbeam_channel::Receiver;
 use log::debug;
 
-use crate::client_side::{self, Links, Outcome};
+use crate::client_side::{self, Links, Outcome, Target};
 use crate::config::{Mode, PeerConfig};
-use crate::event::{Batch, Event, Events, PeerInfo};
-use crate::protocol::{encode_chat, validate_text};
+use crate::event::{Events, PeerInfo};
+use crate::net::AcceptWaker;
+use crate::node::Node;
+use crate::protocol::{Handshake, encode_chat, validate_text};
 use crate::server_side::{self, Listeners};
-use crate::threads::{Stop, ThreadSet};
-use crate::{Error, Result};
-use crate::{net, tracker_client};
+use crate::tracker_client::{self, TrackerAddr};
+use crate::{Error, Result, net};
 
 /// How long link threads get at shutdown to say goodbye before their sockets are cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// What every thread of one peer shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: PeerConfig,
-    pub(crate) peer_id: u64,
-    /// The address other peers are told to connect to.
-    pub(crate) local_addr: SocketAddr,
-    /// The address the ServerSide is bound to.
-    pub(crate) bound_addr: SocketAddr,
-    events: Sender<Batch>,
-    pub(crate) stop: Stop,
-    pub(crate) threads: Arc<ThreadSet>,
-    pub(crate) listeners: Listeners,
-    pub(crate) links: Links,
-}
-
-impl Shared {
-    /// Hands an event to the embedder, waiting while the channel is full, unless the peer
-    /// is shutting down.
-    pub(crate) fn emit(&self, event: Event) {
-        self.emit_batch(Batch::Event(event));
-    }
-
-    /// Hands a batch of events to the embedder.
-    pub(crate) fn emit_batch(&self, batch: Batch) {
-        // The common case, with room in the channel, without the cost of a select.
-        let batch = match self.events.try_send(batch) {
-            Err(TrySendError::Full(batch)) => batch,
-            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
-        };
-        select! {
-            send(self.events, batch) -> _ => {}
-            recv(self.stop.watch()) -> _ => {}
-        }
-    }
-
-    /// Hands a batch of events to the embedder like [`emit_batch`](Shared::emit_batch),
-    /// calling `idle` every `every` while the channel stays full (a link thread keeps its
-    /// connection alive that way while the embedder is slow).
-    pub(crate) fn emit_batch_or(&self, mut batch: Batch, every: Duration, mut idle: impl FnMut()) {
-        loop {
-            // Without waiting first: the channel may have room (by now).
-            batch = match self.events.try_send(batch) {
-                Err(TrySendError::Full(batch)) => batch,
-                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
-            };
-            let mut sel = Select::new();
-            let send = sel.send(&self.events);
-            sel.recv(self.stop.watch());
-            match sel.select_timeout(every) {
-                Ok(op) if op.index() == send => {
-                    let _ = op.send(&self.events, batch);
-                    return;
-                }
-                Ok(op) => {
-                    let _ = op.recv(self.stop.watch());
-                    return;
-                }
-                Err(_) => idle(),
-            }
-        }
-    }
-}
+/// How long a close then waits for threads whose sockets were cut. None should need it
+/// (no thread of a peer waits on anything but sockets, its own channels and the stop
+/// signal); a thread still running after it is left behind, and logged, rather than
+/// holding up the close.
+const CUT_GRACE: Duration = Duration::from_millis(500);
 
 /// A running peer: its ServerSide, its ClientSides and, in tracker mode, its tracker client.
 ///
@@ -93,8 +36,32 @@ impl Shared {
 /// when the `Peer` is dropped.
 #[derive(Debug)]
 pub struct Peer {
-    shared: Arc<Shared>,
+    node: Arc<Node>,
+    listeners: Arc<Listeners>,
+    links: Arc<Links>,
     events: Events,
+    /// Ends the accept thread's wait at close.
+    waker: Option<AcceptWaker>,
+}
+
+/// The ClientSide as the tracker thread sees it.
+struct Mesh {
+    node: Arc<Node>,
+    links: Arc<Links>,
+}
+
+impl tracker_client::Mesh for Mesh {
+    fn knows(&self, addr: SocketAddr) -> bool {
+        self.links.knows(addr, None)
+    }
+
+    fn join(&self, addr: SocketAddr) -> Option<Receiver<Result<PeerInfo>>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let outcome = Outcome::Caller(tx);
+        client_side::spawn_link(&self.node, &self.links, addr.into(), true, outcome)
+            .ok()
+            .map(|()| rx)
+    }
 }
 
 fn random_id() -> u64 {
@@ -129,30 +96,40 @@ impl Peer {
         let local_addr = SocketAddr::new(config.advertise_ip, bound_addr.port());
         let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity);
         let mode = config.mode.clone();
-        let peer = Peer {
-            shared: Arc::new(Shared {
-                config,
-                peer_id: random_id(),
-                local_addr,
-                bound_addr,
-                events: events_tx,
-                stop: Stop::new(),
-                threads: ThreadSet::new(),
-                listeners: Listeners::default(),
-                links: Links::default(),
-            }),
+        let node = Node::new(config, random_id(), local_addr, bound_addr, events_tx);
+        let mut peer = Peer {
+            node: Arc::new(node),
+            listeners: Arc::default(),
+            links: Arc::default(),
             events: Events::new(events),
+            waker: None,
         };
         // From here on, an early return drops `peer`, which shuts it down.
-        server_side::spawn_accept(&peer.shared, listener)?;
+        let (node, links) = (Arc::clone(&peer.node), Arc::clone(&peer.links));
+        let on_hello = Arc::new(move |hs: &Handshake, remote: SocketAddr| {
+            client_side::connect_back(&node, &links, hs, remote);
+        });
+        peer.waker = Some(server_side::spawn_accept(
+            &peer.node,
+            &peer.listeners,
+            on_hello,
+            listener,
+        )?);
         match mode {
             Mode::Alone => {}
             Mode::Manual(addrs) => peer.connect_all(&addrs)?,
             Mode::Tracker(tracker) => {
-                let timeouts = &peer.shared.config.timeouts;
-                let list = tracker_client::announce(&tracker, local_addr, timeouts)?;
-                tracker_client::join_peers(&peer.shared, &list);
-                tracker_client::spawn(&peer.shared, tracker, list.interval_secs)?;
+                // Resolved here, once: the tracker thread never looks a name up.
+                let config = &peer.node.config;
+                let tracker = TrackerAddr::resolve(&tracker, &config.resolver)?;
+                let list =
+                    tracker_client::announce_to(&tracker, local_addr, &config.timeouts, None)?;
+                peer.join_listed(&list.peers);
+                let mesh = Arc::new(Mesh {
+                    node: Arc::clone(&peer.node),
+                    links: Arc::clone(&peer.links),
+                });
+                tracker_client::spawn(&peer.node, mesh, tracker, list.interval_secs)?;
             }
         }
         debug!(
@@ -162,17 +139,43 @@ impl Peer {
         Ok(peer)
     }
 
-    /// Listens to every address (in parallel); fails with the first error, ignoring
-    /// addresses that lead to a peer already listened to.
+    /// Listens to every peer of the tracker's first answer, greeting each with a hello; a
+    /// failure becomes an [`Event::ConnectFailed`](crate::Event::ConnectFailed). (The
+    /// tracker thread takes the later answers.)
+    fn join_listed(&self, peers: &[SocketAddr]) {
+        let max = self.node.config.limits.max_tracker_peers;
+        for addr in peers.iter().take(max) {
+            if *addr == self.node.local_addr || self.links.knows(*addr, None) {
+                continue;
+            }
+            let target = Target::from(*addr);
+            if client_side::spawn_link(&self.node, &self.links, target, true, Outcome::Report)
+                .is_err()
+            {
+                return; // shutting down
+            }
+        }
+    }
+
+    /// Resolves `addr` in the caller's thread (see [`Resolver`](crate::Resolver)).
+    fn target(&self, addr: &str) -> Result<Target> {
+        Ok(Target {
+            name: addr.to_owned(),
+            addrs: self.node.config.resolver.resolve(addr)?,
+        })
+    }
+
+    /// Listens to every address (in parallel, once they are resolved); fails with the
+    /// first error, ignoring addresses that lead to a peer already listened to.
     fn connect_all(&self, addrs: &[String]) -> Result<()> {
+        let targets = addrs
+            .iter()
+            .map(|addr| self.target(addr))
+            .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = crossbeam_channel::bounded(addrs.len());
-        for addr in addrs {
-            client_side::spawn_link(
-                &self.shared,
-                addr.clone(),
-                false,
-                Outcome::Caller(tx.clone()),
-            )?;
+        for target in targets {
+            let outcome = Outcome::Caller(tx.clone());
+            client_side::spawn_link(&self.node, &self.links, target, false, outcome)?;
         }
         drop(tx);
         let mut first_error = None;
@@ -188,28 +191,57 @@ impl Peer {
     }
 
     /// Listens to one more peer at `addr` (`host:port`), without asking it to listen back
-    /// (manual mode). Blocks until the handshake is done or has failed.
+    /// (manual mode). Blocks until the handshake is done or has failed, and not on the
+    /// events: the thread that reads them may call it, whether or not their channel has
+    /// room (the [`ListeningTo`](crate::Event::ListeningTo) event follows). A host name is
+    /// resolved in the calling thread (with the configuration's
+    /// [`Resolver`](crate::Resolver)), so a lookup that hangs holds up this call and
+    /// nothing else: a [`close`](Peer::close) meanwhile is not delayed by it.
     pub fn connect(&self, addr: &str) -> Result<PeerInfo> {
+        let target = self.target(addr)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        client_side::spawn_link(&self.shared, addr.to_owned(), false, Outcome::Caller(tx))?;
+        let outcome = Outcome::Caller(tx);
+        client_side::spawn_link(&self.node, &self.links, target, false, outcome)?;
         rx.recv().map_err(|_| Error::Shutdown)?
     }
 
     /// Sends a chat message to every listener. Returns how many listeners it was queued
-    /// for. The text is encoded once; a listener whose queue is full is disconnected
-    /// (reported as [`Departure::Overflow`](crate::Departure::Overflow)), never waited on.
+    /// for. The text is encoded once, whatever the number of listeners.
+    ///
+    /// Each listener may be at most [`Limits::listener_queue_bytes`](crate::Limits) behind;
+    /// when the slowest live listener would go past that, `send` waits for it to take
+    /// something: a sender faster than its listeners is slowed down to their pace rather
+    /// than having them cut off. It waits at most [`Timeouts::stall`](crate::Timeouts):
+    /// listeners that took nothing at all in that time are then disconnected (reported as
+    /// [`Departure::Overflow`](crate::Departure::Overflow)) and the message goes to the
+    /// others; if a listener that is still taking, only slowly, has not made room,
+    /// `send` fails with [`Error::QueueFull`] and the message is not sent. Never call it
+    /// from a thread that must not wait (a user interface's): use
+    /// [`try_send`](Peer::try_send) there.
     pub fn send(&self, text: &str) -> Result<usize> {
-        if self.shared.stop.is_set() {
+        self.send_waiting(text, Some(self.node.config.timeouts.stall))
+    }
+
+    /// Sends a chat message like [`send`](Peer::send), but never waits: if the slowest
+    /// listener's queue has no room for it, fails at once with [`Error::QueueFull`] (the
+    /// message is not sent; try again later). For threads that must not block, such as a
+    /// user interface's.
+    pub fn try_send(&self, text: &str) -> Result<usize> {
+        self.send_waiting(text, None)
+    }
+
+    fn send_waiting(&self, text: &str, wait: Option<Duration>) -> Result<usize> {
+        if self.node.stop.is_set() {
             return Err(Error::Shutdown);
         }
-        validate_text(text, self.shared.config.limits.max_text_bytes).map_err(|_| {
-            Error::TextTooLong {
-                len: text.len(),
-                max: self.shared.config.limits.max_text_bytes,
-            }
+        let limits = &self.node.config.limits;
+        validate_text(text, limits.max_text_bytes).map_err(|_| Error::TextTooLong {
+            len: text.len(),
+            max: limits.max_text_bytes,
         })?;
         let bytes = encode_chat(text)?;
-        Ok(server_side::broadcast(&self.shared, &bytes))
+        self.listeners
+            .broadcast(&bytes, limits.listener_queue_bytes, wait, &self.node.stop)
     }
 
     /// This peer's events. Clone it to read them from another thread; it disconnects when
@@ -220,53 +252,55 @@ impl Peer {
 
     /// The address other peers are told to connect to (advertised IP, bound port).
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+        self.node.local_addr
     }
 
     /// The address the ServerSide is bound to.
     pub fn bound_addr(&self) -> SocketAddr {
-        self.shared.bound_addr
+        self.node.bound_addr
     }
 
     /// This peer's username.
     pub fn username(&self) -> &str {
-        &self.shared.config.username
+        &self.node.config.username
     }
 
     /// The configuration this peer was started with.
     pub fn config(&self) -> &PeerConfig {
-        &self.shared.config
+        &self.node.config
     }
 
     /// The peers this peer listens to now, sorted by username and address.
     pub fn listening_to(&self) -> Vec<PeerInfo> {
-        let mut peers = self.shared.links.snapshot();
+        let mut peers = self.links.snapshot();
         peers.sort();
         peers
     }
 
     /// The peers that listen to this peer now, sorted by username and address.
     pub fn listeners(&self) -> Vec<PeerInfo> {
-        let mut peers = self.shared.listeners.snapshot();
+        let mut peers = self.listeners.snapshot();
         peers.sort();
         peers
     }
 
     /// Number of threads this peer is running (accept, tracker, one per link).
     pub fn thread_count(&self) -> usize {
-        self.shared.threads.len()
+        self.node.threads.len()
     }
 
     /// Leaves the network now: tells the tracker and every listener and listened-to peer
     /// that this peer is leaving, then stops and joins every thread. Later calls do
     /// nothing. [`Peer::send`] fails from then on.
     pub fn close(&self) {
-        if !self.shared.stop.trigger() {
+        if !self.node.stop.trigger() {
             return;
         }
-        server_side::wake_accept(self.shared.bound_addr);
-        self.shared.listeners.disconnect_all();
-        self.shared.threads.shutdown(SHUTDOWN_GRACE);
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
+        self.listeners.disconnect_all();
+        self.node.threads.shutdown(SHUTDOWN_GRACE, CUT_GRACE);
         debug!("peer {} shut down", self.username());
     }
 

@@ -193,9 +193,14 @@ impl ThreadSet {
     }
 
     /// Refuses new threads, wakes the readers, gives the writers `grace` to say goodbye,
-    /// then shuts every socket left and joins every thread. Call after raising the stop
-    /// signal.
-    pub(crate) fn shutdown(&self, grace: Duration) {
+    /// then shuts every socket left down and gives the threads `cut_grace` more to end.
+    /// Every thread that ended is joined; one still running after that (stuck somewhere
+    /// no socket reaches, which no thread of ours should be) is left behind with a warning
+    /// rather than holding up the caller. Call after raising the stop signal.
+    ///
+    /// So it returns within `grace + cut_grace` (and the time to join threads that have
+    /// ended), whatever the network does.
+    pub(crate) fn shutdown(&self, grace: Duration, cut_grace: Duration) {
         {
             let mut inner = lock(&self.inner);
             inner.closed = true;
@@ -205,7 +210,31 @@ impl ThreadSet {
                 }
             }
         }
-        let deadline = Instant::now() + grace;
+        if self.join_until(Instant::now() + grace) {
+            return;
+        }
+        // Whatever is still running is stuck in I/O: cut its sockets, then join.
+        {
+            let inner = lock(&self.inner);
+            for (_, stream) in inner.sockets.values() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+        if self.join_until(Instant::now() + cut_grace) {
+            return;
+        }
+        let left: Vec<JoinHandle<()>> = lock(&self.inner).running.drain().map(|(_, h)| h).collect();
+        for handle in left {
+            log::warn!(
+                "thread {} did not stop within {:?} of its sockets being cut: left running",
+                handle.thread().name().unwrap_or("?"),
+                cut_grace
+            );
+        }
+    }
+
+    /// Joins threads as they end until none is left (`true`) or `deadline` passes.
+    fn join_until(&self, deadline: Instant) -> bool {
         loop {
             let finished: Vec<JoinHandle<()>> = {
                 let mut inner = lock(&self.inner);
@@ -215,10 +244,11 @@ impl ThreadSet {
                     .filter_map(|id| inner.running.remove(&id))
                     .collect();
                 if inner.running.is_empty() {
+                    drop(inner);
                     done.into_iter().for_each(|h| {
                         let _ = h.join();
                     });
-                    return;
+                    return true;
                 }
                 done
             };
@@ -227,8 +257,9 @@ impl ThreadSet {
             }
             let now = Instant::now();
             if now >= deadline {
-                break;
+                return false;
             }
+            // A thread's id comes on the channel as its last act: its join is immediate.
             match self.done_rx.recv_timeout(deadline - now) {
                 Ok(id) => {
                     let handle = lock(&self.inner).running.remove(&id);
@@ -236,19 +267,8 @@ impl ThreadSet {
                         let _ = h.join();
                     }
                 }
-                Err(_) => break,
+                Err(_) => return lock(&self.inner).running.is_empty(),
             }
-        }
-        // Whatever is still running is stuck in I/O: cut its sockets, then join.
-        let handles: Vec<JoinHandle<()>> = {
-            let mut inner = lock(&self.inner);
-            for (_, stream) in inner.sockets.values() {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-            inner.running.drain().map(|(_, h)| h).collect()
-        };
-        for handle in handles {
-            let _ = handle.join();
         }
     }
 }

@@ -1,8 +1,14 @@
 //! Talking to a tracker: announce (register and get the other peers), leave, and the
 //! thread that re-announces at the interval the tracker asks for.
+//!
+//! The tracker's name is resolved once, by the caller (at [`Peer::start`](crate::Peer)):
+//! the thread works with socket addresses only, so it is never stuck in a host name lookup
+//! when the peer closes. Its sockets are registered with the peer's threads, so a close
+//! cuts an exchange in flight at once; the leave it sends on the way out has a deadline of
+//! its own, [`LEAVE_TIME`], inside the peer's shutdown grace.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,10 +16,9 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use log::{debug, info, warn};
 
-use crate::client_side::{Outcome, spawn_link};
-use crate::config::Timeouts;
-use crate::net::{connect, read_frame_before, write_frame};
-use crate::peer::Shared;
+use crate::config::{Resolver, Timeouts};
+use crate::net::{read_frame_before, write_frame};
+use crate::node::Node;
 use crate::protocol::{Announce, Frame, FrameReader, PROTOCOL_VERSION, PeerList};
 use crate::{Error, Event, PeerInfo, Result};
 
@@ -26,77 +31,167 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// again (the wait doubles with each failure: 1, 2, 4 … up to this many intervals).
 pub const MAX_BACKOFF_INTERVALS: u32 = 64;
 
-/// Frames a tracker answer may take (a list of a few thousand addresses at most).
+/// The longest a closing peer spends telling its tracker that it leaves (connecting,
+/// sending the leave, waiting for the acknowledgement): well inside the second that a
+/// close gives its threads to say goodbye, so a tracker that is frozen or unreachable
+/// does not hold a close up.
+pub const LEAVE_TIME: Duration = Duration::from_millis(750);
+
+/// Frames a tracker answer may take (a list of a few thousand addresses at most). The
+/// reader's buffer grows only with the bytes that arrive, whatever length is announced.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// A tracker: its address as given (`host:port`, for messages) and the socket addresses
+/// that resolved from it.
+#[derive(Debug, Clone)]
+pub(crate) struct TrackerAddr {
+    name: String,
+    addrs: Vec<SocketAddr>,
+}
+
+impl TrackerAddr {
+    /// Resolves `tracker` with `resolver`; a failure is reported as the tracker's.
+    pub(crate) fn resolve(tracker: &str, resolver: &Resolver) -> Result<TrackerAddr> {
+        let addrs = resolver.resolve(tracker).map_err(|e| Error::Tracker {
+            addr: tracker.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(TrackerAddr {
+            name: tracker.to_owned(),
+            addrs,
+        })
+    }
+
+    fn fail(&self, reason: String) -> Error {
+        Error::Tracker {
+            addr: self.name.clone(),
+            reason,
+        }
+    }
+}
 
 /// Registers `listen_addr` with the tracker at `tracker` (`host:port`) and returns its
 /// answer: the other peers and how often to announce again.
 pub fn announce(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> Result<PeerList> {
+    let tracker = TrackerAddr::resolve(tracker, &Resolver::system())?;
+    announce_to(&tracker, listen_addr, timeouts, None)
+}
+
+/// Tells the tracker at `tracker` to forget `listen_addr` now.
+pub fn leave(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> Result<()> {
+    let tracker = TrackerAddr::resolve(tracker, &Resolver::system())?;
+    let deadline = Instant::now() + timeouts.connect + timeouts.handshake;
+    leave_before(&tracker, listen_addr, timeouts, deadline)
+}
+
+/// Announces to `tracker`, on a socket registered with `node`'s threads if one is given.
+pub(crate) fn announce_to(
+    tracker: &TrackerAddr,
+    listen_addr: SocketAddr,
+    timeouts: &Timeouts,
+    node: Option<&Node>,
+) -> Result<PeerList> {
     let request = Frame::Announce(Announce {
         version: PROTOCOL_VERSION,
         listen_addr,
     });
-    match exchange(tracker, &request, timeouts)? {
+    let deadline = Instant::now() + timeouts.connect + timeouts.handshake;
+    match exchange(tracker, &request, timeouts, node, deadline)? {
         Frame::PeerList(list) => Ok(list),
         other => Err(unexpected(tracker, &other)),
     }
 }
 
-/// Tells the tracker at `tracker` to forget `listen_addr` now.
-pub fn leave(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> Result<()> {
-    match exchange(tracker, &Frame::Leave { listen_addr }, timeouts)? {
+fn leave_before(
+    tracker: &TrackerAddr,
+    listen_addr: SocketAddr,
+    timeouts: &Timeouts,
+    deadline: Instant,
+) -> Result<()> {
+    match exchange(
+        tracker,
+        &Frame::Leave { listen_addr },
+        timeouts,
+        None,
+        deadline,
+    )? {
         Frame::LeaveAck => Ok(()),
         other => Err(unexpected(tracker, &other)),
     }
 }
 
-fn unexpected(tracker: &str, frame: &Frame) -> Error {
-    let reason = match frame {
+fn unexpected(tracker: &TrackerAddr, frame: &Frame) -> Error {
+    tracker.fail(match frame {
         Frame::Refuse { reason } => format!("refused: {reason}"),
         other => format!("answered with a {} frame", other.name()),
-    };
-    Error::Tracker {
-        addr: tracker.to_owned(),
-        reason,
-    }
+    })
 }
 
-/// One request, one answer, on a fresh connection.
-fn exchange(tracker: &str, request: &Frame, timeouts: &Timeouts) -> Result<Frame> {
-    let fail = |reason: String| Error::Tracker {
-        addr: tracker.to_owned(),
-        reason,
+/// One request, one answer, on a fresh connection to the first of the tracker's addresses
+/// that answers, all before `deadline` (and each step within its own timeout). With a
+/// `node`, the socket is registered with its threads: a shutdown cuts the exchange short.
+fn exchange(
+    tracker: &TrackerAddr,
+    request: &Frame,
+    timeouts: &Timeouts,
+    node: Option<&Node>,
+    deadline: Instant,
+) -> Result<Frame> {
+    let left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
     };
-    let (stream, _) = connect(tracker, timeouts.connect).map_err(|e| match e {
-        Error::Connect { source, .. } => fail(format!("unreachable: {source}")),
-        other => fail(other.to_string()),
-    })?;
-    stream.set_write_timeout(Some(timeouts.handshake))?;
-    write_frame(&stream, request).map_err(|e| fail(e.to_string()))?;
+    let mut last = None;
+    let mut connected = None;
+    for &addr in &tracker.addrs {
+        let Some(left) = left() else { break };
+        let timeout = timeouts.connect.min(left);
+        let attempt = match node {
+            Some(node) => node.connect(addr, timeout).map(|(s, g)| (s, Some(g))),
+            None => TcpStream::connect_timeout(&addr, timeout).map(|s| (Arc::new(s), None)),
+        };
+        match attempt {
+            Ok(conn) => {
+                connected = Some(conn);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some((stream, _registered)) = connected else {
+        let why = last.map_or_else(|| "timed out".to_owned(), |e| e.to_string());
+        return Err(tracker.fail(format!("unreachable: {why}")));
+    };
+    let Some(left) = left() else {
+        return Err(tracker.fail("timed out".into()));
+    };
+    stream.set_write_timeout(Some(timeouts.handshake.min(left)))?;
+    write_frame(&stream, request).map_err(|e| tracker.fail(e.to_string()))?;
     let mut reader = FrameReader::new(MAX_ANSWER_BYTES);
-    let deadline = Instant::now() + timeouts.handshake;
-    read_frame_before(&stream, &mut reader, deadline).map_err(|e| fail(e.to_string()))
+    let read_deadline = (Instant::now() + timeouts.handshake).min(deadline);
+    read_frame_before(&stream, &mut reader, read_deadline).map_err(|e| tracker.fail(e.to_string()))
 }
 
-/// Listens to every peer of the tracker's first answer, greeting each with a hello; a
-/// failure becomes an [`Event::ConnectFailed`]. (Later answers go through `Retries`.)
-pub(crate) fn join_peers(shared: &Arc<Shared>, list: &PeerList) {
-    let max = shared.config.limits.max_tracker_peers;
-    for addr in list.peers.iter().take(max) {
-        if *addr == shared.local_addr || shared.links.knows(*addr, None) {
-            continue;
-        }
-        if spawn_link(shared, addr.to_string(), true, Outcome::Report).is_err() {
-            return; // shutting down
-        }
-    }
+/// How the tracker thread reaches the peers it is told about: the peer wires it to the
+/// ClientSide.
+pub(crate) trait Mesh: Send + Sync + 'static {
+    /// `true` if this peer listens to `addr`, or is connecting to it.
+    fn knows(&self, addr: SocketAddr) -> bool;
+    /// Starts listening to `addr`, greeting it with a hello; the outcome arrives on the
+    /// receiver. `None` once the peer is shutting down.
+    fn join(&self, addr: SocketAddr) -> Option<Receiver<Result<PeerInfo>>>;
 }
 
 /// Starts the thread that re-announces every `interval` and, on shutdown, leaves.
-pub(crate) fn spawn(shared: &Arc<Shared>, tracker: String, interval: u32) -> std::io::Result<()> {
-    let thread_shared = Arc::clone(shared);
-    shared.threads.spawn("p2p-tracker", move || {
-        reannounce_loop(&thread_shared, &tracker, interval);
+pub(crate) fn spawn(
+    node: &Arc<Node>,
+    mesh: Arc<dyn Mesh>,
+    tracker: TrackerAddr,
+    interval: u32,
+) -> std::io::Result<()> {
+    let thread_node = Arc::clone(node);
+    node.threads.spawn("p2p-tracker", move || {
+        reannounce_loop(&thread_node, &*mesh, &tracker, interval);
     })
 }
 
@@ -137,47 +232,47 @@ impl Retries {
 
     /// Starts an attempt for every listed address not joined, not being tried, and not
     /// waiting out a failure; forgets failures of addresses no longer listed.
-    fn join(&mut self, shared: &Arc<Shared>, list: &PeerList, now: Instant) {
-        let listed = &list.peers[..list.peers.len().min(shared.config.limits.max_tracker_peers)];
+    fn join(&mut self, node: &Node, mesh: &dyn Mesh, list: &PeerList, now: Instant) {
+        let listed = &list.peers[..list.peers.len().min(node.config.limits.max_tracker_peers)];
         self.failed.retain(|addr, _| listed.contains(addr));
         for addr in listed {
-            if *addr == shared.local_addr
-                || shared.links.knows(*addr, None)
+            if *addr == node.local_addr
+                || mesh.knows(*addr)
                 || self.pending.iter().any(|(a, _)| a == addr)
                 || self.failed.get(addr).is_some_and(|(_, next)| *next > now)
             {
                 continue;
             }
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            if spawn_link(shared, addr.to_string(), true, Outcome::Caller(tx)).is_err() {
+            let Some(rx) = mesh.join(*addr) else {
                 return; // shutting down
-            }
+            };
             self.pending.push((*addr, rx));
         }
     }
 }
 
-fn reannounce_loop(shared: &Arc<Shared>, tracker: &str, interval: u32) {
-    let timeouts = &shared.config.timeouts;
+fn reannounce_loop(node: &Node, mesh: &dyn Mesh, tracker: &TrackerAddr, interval: u32) {
+    let timeouts = &node.config.timeouts;
     let mut interval = clamp_interval(interval);
     let mut reachable = true;
     let mut retries = Retries::default();
-    while !shared.stop.wait(interval) {
+    while !node.stop.wait(interval) {
         let now = Instant::now();
         retries.collect(interval, now);
-        match announce(tracker, shared.local_addr, timeouts) {
+        match announce_to(tracker, node.local_addr, timeouts, Some(node)) {
             Ok(list) => {
                 if !reachable {
-                    info!("tracker {tracker} reachable again");
+                    info!("tracker {} reachable again", tracker.name);
                 }
                 reachable = true;
                 interval = clamp_interval(list.interval_secs);
-                retries.join(shared, &list, now);
+                retries.join(node, mesh, &list, now);
             }
+            Err(_) if node.stop.is_set() => break, // cut short by the close
             Err(e) => {
                 warn!("re-announce failed: {e}");
                 if reachable {
-                    shared.emit(Event::TrackerUnreachable {
+                    node.emit(Event::TrackerUnreachable {
                         reason: e.to_string(),
                     });
                 }
@@ -185,13 +280,9 @@ fn reannounce_loop(shared: &Arc<Shared>, tracker: &str, interval: u32) {
             }
         }
     }
-    let quick = Timeouts {
-        connect: Duration::from_secs(1),
-        handshake: Duration::from_secs(1),
-        ..timeouts.clone()
-    };
-    match leave(tracker, shared.local_addr, &quick) {
-        Ok(()) => debug!("left tracker {tracker}"),
+    let deadline = Instant::now() + LEAVE_TIME;
+    match leave_before(tracker, node.local_addr, timeouts, deadline) {
+        Ok(()) => debug!("left tracker {}", tracker.name),
         Err(e) => info!("could not tell the tracker we leave: {e}"),
     }
 }

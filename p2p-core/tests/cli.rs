@@ -126,8 +126,28 @@ fn start_failures_exit_1_with_one_line() {
     assert_eq!(code, Some(1));
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(err[0].contains("tracker"), "{err:?}");
+}
 
-    let (code, _, err) = run(&["--username", "bad\u{1b}name", "--port", "0", "--alone"]);
-    assert_eq!(code, Some(1));
-    assert_eq!(err.len(), 1, "{err:?}");
+/// A username the rules refuse is a bad argument: exit 2, one line that says why.
+#[test]
+fn bad_usernames_exit_2_with_one_line() {
+    for (name, why) in [
+        ("ali\u{200b}ce", "invisible formatting character (U+200B)"),
+        ("\u{202e}ecila", "invisible formatting character (U+202E)"),
+        ("bad\u{1b}name", "control character"),
+        ("two\nlines", "control character"),
+        ("ali\u{2028}ce", "line or paragraph separator"),
+        (" alice", "starts or ends with a space"),
+        ("alice ", "starts or ends with a space"),
+        ("", "empty"),
+    ] {
+        let (code, out, err) = run(&["--username", name, "--port", "0", "--alone"]);
+        assert_eq!(code, Some(2), "{name:?}: {err:?}");
+        assert_eq!(err.len(), 1, "{name:?}: {err:?}");
+        assert!(
+            err[0].contains("invalid username") && err[0].contains(why),
+            "{err:?}"
+        );
+        assert!(out.is_empty());
+    }
 }

@@ -2,7 +2,9 @@
 //! arbitrary field values, and any byte sequence (valid frames, corrupted frames, random
 //! bytes), cut anywhere and delivered in any chunking (with interrupted and timed-out reads
 //! in between), either yields exactly the frames that were encoded or ends in an error:
-//! never a panic, never a buffer past one frame at the limit plus one read.
+//! never a panic, never a buffer past one frame at the limit plus one read, and never a
+//! buffer larger than the bytes that have arrived plus one read (whatever length a frame
+//! announces).
 //!
 //! Case counts are modest so the file runs in a few seconds; `PROPTEST_CASES=N` overrides
 //! them all (for example `PROPTEST_CASES=20000 cargo test --release -p p2p-core --test
@@ -12,8 +14,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use p2p_core::protocol::{
-    Announce, DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HEADER_BYTES, Handshake, Incoming,
-    PROTOCOL_VERSION, PeerList, ProtocolError, ReadError, Welcome, encode_chat,
+    Announce, DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HARD_MAX_FRAME_BYTES, HEADER_BYTES,
+    Handshake, Incoming, PROTOCOL_VERSION, PeerList, ProtocolError, READ_CHUNK, ReadError, Welcome,
+    encode_chat,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -21,10 +24,6 @@ use proptest::test_runner::Config;
 #[path = "support/chunked.rs"]
 mod chunked;
 use chunked::{Chunked, Step};
-
-/// Bytes a `FrameReader` asks of its source per read at most (`READ_CHUNK` in
-/// protocol.rs): the "small constant" the buffer may hold beyond one frame at the limit.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// The most a reader's buffer may hold: one frame at the limit, its header, one read.
 fn capacity_bound(max_frame: usize) -> usize {
@@ -171,6 +170,9 @@ struct Outcome {
     end: ReadError,
     /// The reader's buffer after each call: it only grows, so the last is the largest.
     max_capacity: usize,
+    /// The most the buffer ever held beyond the bytes delivered so far (the growth rule:
+    /// at most one read).
+    max_ahead: usize,
 }
 
 /// Reads `bytes` through `read_frame` until an error other than a timeout.
@@ -179,9 +181,11 @@ fn read_all(bytes: &[u8], plan: &[Step], max_frame: usize) -> Outcome {
     let mut reader = FrameReader::new(max_frame);
     let mut frames = Vec::new();
     let mut max_capacity = 0;
+    let mut max_ahead = 0;
     loop {
         let result = reader.read_frame(&mut src);
         max_capacity = max_capacity.max(reader.capacity());
+        max_ahead = max_ahead.max(reader.capacity().saturating_sub(src.delivered()));
         match result {
             Ok(frame) => frames.push(frame),
             Err(e) if e.is_timeout() => {}
@@ -190,6 +194,7 @@ fn read_all(bytes: &[u8], plan: &[Step], max_frame: usize) -> Outcome {
                     frames,
                     end,
                     max_capacity,
+                    max_ahead,
                 };
             }
         }
@@ -203,6 +208,7 @@ fn read_all_incoming(bytes: &[u8], plan: &[Step], max_frame: usize) -> Outcome {
     let mut reader = FrameReader::new(max_frame);
     let mut frames = Vec::new();
     let mut max_capacity = 0;
+    let mut max_ahead = 0;
     let end = loop {
         match reader.next_incoming() {
             Ok(Some(Incoming::Chat(text))) => frames.push(Frame::Chat {
@@ -217,11 +223,13 @@ fn read_all_incoming(bytes: &[u8], plan: &[Step], max_frame: usize) -> Outcome {
             Err(e) => break ReadError::Protocol(e),
         }
         max_capacity = max_capacity.max(reader.capacity());
+        max_ahead = max_ahead.max(reader.capacity().saturating_sub(src.delivered()));
     };
     Outcome {
         frames,
         end,
         max_capacity: max_capacity.max(reader.capacity()),
+        max_ahead: max_ahead.max(reader.capacity().saturating_sub(src.delivered())),
     }
 }
 
@@ -399,6 +407,7 @@ proptest! {
                 prop_assert!(matches!(outcome.end, ReadError::Truncated), "{:?}", outcome.end);
             }
             prop_assert!(outcome.max_capacity <= capacity_bound(DEFAULT_MAX_FRAME_BYTES));
+            prop_assert!(outcome.max_ahead <= READ_CHUNK, "{} ahead", outcome.max_ahead);
         }
     }
 
@@ -452,6 +461,7 @@ proptest! {
                 outcome.max_capacity <= capacity_bound(max_frame),
                 "buffer of {} bytes with a limit of {max_frame}", outcome.max_capacity
             );
+            prop_assert!(outcome.max_ahead <= READ_CHUNK, "{} ahead", outcome.max_ahead);
         }
         prop_assert_eq!(&plain.frames, &lent.frames);
         prop_assert!(same_end(&plain.end, &lent.end), "{:?} vs {:?}", plain.end, lent.end);
@@ -482,6 +492,7 @@ proptest! {
         let lent = read_all_incoming(&bytes, &plan, max_frame);
         for outcome in [&plain, &lent] {
             prop_assert!(outcome.max_capacity <= capacity_bound(max_frame));
+            prop_assert!(outcome.max_ahead <= READ_CHUNK, "{} ahead", outcome.max_ahead);
             for f in &outcome.frames {
                 let again = f.encode().unwrap();
                 let decoded = Frame::decode(&again[HEADER_BYTES..]);
@@ -512,6 +523,42 @@ proptest! {
         );
         prop_assert!(refused, "{:?}", outcome.end);
         prop_assert!(outcome.max_capacity <= HEADER_BYTES + 64 + READ_CHUNK);
+    }
+
+    /// A frame announced within the limit, of which only some bytes arrive before the
+    /// stream ends: the reader holds the bytes that arrived and one read, never the length
+    /// announced (up to the largest limit a configuration may set).
+    #[test]
+    fn an_announced_frame_costs_only_the_bytes_that_arrived(
+        max_frame in prop_oneof![
+            Just(DEFAULT_MAX_FRAME_BYTES),
+            Just(HARD_MAX_FRAME_BYTES),
+            2usize..=HARD_MAX_FRAME_BYTES,
+        ],
+        announced in any::<prop::sample::Index>(),
+        sent in 0usize..100_000,
+        plan in plan(),
+    ) {
+        // At least the kind byte and one more; at least one byte short of the frame.
+        let len = announced.index(max_frame - 1) + 2;
+        let sent = sent.min(len - 2);
+        let mut wire = u32::try_from(len).unwrap().to_be_bytes().to_vec();
+        // A chat frame whose text would fill the frame: nothing decodes before the end.
+        wire.push(16);
+        wire.resize(HEADER_BYTES + 1 + sent, b'a');
+        for outcome in [
+            read_all(&wire, &plan, max_frame),
+            read_all_incoming(&wire, &plan, max_frame),
+        ] {
+            prop_assert!(outcome.frames.is_empty());
+            prop_assert!(matches!(outcome.end, ReadError::Truncated), "{:?}", outcome.end);
+            prop_assert!(outcome.max_ahead <= READ_CHUNK, "{} ahead", outcome.max_ahead);
+            prop_assert!(
+                outcome.max_capacity <= wire.len() + READ_CHUNK,
+                "a {len}-byte frame of which {} bytes came took {} bytes",
+                wire.len(), outcome.max_capacity
+            );
+        }
     }
 }
 

@@ -40,15 +40,6 @@ fn a_clean_leave_is_reported_at_once_and_removed_from_the_tracker() {
     b.wait_texts("alice", 1);
 }
 
-/// Signals a child process (SIGSTOP freezes it with its sockets open; SIGKILL kills it).
-fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn chat_process(name: &str, tracker: &str) -> Proc {
     let mut cmd = Command::new(example("chat"));
     cmd.args(["--username", name, "--port", "0", "--tracker", tracker]);

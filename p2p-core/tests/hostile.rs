@@ -100,10 +100,21 @@ fn bad_bytes_and_bad_handshakes_close_only_their_connection() {
         Some(Frame::Refuse { .. })
     ));
 
-    // A bad username.
+    // A bad username, and names that would print like another one.
     let mut conn = RawConn::connect(target);
     let answer = conn.handshake("bad\nname", 10, loopback(1));
     assert!(matches!(answer, Frame::Refuse { .. }), "{answer:?}");
+    for (i, name) in ["ali\u{200b}ce", "\u{202e}bob", "bob ", "a\u{2029}b"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut conn = RawConn::connect(target);
+        let answer = conn.handshake(name, 11 + i as u64, loopback(1));
+        assert!(
+            matches!(&answer, Frame::Refuse { reason } if reason.contains("invalid username")),
+            "{name:?}: {answer:?}"
+        );
+    }
 
     still_chatting(&a, &mut b, "after all of it");
     assert_eq!(a.peer.listeners().len(), 1);

@@ -221,3 +221,68 @@ fn reading_whole_batches_gets_every_message_once_and_in_order() {
     let expected: Vec<String> = (0..COUNT).map(|i| format!("message {i}")).collect();
     assert_eq!(texts, expected);
 }
+
+/// `connect` returns while nobody reads the events, even when the event channel is full:
+/// the thread that reads the events can call it (as an app's event loop does) without
+/// waiting on itself. The `ListeningTo` event follows once there is room.
+#[test]
+fn connect_returns_while_the_event_channel_is_full() {
+    let a = TestPeer::start(config("alice", Mode::Alone));
+    let mut c = config("bob", Mode::Alone);
+    c.event_capacity = 1;
+    let b = TestPeer::start(c);
+    // Carol listens to Bob: his ListenerJoined fills his one-event channel.
+    let _carol = TestPeer::start(config(
+        "carol",
+        Mode::Manual(vec![b.peer.local_addr().to_string()]),
+    ));
+    eventually("carol to listen to bob", || b.peer.listeners().len() == 1);
+    // This thread reads Bob's events; it calls connect before reading any. (The call runs
+    // in a scoped thread only so that a hang fails the test instead of stalling it.)
+    let alice = a.peer.local_addr().to_string();
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (bob, alice) = (&b.peer, &alice);
+        s.spawn(move || {
+            let _ = tx.send(bob.connect(alice));
+        });
+        let result = rx.recv_timeout(PATIENCE);
+        if result.is_err() {
+            b.peer.close(); // lets a hung connect end, so that the scope can
+        }
+        let result = result.expect("connect hung while the event channel was full");
+        assert_eq!(result.unwrap().username, "alice");
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            seen.push(b.peer.events().recv_timeout(PATIENCE).unwrap());
+        }
+        assert!(matches!(&seen[0], Event::ListenerJoined(p) if p.username == "carol"));
+        assert!(matches!(&seen[1], Event::ListeningTo(p) if p.username == "alice"));
+    });
+}
+
+/// Starting in manual mode does not wait on the events either: more peers to listen to than
+/// the event channel has room for.
+#[test]
+fn start_returns_with_more_manual_peers_than_room_for_events() {
+    let a = TestPeer::start(config("alice", Mode::Alone));
+    let b = TestPeer::start(config("bob", Mode::Alone));
+    let mut c = config(
+        "carol",
+        Mode::Manual(vec![
+            a.peer.local_addr().to_string(),
+            b.peer.local_addr().to_string(),
+        ]),
+    );
+    c.event_capacity = 1;
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    // In a thread of its own only so that a hang fails the test instead of stalling it.
+    std::thread::spawn(move || {
+        let _ = tx.send(Peer::start(c));
+    });
+    let carol = rx
+        .recv_timeout(PATIENCE)
+        .expect("start hung with a full event channel")
+        .unwrap();
+    assert_eq!(names(&carol.listening_to()), ["alice", "bob"]);
+}

@@ -1,18 +1,20 @@
-//! A listener that stops reading cannot slow the sender or the other listeners: its queue
-//! overflows and it is cut off and reported.
+//! A sender faster than its listeners is slowed down to their pace, within a bound: a
+//! listener that is slow but takes is never cut off, and one that takes nothing for the
+//! stall timeout is cut off and reported while the others get everything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use p2p_core::{Departure, Event, Mode, Peer};
+use p2p_core::{Batch, Departure, Error, Event, Mode, Peer};
 use support::*;
 
 #[test]
-fn a_stuck_listener_overflows_and_is_cut_off_while_the_others_get_everything() {
+fn a_stuck_listener_is_cut_off_after_the_stall_timeout_while_the_others_get_everything() {
     let mut c = config("alice", Mode::Alone);
     c.limits.listener_queue_bytes = 2 << 20;
+    c.timeouts.stall = Duration::from_secs(1);
     let mut a = TestPeer::start(c);
     let mut b = TestPeer::start(config(
         "bob",
@@ -24,15 +26,29 @@ fn a_stuck_listener_overflows_and_is_cut_off_while_the_others_get_everything() {
     assert!(matches!(welcome, p2p_core::protocol::Frame::Welcome(_)));
     a.wait("two listeners", |p| p.peer.listeners().len() == 2);
 
-    // Rounds of 256 messages of 4 KiB (1 MiB): Bob reads each round before the next, so
-    // his queue never holds more than a round; the stuck listener's queue grows by a round
-    // each time once its socket buffers are full, until it overflows its 2 MiB.
+    // Rounds of 256 messages of 4 KiB (1 MiB): Bob reads each round before the next; the
+    // stuck listener's queue fills (its socket buffers first, then its 2 MiB), and then the
+    // sender waits for it, until it has taken nothing for the stall timeout.
     const ROUND: usize = 256;
     let body = "m".repeat(4096);
     let mut sent = 0;
+    let mut full_seen = false;
     for _ in 0..200 {
         for _ in 0..ROUND {
-            assert!(a.peer.send(&format!("{sent:06} {body}")).unwrap() >= 1);
+            let text = format!("{sent:06} {body}");
+            // Without waiting, a full queue is reported as such (and nothing is sent).
+            if a.listener_left("stuck").is_none() && !full_seen {
+                match a.peer.try_send(&text) {
+                    Ok(n) => {
+                        assert_eq!(n, 2);
+                        sent += 1;
+                        continue;
+                    }
+                    Err(Error::QueueFull) => full_seen = true,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(a.peer.send(&text).unwrap() >= 1);
             sent += 1;
         }
         b.wait_texts("alice", sent);
@@ -41,6 +57,10 @@ fn a_stuck_listener_overflows_and_is_cut_off_while_the_others_get_everything() {
             break;
         }
     }
+    assert!(
+        full_seen,
+        "try_send never found the stuck listener's queue full"
+    );
     assert_eq!(a.listener_left("stuck"), Some(Departure::Overflow));
     assert_eq!(names(&a.peer.listeners()), ["bob"]);
     eprintln!("the stuck listener was cut off after {sent} messages");
@@ -55,6 +75,55 @@ fn a_stuck_listener_overflows_and_is_cut_off_while_the_others_get_everything() {
         );
     }
     drop(stuck);
+}
+
+/// A listener whose embedder reads late (here, a pause after every batch), so that it falls
+/// behind a sender that writes as fast as it can, is slowed down with, not cut off: it
+/// gets every message, in order, and its link stays up.
+#[test]
+fn a_listener_that_is_late_but_takes_is_never_cut_off() {
+    let mut c = config("alice", Mode::Alone);
+    c.limits.listener_queue_bytes = 256 << 10;
+    let mut a = TestPeer::start(c);
+    let mut c = config("bob", Mode::Manual(vec![a.peer.local_addr().to_string()]));
+    c.event_capacity = 1;
+    let bob = Peer::start(c).unwrap();
+    a.wait("bob to listen", |p| p.peer.listeners().len() == 1);
+
+    const MESSAGES: usize = 20_000; // of about 200 bytes: 4 MB, sixteen times the limit
+    let body = "l".repeat(192);
+    let reader = std::thread::spawn({
+        let events = bob.events().clone();
+        move || {
+            let mut got = Vec::with_capacity(MESSAGES);
+            let deadline = Instant::now() + PATIENCE;
+            while got.len() < MESSAGES {
+                match events.recv_batch_deadline(deadline) {
+                    Ok(Batch::Messages(m)) => got.extend(m.texts().map(|t| t[..5].to_owned())),
+                    Ok(Batch::Event(Event::StoppedListeningTo { reason, .. })) => {
+                        panic!("bob stopped listening: {reason}")
+                    }
+                    Ok(Batch::Event(_)) => {}
+                    Err(e) => panic!("bob got {} messages, then: {e}", got.len()),
+                }
+                // The embedder is busy elsewhere for a moment after every batch.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            got
+        }
+    });
+    for i in 0..MESSAGES {
+        a.peer.send(&format!("{i:05}{body}")).unwrap();
+    }
+    let got = reader.join().unwrap();
+    let expected: Vec<String> = (0..MESSAGES).map(|i| format!("{i:05}")).collect();
+    assert!(
+        got == expected,
+        "bob's messages are missing or out of order"
+    );
+    a.pump();
+    assert_eq!(a.listener_left("bob"), None, "bob was cut off");
+    assert_eq!(names(&a.peer.listeners()), ["bob"]);
 }
 
 /// An embedder that stops reading its events for longer than the peer timeout keeps its

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Checked on every input: no panic; the reader's buffer never exceeds one frame at the
-//! limit, its header and one read; both read paths (`read_frame` and `fill` +
+//! limit, its header and one read, nor the bytes delivered so far plus one read (the
+//! growth rule: a frame's announced length is never set aside before its bytes arrive); both read paths (`read_frame` and `fill` +
 //! `next_incoming`) give the same frames and end the same way; every frame that comes out
 //! re-encodes to bytes that decode to the same frame; no more frames than the bytes could
 //! hold.
@@ -21,11 +22,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use p2p_core::protocol::{
-    DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HEADER_BYTES, Incoming, ReadError,
+    DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HEADER_BYTES, Incoming, READ_CHUNK, ReadError,
 };
-
-/// `READ_CHUNK` in protocol.rs: the most one read asks for.
-const READ_CHUNK: usize = 16 * 1024;
 
 #[path = "../../tests/support/chunked.rs"]
 mod chunked;
@@ -48,12 +46,18 @@ fn end_of(e: ReadError) -> End {
     }
 }
 
-fn check_capacity(reader: &FrameReader, max_frame: usize) {
+fn check_capacity(reader: &FrameReader, src: &Chunked, max_frame: usize) {
     let bound = HEADER_BYTES + max_frame + READ_CHUNK;
     assert!(
         reader.capacity() <= bound,
         "buffer of {} bytes past the bound of {bound}",
         reader.capacity()
+    );
+    assert!(
+        reader.capacity() <= src.delivered() + READ_CHUNK,
+        "buffer of {} bytes after {} bytes delivered",
+        reader.capacity(),
+        src.delivered()
     );
 }
 
@@ -63,7 +67,7 @@ fn via_read_frame(bytes: &[u8], plan: &[Step], max_frame: usize) -> (Vec<Frame>,
     let mut frames = Vec::new();
     loop {
         let result = reader.read_frame(&mut src);
-        check_capacity(&reader, max_frame);
+        check_capacity(&reader, &src, max_frame);
         match result {
             Ok(frame) => frames.push(frame),
             Err(e) if e.is_timeout() => {}
@@ -90,7 +94,7 @@ fn via_next_incoming(bytes: &[u8], plan: &[Step], max_frame: usize) -> (Vec<Fram
             },
             Err(e) => return (frames, End::Protocol(e.to_string())),
         }
-        check_capacity(&reader, max_frame);
+        check_capacity(&reader, &src, max_frame);
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Chunked<'a> {
     data: &'a [u8],
     plan: &'a [Step],
     next: usize,
+    delivered: usize,
 }
 
 impl<'a> Chunked<'a> {
@@ -30,7 +31,14 @@ impl<'a> Chunked<'a> {
             data,
             plan,
             next: 0,
+            delivered: 0,
         }
+    }
+
+    /// Bytes handed out so far (not every file that includes this one asks).
+    #[allow(dead_code)]
+    pub fn delivered(&self) -> usize {
+        self.delivered
     }
 }
 
@@ -46,6 +54,7 @@ impl Read for Chunked<'_> {
                 let n = n.min(buf.len()).min(self.data.len());
                 buf[..n].copy_from_slice(&self.data[..n]);
                 self.data = &self.data[n..];
+                self.delivered += n;
                 Ok(n)
             }
             Step::Interrupted => Err(io::ErrorKind::Interrupted.into()),

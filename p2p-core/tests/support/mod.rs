@@ -3,13 +3,14 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION};
+use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION, PeerList};
 use p2p_core::{Departure, Event, Mode, Peer, PeerConfig, PeerInfo, Timeouts};
 use tracker::{Tracker, TrackerConfig};
 
@@ -36,6 +37,7 @@ pub fn fast_timeouts() -> Timeouts {
         keepalive: Duration::from_millis(100),
         peer: Duration::from_millis(600),
         tick: Duration::from_millis(50),
+        stall: Duration::from_secs(5),
     }
 }
 
@@ -373,4 +375,56 @@ pub fn example(name: &str) -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// A tracker frozen after its first answer: it answers the first announce (asking for a
+/// re-announce every `interval_secs`), then accepts every connection and never answers,
+/// holding them open, as a tracker stopped with SIGSTOP does (the kernel still completes
+/// its connections). Each accepted connection after the first is reported on `frozen`.
+pub struct FrozenTracker {
+    pub addr: SocketAddr,
+    pub frozen: Receiver<()>,
+    _held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+pub fn frozen_tracker(interval_secs: u32) -> FrozenTracker {
+    let listener = TcpListener::bind(loopback(0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let (tx, frozen) = crossbeam_channel::unbounded();
+    let keep = Arc::clone(&held);
+    thread::spawn(move || {
+        let (first, _) = listener.accept().unwrap();
+        let mut reader = FrameReader::new(1024);
+        first.set_read_timeout(Some(PATIENCE)).unwrap();
+        let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) else {
+            panic!("expected an announce");
+        };
+        let answer = Frame::PeerList(PeerList {
+            interval_secs,
+            peers: Vec::new(),
+        });
+        p2p_core::net::write_frame(&first, &answer).unwrap();
+        drop(first);
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            keep.lock().unwrap().push(conn);
+            let _ = tx.send(());
+        }
+    });
+    FrozenTracker {
+        addr,
+        frozen,
+        _held: held,
+    }
+}
+
+/// Sends a signal to a process (`-STOP` freezes it with its sockets open, `-KILL` kills it,
+/// `-INT` and `-TERM` ask it to leave).
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }

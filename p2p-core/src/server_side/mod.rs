@@ -1,0 +1,420 @@
+//! The ServerSide: the TCP listener every listener of this peer is connected to.
+//!
+//! Threads (all started through the peer's [`ThreadSet`](crate::threads)):
+//!
+//! - one **accept** thread: takes connections, refuses those past the inbound cap, and
+//!   starts a listener thread for each of the others;
+//! - one **listener** thread per connection: reads the handshake (within the handshake
+//!   timeout), answers with a welcome, then writes to that listener every frame appended to
+//!   the broadcast log until the link ends. Between writes it reads the listener's
+//!   keep-alives without blocking, so a listener that vanishes is noticed.
+//!
+//! [`Listeners::broadcast`] (in `registry`) encodes nothing: it is handed the frame bytes
+//! once and appends them once to the broadcast log ([`crate::fanout`]) that every listener
+//! thread reads at its own pace, whatever the number of listeners. How far a listener may
+//! fall behind is bounded by bytes: a sender that would take the slowest listener past the
+//! bound waits for it, and a listener that takes nothing for the stall timeout is cut off
+//! and reported.
+
+mod registry;
+
+use std::io::{self, BufWriter, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+pub(crate) use registry::Listeners;
+use registry::{ListenerHandle, QUEUE_ITEM_OVERHEAD, Refusal};
+
+use crate::event::{Batch, Departure, Event, PeerInfo};
+use crate::fanout::{Bell, Cursor};
+use crate::net::{AcceptWaker, Acceptor, read_frame_before, write_frame};
+use crate::node::Node;
+use crate::protocol::{
+    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, MAX_UPSTREAM_FRAME_BYTES,
+    PROTOCOL_VERSION, ReadError, Welcome, validate_username,
+};
+use crate::threads::Role;
+
+/// Bytes a listener thread buffers before writing to the socket.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// How many times an idle listener thread yields the processor before it sleeps.
+const IDLE_YIELDS: usize = 2;
+
+/// Most reads of keep-alives per check, so a listener that floods us cannot keep its
+/// thread from writing.
+const MAX_UPSTREAM_READS: usize = 8;
+
+/// What the ServerSide does with a hello (a handshake that asks to be listened to in
+/// return), given the handshake and the address it came from. The peer wires it to the
+/// ClientSide.
+pub(crate) type OnHello = Arc<dyn Fn(&Handshake, SocketAddr) + Send + Sync>;
+
+/// Everything a thread of the ServerSide reaches.
+struct Server {
+    node: Arc<Node>,
+    listeners: Arc<Listeners>,
+    on_hello: OnHello,
+}
+
+/// Starts the accept thread on `listener`; the waker it returns ends the thread's wait at
+/// shutdown (the thread then sees the stop signal and ends).
+pub(crate) fn spawn_accept(
+    node: &Arc<Node>,
+    listeners: &Arc<Listeners>,
+    on_hello: OnHello,
+    listener: TcpListener,
+) -> std::io::Result<AcceptWaker> {
+    let (acceptor, waker) = Acceptor::new(listener)?;
+    let server = Arc::new(Server {
+        node: Arc::clone(node),
+        listeners: Arc::clone(listeners),
+        on_hello,
+    });
+    node.threads
+        .spawn("p2p-accept", move || accept_loop(&server, acceptor))?;
+    Ok(waker)
+}
+
+fn accept_loop(server: &Arc<Server>, mut acceptor: Acceptor) {
+    let node = &server.node;
+    let inbound = &server.listeners.inbound;
+    let max_inbound = node.config.limits.max_inbound;
+    loop {
+        let accepted = acceptor.accept();
+        if node.stop.is_set() {
+            break;
+        }
+        let (stream, remote) = match accepted {
+            Ok(Some(conn)) => conn,
+            Ok(None) => continue, // woken, but not for a stop
+            Err(e) => {
+                // Out of file descriptors and the like: back off a little, but wake at once
+                // on shutdown.
+                warn!("accept failed: {e}");
+                if node.stop.wait(Duration::from_millis(100)) {
+                    break;
+                }
+                continue;
+            }
+        };
+        let open = inbound.fetch_add(1, Ordering::SeqCst);
+        if open >= max_inbound {
+            inbound.fetch_sub(1, Ordering::SeqCst);
+            warn!("refused connection from {remote}: {max_inbound} inbound connections open");
+            continue;
+        }
+        let conn_server = Arc::clone(server);
+        let spawned = node.threads.spawn("p2p-listener", move || {
+            serve(&conn_server, stream, remote);
+            conn_server.listeners.inbound.fetch_sub(1, Ordering::SeqCst);
+        });
+        if let Err(e) = spawned {
+            inbound.fetch_sub(1, Ordering::SeqCst);
+            warn!("dropped connection from {remote}: cannot start its thread: {e}");
+        }
+    }
+    debug!("accept thread stopped");
+}
+
+/// The life of one inbound connection: handshake, then writing to the listener.
+fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
+    let Server {
+        node, listeners, ..
+    } = server;
+    // One descriptor per connection: the socket is shared, never duplicated.
+    let stream = Arc::new(stream);
+    // While handshaking this thread blocks in reads: shutdown wakes it like a reader.
+    let Some(handshaking) = node.threads.register(&stream, Role::Reader) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    // A stranger may send a handshake and nothing larger: what it can make this thread
+    // buffer is small whatever length it announces (and only what it actually sends).
+    let max_frame = node.config.limits.max_frame_bytes;
+    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
+    let deadline = Instant::now() + node.config.timeouts.handshake;
+    let hs = match read_frame_before(&stream, &mut reader, deadline) {
+        Ok(Frame::Handshake(hs)) => hs,
+        Ok(other) => {
+            return refuse(
+                &stream,
+                remote,
+                &format!("expected a handshake, got a {} frame", other.name()),
+            );
+        }
+        Err(e) if e.is_timeout() => {
+            return refuse(&stream, remote, "no handshake within the handshake timeout");
+        }
+        Err(ReadError::Protocol(e)) => {
+            return refuse(&stream, remote, &e.to_string());
+        }
+        Err(e) => {
+            info!("closed connection from {remote}: {e}");
+            return;
+        }
+    };
+    if let Err(e) = validate_username(&hs.username) {
+        return refuse(&stream, remote, &format!("invalid username: {e}"));
+    }
+    let welcome = Frame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        peer_id: node.peer_id,
+        username: node.config.username.clone(),
+    });
+    if hs.peer_id == node.peer_id {
+        // Our own ClientSide reached us: let it see our id and close.
+        debug!("connection from {remote} is this peer itself: closing it");
+        let _ = write_frame(&stream, &welcome);
+        return;
+    }
+    if listeners.has_peer(hs.peer_id) {
+        return refuse(&stream, remote, "this peer already listens here");
+    }
+    drop(handshaking);
+    // From now on the listener sends only keep-alives and a goodbye.
+    reader.set_max_frame(MAX_UPSTREAM_FRAME_BYTES);
+    let Some(_socket) = node.threads.register(&stream, Role::Writer) else {
+        return;
+    };
+    // Register before the welcome: whatever is sent from now on reaches this listener,
+    // after the welcome, in order.
+    let info = PeerInfo {
+        username: hs.username.clone(),
+        addr: hs.listen_addr,
+    };
+    let (handle, cursor) = match listeners.join(info, hs.peer_id, &stream, &node.stop) {
+        Ok(joined) => joined,
+        Err(Refusal::Stopping) => return,
+        Err(Refusal::Duplicate) => {
+            return refuse(&stream, remote, "this peer already listens here");
+        }
+    };
+    if let Err(e) = write_frame(&stream, &welcome) {
+        listeners.remove(&handle);
+        info!("closed connection from {remote}: cannot send welcome: {e}");
+        return;
+    }
+    debug!("{} listens to us (from {remote})", handle.info);
+    // Keep-alives go out while a slow embedder leaves no room for the event.
+    let joined = Batch::Event(Event::ListenerJoined(handle.info.clone()));
+    node.emit_batch_or(joined, node.config.timeouts.keepalive, || {
+        let _ = write_frame(&stream, &Frame::Ping);
+    });
+    if hs.connect_back {
+        (server.on_hello)(&hs, remote);
+    }
+    let reason = write_loop(node, listeners, &stream, &handle, cursor, reader);
+    listeners.remove(&handle);
+    let reason = if handle.overflowed.load(Ordering::SeqCst) {
+        Departure::Overflow
+    } else {
+        reason
+    };
+    let _ = stream.shutdown(Shutdown::Both);
+    debug!("listener {} gone: {reason}", handle.info);
+    node.emit(Event::ListenerLeft {
+        peer: handle.info.clone(),
+        reason,
+    });
+}
+
+fn refuse(stream: &TcpStream, remote: SocketAddr, reason: &str) {
+    info!("refused connection from {remote}: {reason}");
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+    let _ = write_frame(
+        stream,
+        &Frame::Refuse {
+            reason: reason.to_owned(),
+        },
+    );
+}
+
+/// Writes the log's frames to one listener until the link ends; returns why it ended.
+fn write_loop(
+    node: &Node,
+    listeners: &Listeners,
+    stream: &TcpStream,
+    handle: &ListenerHandle,
+    mut cursor: Cursor,
+    mut upstream: FrameReader,
+) -> Departure {
+    let timeouts = &node.config.timeouts;
+    let bell = &listeners.bell;
+    // A write that takes nothing for the stall timeout ends the link: the listener is
+    // stuck, however healthy its connection looks.
+    let _ = stream.set_write_timeout(Some(timeouts.stall));
+    let progress = Progress {
+        stream,
+        handle,
+        room: &listeners.room,
+    };
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, progress);
+    let ping = Frame::Ping.encode().unwrap_or_default();
+    let mut last_write = Instant::now();
+    let mut last_heard = Instant::now();
+    let mut last_check = Instant::now();
+    let mut taken = 0;
+    loop {
+        match write_batch(&mut out, handle, &mut cursor, &mut taken) {
+            Ok(true) => last_write = Instant::now(),
+            Ok(false) => {}
+            Err(e) if is_timeout(&e) => {
+                warn!(
+                    "listener {} took nothing for {:?}: disconnecting it",
+                    handle.info, timeouts.stall
+                );
+                return Departure::Overflow;
+            }
+            Err(e) => return Departure::Error(e.to_string()),
+        }
+        if handle.removed.load(Ordering::SeqCst) {
+            // Taken out of the registry: cut off for overflow, or else (nothing else
+            // removes a listener while its thread runs) the peer is shutting down.
+            if handle.overflowed.load(Ordering::SeqCst) {
+                return Departure::Overflow;
+            }
+            say_goodbye(&mut out);
+            return Departure::Shutdown;
+        }
+        let now = Instant::now();
+        let since_check = now.duration_since(last_check);
+        if since_check < timeouts.tick {
+            // Give the processor away a couple of times before sleeping: when the sender
+            // is busy, the log grows meanwhile and this thread carries on without the
+            // sender having to wake it (one wake-up per message otherwise, for every
+            // listener that keeps up).
+            for _ in 0..IDLE_YIELDS {
+                if cursor.has_next() {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            bell.wait(timeouts.tick - since_check, || {
+                cursor.has_next() || handle.removed.load(Ordering::SeqCst)
+            });
+            continue;
+        }
+        last_check = now;
+        match poll_upstream(stream, &mut upstream) {
+            Ok(true) => last_heard = now,
+            Ok(false) => {}
+            Err(departure) => return departure,
+        }
+        if now.duration_since(last_heard) > timeouts.peer {
+            return Departure::TimedOut;
+        }
+        if now.duration_since(last_write) >= timeouts.keepalive {
+            match out.write_all(&ping).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                Err(e) if is_timeout(&e) => return Departure::Overflow,
+                Err(e) => return Departure::Error(e.to_string()),
+            }
+            last_write = now;
+        }
+    }
+}
+
+/// A listener's socket as its thread writes it: counts the bytes the kernel takes (what
+/// tells a listener that takes slowly from one that takes nothing) and wakes a sender that
+/// waits for room.
+struct Progress<'a> {
+    stream: &'a TcpStream,
+    handle: &'a ListenerHandle,
+    room: &'a Bell,
+}
+
+impl Write for Progress<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut stream = self.stream;
+        let n = stream.write(buf)?;
+        self.handle.wrote.add(n as u64);
+        self.room.ring();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut stream = self.stream;
+        stream.flush()
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Writes every frame past the cursor, then flushes once. `Ok(true)` if anything was
+/// written. `taken` counts the log's bytes this thread has taken; it is published after
+/// every frame, so a sender waiting for room sees it as soon as it is made.
+fn write_batch(
+    out: &mut BufWriter<Progress<'_>>,
+    handle: &ListenerHandle,
+    cursor: &mut Cursor,
+    taken: &mut u64,
+) -> io::Result<bool> {
+    let mut any = false;
+    while let Some(bytes) = cursor.next_frame() {
+        any = true;
+        out.write_all(bytes)?;
+        *taken += (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
+        handle.taken.set(*taken);
+    }
+    if any {
+        out.flush()?;
+    }
+    Ok(any)
+}
+
+fn say_goodbye(out: &mut BufWriter<Progress<'_>>) {
+    let stream = out.get_ref().stream;
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+    if let Ok(bytes) = Frame::Goodbye.encode() {
+        let _ = out.write_all(&bytes).and_then(|()| out.flush());
+    }
+}
+
+/// Reads, without blocking, what the listener sent us since the last check: keep-alives,
+/// or a goodbye. `Ok(true)` if anything arrived.
+fn poll_upstream(stream: &TcpStream, upstream: &mut FrameReader) -> Result<bool, Departure> {
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| Departure::Error(e.to_string()))?;
+    let result = read_upstream(stream, upstream);
+    let _ = stream.set_nonblocking(false);
+    result
+}
+
+fn read_upstream(stream: &TcpStream, upstream: &mut FrameReader) -> Result<bool, Departure> {
+    let mut heard = false;
+    for _ in 0..MAX_UPSTREAM_READS {
+        loop {
+            match upstream.next_buffered() {
+                Ok(Some(Frame::Ping)) => heard = true,
+                Ok(Some(Frame::Goodbye)) => return Err(Departure::Left),
+                Ok(Some(other)) => {
+                    return Err(Departure::Error(format!(
+                        "unexpected {} frame from a listener",
+                        other.name()
+                    )));
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Departure::Error(e.to_string())),
+            }
+        }
+        let mut src = stream;
+        match upstream.fill(&mut src) {
+            Ok(_) => heard = true,
+            Err(e) if e.is_timeout() => return Ok(heard),
+            Err(ReadError::Closed) => return Err(Departure::Closed),
+            Err(e) => return Err(Departure::Error(e.to_string())),
+        }
+    }
+    Ok(heard)
+}
