@@ -185,6 +185,12 @@ strings! {
     err_too_long: "At most {0} characters", "No máximo {0} caracteres";
     /// Field error.
     err_control: "No control characters", "Sem caracteres de controlo";
+    /// Field error: the character's code (U+200B).
+    err_invisible: "No invisible characters ({0})", "Sem caracteres invisíveis ({0})";
+    /// Field error.
+    err_line_separator: "No line breaks", "Sem quebras de linha";
+    /// Field error.
+    err_surrounding_space: "No spaces at the start or end", "Sem espaços no início nem no fim";
     /// Field error.
     err_not_number: "Not a number", "Não é um número";
     /// Field error: lowest and highest.

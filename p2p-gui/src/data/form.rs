@@ -99,6 +99,12 @@ pub enum FieldError {
     TooLong(usize),
     /// Holds a control character.
     ControlCharacter,
+    /// Holds an invisible formatting character (zero-width, bidirectional override …).
+    InvisibleCharacter(char),
+    /// Holds a line or paragraph separator.
+    LineSeparator,
+    /// Starts or ends with white space.
+    SurroundingSpace,
     /// Not a number.
     NotNumber,
     /// A number outside `low..=high`.
@@ -137,6 +143,9 @@ pub fn check_username(value: &str) -> Result<String, FieldError> {
         Ok(()) => Ok(value.to_owned()),
         Err(UsernameError::Empty) => Err(FieldError::Required),
         Err(UsernameError::TooLong) => Err(FieldError::TooLong(MAX_USERNAME_CHARS)),
+        Err(UsernameError::FormatCharacter(c)) => Err(FieldError::InvisibleCharacter(c)),
+        Err(UsernameError::LineSeparator) => Err(FieldError::LineSeparator),
+        Err(UsernameError::SurroundingSpace) => Err(FieldError::SurroundingSpace),
         Err(_) => Err(FieldError::ControlCharacter),
     }
 }
@@ -316,6 +325,12 @@ mod tests {
             Err(FieldError::TooLong(MAX_USERNAME_CHARS))
         );
         assert_eq!(check_username("a\nb"), Err(FieldError::ControlCharacter));
+        assert_eq!(
+            check_username("ali\u{200b}ce"),
+            Err(FieldError::InvisibleCharacter('\u{200b}'))
+        );
+        assert_eq!(check_username("a\u{2028}b"), Err(FieldError::LineSeparator));
+        assert_eq!(check_username(" alice"), Err(FieldError::SurroundingSpace));
         // Braces are ordinary characters: a name may look like a placeholder.
         assert_eq!(check_username("{0}"), Ok("{0}".into()));
     }

@@ -21,6 +21,11 @@ pub fn describe_field_error(error: &FieldError, s: &Strings) -> String {
         FieldError::Required => s.err_required.into(),
         FieldError::TooLong(max) => fill(s.err_too_long, &[max]),
         FieldError::ControlCharacter => s.err_control.into(),
+        FieldError::InvisibleCharacter(c) => {
+            fill(s.err_invisible, &[&format_args!("U+{:04X}", u32::from(*c))])
+        }
+        FieldError::LineSeparator => s.err_line_separator.into(),
+        FieldError::SurroundingSpace => s.err_surrounding_space.into(),
         FieldError::NotNumber => s.err_not_number.into(),
         FieldError::PortRange(low, high) => fill(s.err_port_range, &[low, high]),
         FieldError::BadIp => s.err_bad_ip.into(),
