@@ -26,7 +26,7 @@ use signal_hook::iterator::{Handle, Signals};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
-#[command(version, about, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone"])))]
+#[command(version, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone"])))]
 struct Cli {
     /// Your username: 1 to 32 characters, no control or invisible formatting characters,
     /// no space at either end.
@@ -116,7 +116,9 @@ fn print_events(events: &Events) {
     }
 }
 
-fn main() -> ExitCode {
+/// Runs the terminal peer (public so that the installable `p2p-chat` binary runs this same
+/// program).
+pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
