@@ -1,0 +1,295 @@
+//! The DHT engine on a private DHT over loopback: a tracker's DHT node (`tracker --dht`)
+//! on 127.0.0.1 is the only bootstrap node, so nothing reaches the public DHT. Engines
+//! announcing one infohash find each other; two infohashes stay apart; closing an engine
+//! ends its threads within the bound, even with queries in flight to a node that never
+//! answers; a hostile node's floods of addresses are capped.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use p2p_core::dht::{CLOSE_BOUND, DhtConfig, DhtEngine, DhtEvent, InfoHash};
+use tracker::{Tracker, TrackerConfig};
+
+/// How long a test waits for something that should happen (generous: shared machine).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The tests count this process's threads: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A tracker with a DHT node on 127.0.0.1: the private DHT's bootstrap node.
+fn bootstrap_node() -> Tracker {
+    Tracker::start(TrackerConfig {
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        dht_port: Some(0),
+        ..TrackerConfig::default()
+    })
+    .expect("tracker with a DHT node starts")
+}
+
+/// An engine configuration for the private DHT at `bootstrap`, with lookups every
+/// `interval`.
+fn config(bootstrap: SocketAddr, interval: Duration) -> DhtConfig {
+    DhtConfig {
+        bootstrap: vec![bootstrap.to_string()],
+        bind_ip: Ipv4Addr::LOCALHOST,
+        request_timeout: Duration::from_millis(300),
+        lookup_interval: interval,
+        ..DhtConfig::default()
+    }
+}
+
+fn infohash(n: u8) -> InfoHash {
+    InfoHash([n; 20])
+}
+
+/// Names of this process's threads (Linux: `/proc/self/task/*/comm`, at most 15 bytes).
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+/// How many threads of the DHT there are: engines' and `mainline`'s nodes'.
+fn dht_threads() -> usize {
+    thread_names()
+        .iter()
+        .filter(|n| n.as_str() == "dht-engine" || n.starts_with("Mainline Dht"))
+        .count()
+}
+
+/// An engine and everything it has reported.
+struct Probe {
+    engine: DhtEngine,
+    port: u16,
+    found: BTreeSet<SocketAddr>,
+    lookups: usize,
+    announced: bool,
+}
+
+impl Probe {
+    fn start(infohash: InfoHash, port: u16, config: DhtConfig) -> Probe {
+        Probe {
+            engine: DhtEngine::start(infohash, port, config).expect("engine starts"),
+            port,
+            found: BTreeSet::new(),
+            lookups: 0,
+            announced: false,
+        }
+    }
+
+    /// Takes every event waiting, without blocking.
+    fn drain(&mut self) {
+        while let Ok(event) = self.engine.events().try_recv() {
+            match event {
+                DhtEvent::Found(addrs) => self.found.extend(addrs),
+                DhtEvent::LookupDone { .. } => self.lookups += 1,
+                DhtEvent::Announced => self.announced = true,
+                DhtEvent::AnnounceFailed(reason) => panic!("announce failed: {reason}"),
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    }
+
+    fn found_ports(&self) -> BTreeSet<u16> {
+        self.found.iter().map(SocketAddr::port).collect()
+    }
+}
+
+/// Polls every probe until `cond` holds for all of them, or fails after [`PATIENCE`].
+fn wait_all(what: &str, probes: &mut [Probe], cond: impl Fn(&Probe) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        probes.iter_mut().for_each(Probe::drain);
+        if probes.iter().all(&cond) {
+            return;
+        }
+        let state: Vec<_> = probes
+            .iter()
+            .map(|p| (p.port, p.found_ports(), p.lookups))
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {state:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `cond` until it holds, failing the test after [`PATIENCE`].
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            thread_names()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Closes an engine on another thread; how long it took (`None`: not back in 10 bounds).
+fn timed_close(engine: DhtEngine) -> Option<(Duration, bool)> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let started = Instant::now();
+        let ended = engine.close();
+        let _ = tx.send((started.elapsed(), ended));
+    });
+    rx.recv_timeout(CLOSE_BOUND * 10).ok()
+}
+
+#[test]
+fn five_engines_announcing_one_infohash_all_find_each_other() {
+    let _serial = serial();
+    let node = bootstrap_node();
+    let bootstrap = node.dht_addr().unwrap();
+    let ports: Vec<u16> = (0..5).map(|i| 41_000 + i).collect();
+    let mut probes: Vec<Probe> = ports
+        .iter()
+        .map(|&port| Probe::start(infohash(1), port, config(bootstrap, Duration::from_secs(1))))
+        .collect();
+    wait_all("every engine to find the four others", &mut probes, |p| {
+        let others: BTreeSet<u16> = ports.iter().copied().filter(|&q| q != p.port).collect();
+        p.announced && p.found_ports() == others
+    });
+    for probe in &probes {
+        assert!(
+            probe.found.iter().all(|a| a.ip() == Ipv4Addr::LOCALHOST),
+            "{:?}",
+            probe.found
+        );
+    }
+}
+
+#[test]
+fn two_infohashes_on_one_dht_stay_apart() {
+    let _serial = serial();
+    let node = bootstrap_node();
+    let bootstrap = node.dht_addr().unwrap();
+    let rooms: HashMap<u8, Vec<u16>> = [
+        (1, vec![42_001, 42_002, 42_003]),
+        (2, vec![42_011, 42_012, 42_013]),
+    ]
+    .into();
+    let mut probes: Vec<(u8, Probe)> = rooms
+        .iter()
+        .flat_map(|(&room, ports)| {
+            ports.iter().map(move |&port| {
+                (
+                    room,
+                    Probe::start(
+                        infohash(room),
+                        port,
+                        config(bootstrap, Duration::from_millis(500)),
+                    ),
+                )
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + PATIENCE;
+    // Each finds its room's two others; then, after two more lookups each (every engine
+    // announced before they began), still nothing of the other room.
+    loop {
+        for (_, p) in &mut probes {
+            p.drain();
+        }
+        let complete = probes.iter().all(|(room, p)| {
+            p.found_ports().len() == 2 && p.found_ports().iter().all(|q| rooms[room].contains(q))
+        });
+        if complete {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rooms did not complete");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let marks: Vec<usize> = probes.iter().map(|(_, p)| p.lookups).collect();
+    loop {
+        for (_, p) in &mut probes {
+            p.drain();
+        }
+        if probes
+            .iter()
+            .zip(&marks)
+            .all(|((_, p), m)| p.lookups >= m + 2)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lookups stopped");
+        thread::sleep(Duration::from_millis(20));
+    }
+    for (room, p) in &probes {
+        let expected: BTreeSet<u16> = rooms[room]
+            .iter()
+            .copied()
+            .filter(|&q| q != p.port)
+            .collect();
+        assert_eq!(p.found_ports(), expected, "room {room}, engine {}", p.port);
+    }
+}
+
+#[test]
+fn closing_an_engine_ends_its_threads_within_the_bound() {
+    let _serial = serial();
+    let node = bootstrap_node();
+    let bootstrap = node.dht_addr().unwrap();
+    let before = dht_threads();
+    let mut probe = Probe::start(
+        infohash(3),
+        43_000,
+        config(bootstrap, Duration::from_secs(1)),
+    );
+    // A thread takes its name a moment after it starts.
+    eventually("the engine's two threads to be named", || {
+        dht_threads() == before + 2
+    });
+    wait_all("a lookup", std::slice::from_mut(&mut probe), |p| {
+        p.lookups >= 1
+    });
+    let udp = probe.engine.local_addr().unwrap();
+
+    let (took, ended) = timed_close(probe.engine).expect("close returned");
+    assert!(ended, "close reported a thread still running");
+    assert!(took < CLOSE_BOUND, "close took {took:?}");
+    assert_eq!(dht_threads(), before, "{:?}", thread_names());
+    UdpSocket::bind(udp).expect("the engine's UDP port is free again");
+}
+
+#[test]
+fn closing_an_engine_with_queries_in_flight_to_a_silent_node_is_not_delayed() {
+    let _serial = serial();
+    // A "bootstrap node" that takes every request and never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let before = dht_threads();
+    let engine = DhtEngine::start(
+        infohash(4),
+        44_000,
+        DhtConfig {
+            bootstrap: vec![silent.local_addr().unwrap().to_string()],
+            bind_ip: Ipv4Addr::LOCALHOST,
+            request_timeout: Duration::from_secs(30),
+            ..DhtConfig::default()
+        },
+    )
+    .unwrap();
+    // Wait until it has asked: its lookup now waits 30 s for an answer.
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    silent
+        .recv_from(&mut [0u8; 2048])
+        .expect("the engine sent a request");
+
+    let (took, ended) = timed_close(engine).expect("close returned");
+    assert!(ended, "close reported a thread still running");
+    assert!(took < CLOSE_BOUND, "close took {took:?}");
+    assert_eq!(dht_threads(), before, "{:?}", thread_names());
+}
