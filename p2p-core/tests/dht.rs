@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -292,4 +293,196 @@ fn closing_an_engine_with_queries_in_flight_to_a_silent_node_is_not_delayed() {
     assert!(ended, "close reported a thread still running");
     assert!(took < CLOSE_BOUND, "close took {took:?}");
     assert_eq!(dht_threads(), before, "{:?}", thread_names());
+}
+
+/// A bencoded value (BEP 3), enough to read the requests a DHT node gets.
+#[derive(Debug)]
+enum Bencode {
+    Int,
+    Bytes(Vec<u8>),
+    List,
+    Dict(Vec<(Vec<u8>, Bencode)>),
+}
+
+fn decode(buf: &[u8], at: &mut usize) -> Option<Bencode> {
+    let read_until = |at: &mut usize, end: u8| {
+        let start = *at;
+        while *buf.get(*at)? != end {
+            *at += 1;
+        }
+        *at += 1;
+        std::str::from_utf8(&buf[start..*at - 1])
+            .ok()?
+            .parse::<i64>()
+            .ok()
+    };
+    match *buf.get(*at)? {
+        b'i' => {
+            *at += 1;
+            read_until(at, b'e')?;
+            Some(Bencode::Int)
+        }
+        b'l' => {
+            *at += 1;
+            while *buf.get(*at)? != b'e' {
+                decode(buf, at)?;
+            }
+            *at += 1;
+            Some(Bencode::List)
+        }
+        b'd' => {
+            *at += 1;
+            let mut entries = Vec::new();
+            while *buf.get(*at)? != b'e' {
+                let Bencode::Bytes(key) = decode(buf, at)? else {
+                    return None;
+                };
+                entries.push((key, decode(buf, at)?));
+            }
+            *at += 1;
+            Some(Bencode::Dict(entries))
+        }
+        _ => {
+            let len = usize::try_from(read_until(at, b':')?).ok()?;
+            let bytes = buf.get(*at..*at + len)?.to_vec();
+            *at += len;
+            Some(Bencode::Bytes(bytes))
+        }
+    }
+}
+
+fn field<'a>(dict: &'a [(Vec<u8>, Bencode)], key: &[u8]) -> Option<&'a [u8]> {
+    dict.iter().find_map(|(k, v)| match v {
+        Bencode::Bytes(b) if k == key => Some(b.as_slice()),
+        _ => None,
+    })
+}
+
+fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+    out.extend_from_slice(b);
+}
+
+/// A hostile DHT node: it answers every request, sends a datagram of garbage before each
+/// answer, and answers every `get_peers` with `per_answer` made-up peers (different each
+/// time: a flood no honest node would send).
+fn hostile_node(
+    per_answer: u16,
+    stop: &'static AtomicBool,
+    answered: &'static AtomicU64,
+) -> (SocketAddr, thread::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let id: [u8; 20] = [addr.port() as u8; 20];
+    let handle = thread::spawn(move || {
+        let mut next: u32 = u32::from(addr.port()) << 16;
+        let mut buf = [0u8; 2048];
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Some(Bencode::Dict(msg)) = decode(&buf[..len], &mut 0) else {
+                continue;
+            };
+            let (Some(tid), Some(query)) = (field(&msg, b"t"), field(&msg, b"q")) else {
+                continue;
+            };
+            let _ = socket.send_to(b"d1:y1:r1:t", from);
+            let mut r = Vec::from(&b"d2:id"[..]);
+            bytes(&mut r, &id);
+            match query {
+                b"find_node" => r.extend_from_slice(b"5:nodes0:"),
+                b"get" => r.extend_from_slice(b"5:token4:tokn"),
+                b"get_peers" => {
+                    r.extend_from_slice(b"5:token4:tokn6:valuesl");
+                    for _ in 0..per_answer {
+                        next += 1;
+                        let mut peer = Ipv4Addr::from(0x0a00_0000 | (next & 0x00ff_ffff))
+                            .octets()
+                            .to_vec();
+                        peer.extend_from_slice(&9000u16.to_be_bytes());
+                        bytes(&mut r, &peer);
+                    }
+                    r.push(b'e');
+                }
+                _ => {}
+            }
+            r.extend_from_slice(b"e");
+            let mut answer = Vec::from(&b"d1:r"[..]);
+            answer.extend_from_slice(&r);
+            answer.extend_from_slice(b"1:t");
+            bytes(&mut answer, tid);
+            answer.extend_from_slice(b"1:y1:re");
+            let _ = socket.send_to(&answer, from);
+            answered.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_flood_of_addresses_from_hostile_nodes_is_capped_per_lookup() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static ANSWERED: AtomicU64 = AtomicU64::new(0);
+    let _serial = serial();
+    // Four nodes, 200 made-up peers in each answer: 800 per lookup, and new ones each time.
+    let nodes: Vec<_> = (0..4)
+        .map(|_| hostile_node(200, &STOP, &ANSWERED))
+        .collect();
+    let cap = 100;
+    let engine = DhtEngine::start(
+        infohash(5),
+        46_000,
+        DhtConfig {
+            bootstrap: nodes.iter().map(|(a, _)| a.to_string()).collect(),
+            bind_ip: Ipv4Addr::LOCALHOST,
+            request_timeout: Duration::from_millis(300),
+            lookup_interval: Duration::from_millis(200),
+            max_per_lookup: cap,
+            event_capacity: 8,
+            ..DhtConfig::default()
+        },
+    )
+    .unwrap();
+    // Read three lookups' worth: each reports exactly the cap, never more.
+    let deadline = Instant::now() + PATIENCE;
+    let mut in_lookup = 0;
+    let mut done = Vec::new();
+    while done.len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match engine
+            .events()
+            .recv_timeout(left)
+            .expect("events keep coming")
+        {
+            DhtEvent::Found(addrs) => {
+                in_lookup += addrs.len();
+                assert!(in_lookup <= cap, "a lookup reported {in_lookup} addresses");
+            }
+            DhtEvent::LookupDone { found } => {
+                assert_eq!(found, in_lookup);
+                done.push(found);
+                in_lookup = 0;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(done, [cap, cap, cap]);
+    // Nobody reads the events now: the channel fills up, holds no more than its capacity,
+    // and the engine goes on looking up (the nodes keep being asked) without waiting.
+    eventually("the event channel to fill up", || engine.events().is_full());
+    let asked = ANSWERED.load(Ordering::SeqCst);
+    eventually("two more lookups", || {
+        ANSWERED.load(Ordering::SeqCst) >= asked + 8
+    });
+    assert_eq!(engine.events().len(), 8);
+    let (took, ended) = timed_close(engine).expect("close returned");
+    assert!(ended && took < CLOSE_BOUND, "close took {took:?}");
+    STOP.store(true, Ordering::SeqCst);
+    for (_, handle) in nodes {
+        handle.join().unwrap();
+    }
 }
