@@ -486,3 +486,43 @@ fn a_flood_of_addresses_from_hostile_nodes_is_capped_per_lookup() {
         handle.join().unwrap();
     }
 }
+
+/// A node answers with a random sample of at most 10 of the peers it holds: in a room of
+/// 15 one lookup sees part of it. Lookups that find someone new are repeated after 2 s, so
+/// every pair of engines is linked (one has found the other: its hello does the rest) in
+/// seconds, with a lookup interval of ten minutes.
+#[test]
+fn a_room_larger_than_one_answer_is_found_by_quick_repeated_lookups() {
+    let _serial = serial();
+    let node = bootstrap_node();
+    let bootstrap = node.dht_addr().unwrap();
+    let ports: Vec<u16> = (0..15).map(|i| 47_000 + i).collect();
+    let mut probes: Vec<Probe> = ports
+        .iter()
+        .map(|&port| {
+            Probe::start(
+                infohash(6),
+                port,
+                config(bootstrap, Duration::from_secs(600)),
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        probes.iter_mut().for_each(Probe::drain);
+        let missing: Vec<(u16, u16)> = probes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| probes[i + 1..].iter().map(move |b| (a, b)))
+            .filter(|(a, b)| {
+                !a.found_ports().contains(&b.port) && !b.found_ports().contains(&a.port)
+            })
+            .map(|(a, b)| (a.port, b.port))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pairs never linked: {missing:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}

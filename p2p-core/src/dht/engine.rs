@@ -20,7 +20,7 @@ use mainline::Id;
 use mainline::async_dht::AsyncDht;
 
 use super::config::{DhtConfig, InfoHash};
-use super::lookup::{Lookup, Own};
+use super::lookup::{Known, Lookup, Own};
 use super::node::{DhtNode, NodeOptions};
 use super::schedule::{Schedule, Task};
 use crate::error::{Error, Result};
@@ -195,6 +195,8 @@ impl Drop for DhtEngine {
 
 /// The engine's thread: the schedule's tasks until the stop signal.
 fn run(task: EngineState) {
+    // The recent lookups' addresses, to tell new ones.
+    let mut known = Known::default();
     let mut schedule = Schedule::new(
         Instant::now(),
         task.config.lookup_interval,
@@ -210,8 +212,9 @@ fn run(task: EngineState) {
         };
         let finished = match due {
             Task::Lookup => until_stopped(&task.stop, lookup(&task)).map(|found| {
-                send(&task.events, DhtEvent::LookupDone { found });
-                schedule.looked_up(Instant::now());
+                send(&task.events, DhtEvent::LookupDone { found: found.len() });
+                let found_new = known.record(&found.into_found());
+                schedule.looked_up(Instant::now(), found_new);
             }),
             Task::Announce => until_stopped(&task.stop, announce(&task)).map(|result| {
                 let reached = result.is_ok();
@@ -240,7 +243,7 @@ fn until_stopped<T>(stop: &flume::Receiver<()>, work: impl Future<Output = T>) -
 }
 
 /// One lookup: streams the peers found to the embedder, up to the cap.
-async fn lookup(task: &EngineState) -> usize {
+async fn lookup(task: &EngineState) -> Lookup {
     // Where the DHT sees this peer, to leave its own entry out.
     let own = Own {
         public_ip: task.dht.info().await.public_address().map(|a| *a.ip()),
@@ -258,7 +261,7 @@ async fn lookup(task: &EngineState) -> usize {
             break;
         }
     }
-    found.len()
+    found
 }
 
 /// One announce of this peer's port.

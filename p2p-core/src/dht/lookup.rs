@@ -1,12 +1,13 @@
 //! One lookup's addresses: what the DHT's answers contain, minus duplicates, this peer
 //! itself and addresses nobody can connect to, up to a cap. Pure data, no sockets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// The addresses found so far by one lookup.
 #[derive(Debug)]
 pub(crate) struct Lookup {
+    /// At most `cap`.
     seen: HashSet<SocketAddrV4>,
     cap: usize,
     own: Own,
@@ -76,6 +77,44 @@ impl Lookup {
     pub(crate) fn len(&self) -> usize {
         self.seen.len()
     }
+
+    /// The addresses this lookup found.
+    pub(crate) fn into_found(self) -> HashSet<SocketAddrV4> {
+        self.seen
+    }
+}
+
+/// The addresses the recent lookups found, to tell whether a lookup found someone new.
+/// Bounded: an address is forgotten after [`Known::MEMORY`] lookups that did not find it,
+/// so it holds at most `MEMORY` lookups' worth (each at most its cap).
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// Address -> number of the last lookup that found it.
+    last_found: HashMap<SocketAddrV4, u64>,
+    lookups: u64,
+}
+
+impl Known {
+    /// How many lookups an address is remembered for.
+    pub(crate) const MEMORY: u64 = 16;
+
+    /// Records a lookup's addresses; `true` if one of them was not known.
+    pub(crate) fn record(&mut self, found: &HashSet<SocketAddrV4>) -> bool {
+        self.lookups += 1;
+        let mut new = false;
+        for addr in found {
+            new |= self.last_found.insert(*addr, self.lookups).is_none();
+        }
+        let now = self.lookups;
+        self.last_found.retain(|_, n| now - *n < Self::MEMORY);
+        new
+    }
+
+    /// How many addresses are remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.last_found.len()
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +172,23 @@ mod tests {
         assert!(lookup.is_full());
         assert!(lookup.add([a("10.9.9.9:9")]).is_empty());
         assert_eq!(lookup.len(), 50);
+    }
+
+    #[test]
+    fn known_addresses_tell_new_ones_and_are_forgotten_after_a_while() {
+        let set = |addrs: &[&str]| addrs.iter().map(|s| a(s)).collect::<HashSet<_>>();
+        let mut known = Known::default();
+        assert!(known.record(&set(&["10.0.0.1:1", "10.0.0.2:1"])));
+        assert!(
+            !known.record(&set(&["10.0.0.2:1"])),
+            "a sample of known ones"
+        );
+        assert!(known.record(&set(&["10.0.0.3:1"])));
+        assert!(!known.record(&set(&["10.0.0.1:1", "10.0.0.3:1"])));
+        for _ in 0..Known::MEMORY {
+            known.record(&set(&["10.0.0.3:1"]));
+        }
+        assert_eq!(known.len(), 1, "the others are forgotten");
+        assert!(known.record(&set(&["10.0.0.1:1"])), "and new again");
     }
 }

@@ -2,7 +2,12 @@
 //!
 //! - At start: a lookup (the peers already there stream in at once), then an announce,
 //!   then a lookup again.
-//! - A lookup every `lookup_interval` after the previous one ends.
+//! - A lookup every `lookup_interval` after the previous one ends; but [`QUICK_INTERVAL`]
+//!   after one that found an address the recent lookups had not, up to [`QUICK_LOOKUPS`]
+//!   in a row. Why: a DHT node answers with a random sample of at most 10 of the peers it
+//!   holds, so in a room larger than that one lookup sees part of it; looking again while
+//!   lookups keep finding new peers completes the picture in seconds, not minutes, and
+//!   the cap keeps a DHT that keeps inventing addresses from making it look up forever.
 //! - An announce every `announce_interval` after the previous one succeeded, or one
 //!   `lookup_interval` after it failed.
 //! - A lookup at once after every successful announce. Why: of two peers that start
@@ -11,6 +16,11 @@
 //!   after B's announce, starts after A's lookup ended, and so after A's announce.
 
 use std::time::{Duration, Instant};
+
+/// The wait after a lookup that found new addresses (or the lookup interval if shorter).
+pub(crate) const QUICK_INTERVAL: Duration = Duration::from_secs(2);
+/// Most quick lookups in a row.
+pub(crate) const QUICK_LOOKUPS: u32 = 10;
 
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +35,7 @@ pub(crate) struct Schedule {
     announce_interval: Duration,
     next_lookup: Instant,
     next_announce: Instant,
+    quick_in_a_row: u32,
 }
 
 impl Schedule {
@@ -38,6 +49,7 @@ impl Schedule {
             announce_interval,
             next_lookup: now,
             next_announce: now,
+            quick_in_a_row: 0,
         }
     }
 
@@ -59,9 +71,17 @@ impl Schedule {
             .saturating_duration_since(now)
     }
 
-    /// Records that a lookup ended at `now`.
-    pub(crate) fn looked_up(&mut self, now: Instant) {
-        self.next_lookup = now + self.lookup_interval;
+    /// Records that a lookup ended at `now`, and whether it found an address the recent
+    /// lookups had not.
+    pub(crate) fn looked_up(&mut self, now: Instant, found_new: bool) {
+        let quick = found_new && self.quick_in_a_row < QUICK_LOOKUPS;
+        self.quick_in_a_row = if quick { self.quick_in_a_row + 1 } else { 0 };
+        let wait = if quick {
+            QUICK_INTERVAL.min(self.lookup_interval)
+        } else {
+            self.lookup_interval
+        };
+        self.next_lookup = now + wait;
     }
 
     /// Records that an announce ended at `now`, reaching at least one node or none.
@@ -88,13 +108,13 @@ mod tests {
         let mut s = Schedule::new(t0, LOOKUP, ANNOUNCE);
         assert_eq!(s.due(t0), Some(Task::Lookup));
         let t1 = t0 + Duration::from_millis(400);
-        s.looked_up(t1);
+        s.looked_up(t1, false);
         assert_eq!(s.due(t1), Some(Task::Announce));
         let t2 = t1 + Duration::from_millis(100);
         s.announced(t2, true);
         assert_eq!(s.due(t2), Some(Task::Lookup));
         let t3 = t2 + Duration::from_millis(400);
-        s.looked_up(t3);
+        s.looked_up(t3, false);
         assert_eq!(s.due(t3), None);
         assert_eq!(s.wait(t3), LOOKUP);
         assert_eq!(s.due(t3 + LOOKUP), Some(Task::Lookup));
@@ -104,30 +124,67 @@ mod tests {
     fn announces_repeat_on_their_own_interval_and_a_failed_one_is_retried_sooner() {
         let t0 = Instant::now();
         let mut s = Schedule::new(t0, LOOKUP, ANNOUNCE);
-        s.looked_up(t0);
+        s.looked_up(t0, false);
         s.announced(t0, true);
-        s.looked_up(t0);
+        s.looked_up(t0, false);
         let mut now = t0;
         let mut lookups = 0;
         while s.due(now) != Some(Task::Announce) {
             now += s.wait(now);
             if s.due(now) == Some(Task::Lookup) {
                 lookups += 1;
-                s.looked_up(now);
+                s.looked_up(now, false);
             }
         }
         assert_eq!(now, t0 + ANNOUNCE);
         assert_eq!(lookups, 15);
         s.announced(now, false);
         assert_eq!(s.due(now), None, "no lookup forced after a failed announce");
-        s.looked_up(now);
+        s.looked_up(now, false);
         assert_eq!(s.wait(now), LOOKUP);
         assert_eq!(s.due(now + LOOKUP), Some(Task::Lookup));
-        s.looked_up(now + LOOKUP);
+        s.looked_up(now + LOOKUP, false);
         assert_eq!(
             s.due(now + LOOKUP),
             Some(Task::Announce),
             "retried one lookup interval on"
+        );
+    }
+
+    #[test]
+    fn lookups_that_find_new_peers_are_repeated_quickly_a_bounded_number_of_times() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, LOOKUP, ANNOUNCE);
+        s.announced(t0, true);
+        let mut now = t0;
+        let mut quick = 0;
+        loop {
+            assert_eq!(s.due(now), Some(Task::Lookup));
+            s.looked_up(now, true);
+            if s.wait(now) != QUICK_INTERVAL {
+                break;
+            }
+            quick += 1;
+            now += QUICK_INTERVAL;
+        }
+        assert_eq!(quick, QUICK_LOOKUPS, "a DHT inventing addresses forever");
+        assert_eq!(s.wait(now), LOOKUP);
+        now += LOOKUP;
+        s.looked_up(now, true);
+        assert_eq!(
+            s.wait(now),
+            QUICK_INTERVAL,
+            "quick again after a normal one"
+        );
+        s.looked_up(now, false);
+        assert_eq!(s.wait(now), LOOKUP, "nothing new: the normal interval");
+        let mut short = Schedule::new(t0, Duration::from_millis(500), ANNOUNCE);
+        short.announced(t0, true);
+        short.looked_up(t0, true);
+        assert_eq!(
+            short.wait(t0),
+            Duration::from_millis(500),
+            "never slower than the interval"
         );
     }
 }
