@@ -187,6 +187,10 @@ fn dht_round(n: usize, round: usize, request_timeout: Duration) -> DhtRound {
         if linked && pairs.is_none() {
             pairs = Some(start.elapsed());
         }
+        if std::env::var_os("DHT_BENCH_TRACE").is_some() && start.elapsed().as_millis() % 5000 < 2 {
+            let sizes: Vec<usize> = found.iter().map(BTreeSet::len).collect();
+            eprintln!("{:?} found {sizes:?}", start.elapsed());
+        }
         thread::sleep(Duration::from_millis(1));
     }
     // A joiner: the room is there, announced.

@@ -53,8 +53,8 @@ pub struct DhtConfig {
     /// Time between lookups (default 60 s). A newcomer finds the peers already there with
     /// its first lookups and greets them, so the repeats only catch what those missed and
     /// heal splits. While lookups keep finding new addresses (a node answers with a random
-    /// sample of at most 10 of its peers), the next comes after 2 s instead, up to 10 in a
-    /// row.
+    /// sample of at most 10 of its peers), the next comes after 2 s instead, until two in a
+    /// row find nothing new, at most 15 in a row.
     pub lookup_interval: Duration,
     /// Time between announces (default 15 min, well inside the 30 min public nodes keep an
     /// announce). A lookup follows each announce at once.

@@ -3,8 +3,9 @@
 //! - At start: a lookup (the peers already there stream in at once), then an announce,
 //!   then a lookup again.
 //! - A lookup every `lookup_interval` after the previous one ends; but [`QUICK_INTERVAL`]
-//!   after one that found an address the recent lookups had not, up to [`QUICK_LOOKUPS`]
-//!   in a row. Why: a DHT node answers with a random sample of at most 10 of the peers it
+//!   after one that found an address the recent lookups had not, and so on until
+//!   [`DRY_LOOKUPS`] in a row find nothing new, at most [`QUICK_LOOKUPS`] in a row. Why: a
+//!   DHT node answers with a random sample of at most 10 of the peers it
 //!   holds, so in a room larger than that one lookup sees part of it; looking again while
 //!   lookups keep finding new peers completes the picture in seconds, not minutes, and
 //!   the cap keeps a DHT that keeps inventing addresses from making it look up forever.
@@ -20,7 +21,10 @@ use std::time::{Duration, Instant};
 /// The wait after a lookup that found new addresses (or the lookup interval if shorter).
 pub(crate) const QUICK_INTERVAL: Duration = Duration::from_secs(2);
 /// Most quick lookups in a row.
-pub(crate) const QUICK_LOOKUPS: u32 = 10;
+pub(crate) const QUICK_LOOKUPS: u32 = 15;
+/// Lookups in a row that find nothing new before a quick series ends (one is not enough:
+/// once most of a room is known, a sample of 10 often holds nothing new by chance).
+pub(crate) const DRY_LOOKUPS: u32 = 2;
 
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,7 @@ pub(crate) struct Schedule {
     next_lookup: Instant,
     next_announce: Instant,
     quick_in_a_row: u32,
+    dry_in_a_row: u32,
 }
 
 impl Schedule {
@@ -50,6 +55,7 @@ impl Schedule {
             next_lookup: now,
             next_announce: now,
             quick_in_a_row: 0,
+            dry_in_a_row: 0,
         }
     }
 
@@ -74,7 +80,10 @@ impl Schedule {
     /// Records that a lookup ended at `now`, and whether it found an address the recent
     /// lookups had not.
     pub(crate) fn looked_up(&mut self, now: Instant, found_new: bool) {
-        let quick = found_new && self.quick_in_a_row < QUICK_LOOKUPS;
+        self.dry_in_a_row = if found_new { 0 } else { self.dry_in_a_row + 1 };
+        let in_series = self.quick_in_a_row > 0;
+        let quick = (found_new || (in_series && self.dry_in_a_row < DRY_LOOKUPS))
+            && self.quick_in_a_row < QUICK_LOOKUPS;
         self.quick_in_a_row = if quick { self.quick_in_a_row + 1 } else { 0 };
         let wait = if quick {
             QUICK_INTERVAL.min(self.lookup_interval)
@@ -177,7 +186,19 @@ mod tests {
             "quick again after a normal one"
         );
         s.looked_up(now, false);
-        assert_eq!(s.wait(now), LOOKUP, "nothing new: the normal interval");
+        assert_eq!(
+            s.wait(now),
+            QUICK_INTERVAL,
+            "one lookup with nothing new goes on"
+        );
+        s.looked_up(now, false);
+        assert_eq!(s.wait(now), LOOKUP, "two: the normal interval");
+        s.looked_up(now, false);
+        assert_eq!(
+            s.wait(now),
+            LOOKUP,
+            "a normal lookup with nothing new starts no series"
+        );
         let mut short = Schedule::new(t0, Duration::from_millis(500), ANNOUNCE);
         short.announced(t0, true);
         short.looked_up(t0, true);
