@@ -225,9 +225,9 @@ fn discovery() {
         "## Discovery on a private DHT against tracker mode (loopback, medians of {ROUNDS} rounds)\n"
     );
     println!(
-        "| N | tracker rtt | tracker all | DHT first | DHT announced | DHT pairs | DHT self-all | pairs / tracker all |"
+        "| N | tracker rtt | tracker all | DHT first | DHT announced | DHT pairs | DHT self-all | pairs / tracker all | joiner first | joiner all |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in [3, 10, 30] {
         let (mut rtt, mut all, mut first, mut announced, mut pairs, mut self_all) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
