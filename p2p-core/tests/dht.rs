@@ -21,8 +21,15 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// The tests count this process's threads: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Takes the lock, then waits until no DHT thread of an earlier test is left (each test
+/// waits for its own when it closes them, but on a loaded machine one may take longer than
+/// the close's bound: then it is logged, and ends on its own soon after).
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+    let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    eventually("the DHT threads of earlier tests to end", || {
+        dht_threads() == 0
+    });
+    guard
 }
 
 /// A tracker with a DHT node on 127.0.0.1: the private DHT's bootstrap node.

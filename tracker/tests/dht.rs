@@ -22,8 +22,15 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// The tests count this process's threads: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Takes the lock, then waits until no DHT thread of an earlier test is left (each test
+/// waits for its own when it closes them, but on a loaded machine one may take longer than
+/// the close's bound: then it is logged, and ends on its own soon after).
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+    let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    eventually("the DHT threads of earlier tests to end", || {
+        node_threads() == 0
+    });
+    guard
 }
 
 /// How many `mainline` node threads this process has (Linux thread names are cut to 15
@@ -154,6 +161,7 @@ fn a_taken_udp_port_or_an_ipv6_address_is_refused() {
         matches!(err, Error::Bind { addr, .. } if addr == taken.local_addr().unwrap()),
         "{err}"
     );
+    assert_eq!(node_threads(), 0, "a node that could not bind left a thread behind");
     let err = Tracker::start(with_dht("[::1]:0")).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }

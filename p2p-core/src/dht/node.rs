@@ -9,7 +9,7 @@
 //! which thread it ran on, and [`DhtNode::close`] waits until the kernel no longer lists
 //! that thread (Linux; elsewhere until the state is dropped, microseconds before).
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
@@ -82,6 +82,16 @@ impl DhtNode {
     }
 
     pub(crate) fn start(options: &NodeOptions) -> Result<DhtNode> {
+        let bind_error = |source| Error::Bind {
+            addr: SocketAddr::V4(options.bind),
+            source,
+        };
+        if options.bind.port() != 0 {
+            // Tried here first: when `mainline` cannot bind, its thread ends on its own and
+            // nothing tells when (the witness below only reports a thread that ran). UDP
+            // has no TIME_WAIT: the port is free again as soon as this socket is dropped.
+            drop(UdpSocket::bind(options.bind).map_err(bind_error)?);
+        }
         let (witness, ended) = EndWitness::new();
         let mut builder = Dht::builder();
         builder
@@ -106,12 +116,7 @@ impl DhtNode {
         let built = builder.build();
         // The builder holds a copy of the witness: only the actor's copy may be left.
         drop(builder);
-        let dht = built
-            .map_err(|source| Error::Bind {
-                addr: SocketAddr::V4(options.bind),
-                source,
-            })?
-            .as_async();
+        let dht = built.map_err(bind_error)?.as_async();
         let local_addr = block_on(dht.info()).local_addr();
         Ok(DhtNode {
             dht: Some(dht),
