@@ -49,6 +49,7 @@
 
 mod client_side;
 mod config;
+pub mod dht;
 mod error;
 mod event;
 mod fanout;

@@ -48,6 +48,12 @@ pub struct TrackerConfig {
     /// `/metrics` (default `None`: not served). Keep it on a private address: the figures
     /// are harmless, but they are nobody else's business.
     pub stats_addr: Option<SocketAddr>,
+    /// Also run a Mainline DHT node (BEP 5) on this UDP port of `bind_addr`'s address, in
+    /// server mode with no bootstrap node of its own: the first node of a private DHT that
+    /// peers bootstrap from (`--dht-bootstrap`). Default `None`: no node. Port 0 picks a
+    /// free one ([`Tracker::dht_addr`](crate::Tracker::dht_addr)). IPv4 only. See
+    /// `docs/tracker.md` for what it costs.
+    pub dht_port: Option<u16>,
 }
 
 impl Default for TrackerConfig {
@@ -63,6 +69,7 @@ impl Default for TrackerConfig {
             request_timeout: Duration::from_secs(2),
             summary_interval: Some(Duration::from_secs(60)),
             stats_addr: None,
+            dht_port: None,
         }
     }
 }
@@ -86,6 +93,13 @@ impl TrackerConfig {
         }
         if self.request_timeout.is_zero() {
             return bad("request_timeout must be positive".into());
+        }
+        if self.dht_port.is_some() && !self.bind_addr.is_ipv4() {
+            // The `mainline` crate speaks IPv4 only.
+            return bad(format!(
+                "the DHT node needs an IPv4 bind address, not {}",
+                self.bind_addr.ip()
+            ));
         }
         if self.summary_interval.is_some_and(|i| i.is_zero()) {
             return bad("summary_interval must be positive (None turns the summary off)".into());

@@ -1,6 +1,6 @@
 //! `tracker [PORT]` or `tracker --port PORT [--bind ADDR] [--ttl SECS] [--summary-secs SECS]
-//! [--stats-addr ADDR:PORT]`: runs a p2p-chat tracker until SIGINT or SIGTERM. Logs go to
-//! stderr through env_logger (`RUST_LOG`, default `info`).
+//! [--stats-addr ADDR:PORT] [--dht UDP_PORT]`: runs a p2p-chat tracker until SIGINT or
+//! SIGTERM. Logs go to stderr through env_logger (`RUST_LOG`, default `info`).
 //!
 //! The first SIGINT or SIGTERM stops it cleanly (a log line, every thread joined, exit
 //! status 0); a second one while it stops ends the process at once, with the status a
@@ -44,6 +44,10 @@ struct Cli {
     /// (off unless given; keep it on a private address).
     #[arg(long, value_name = "ADDR:PORT")]
     stats_addr: Option<SocketAddr>,
+    /// Also run a Mainline DHT node on this UDP port (of the --bind address, IPv4 only): a
+    /// bootstrap node for a private DHT (peers' --dht-bootstrap); 0 picks a free port.
+    #[arg(long, value_name = "UDP_PORT")]
+    dht: Option<u16>,
 }
 
 /// The signals that stop the tracker.
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         ttl: Duration::from_secs(cli.ttl),
         summary_interval: (cli.summary_secs > 0).then(|| Duration::from_secs(cli.summary_secs)),
         stats_addr: cli.stats_addr,
+        dht_port: cli.dht,
         ..TrackerConfig::default()
     };
     let tracker = match Tracker::start(config) {
@@ -99,6 +104,9 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("listening on {}", tracker.local_addr());
+    if let Some(addr) = tracker.dht_addr() {
+        eprintln!("dht node on {addr}");
+    }
     let name = match signals.forever().next() {
         Some(SIGINT) => "SIGINT",
         Some(SIGTERM) => "SIGTERM",
