@@ -161,7 +161,11 @@ fn a_taken_udp_port_or_an_ipv6_address_is_refused() {
         matches!(err, Error::Bind { addr, .. } if addr == taken.local_addr().unwrap()),
         "{err}"
     );
-    assert_eq!(node_threads(), 0, "a node that could not bind left a thread behind");
+    assert_eq!(
+        node_threads(),
+        0,
+        "a node that could not bind left a thread behind"
+    );
     let err = Tracker::start(with_dht("[::1]:0")).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
