@@ -14,7 +14,7 @@ declare -A sets=(
   [run]="libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon0 libxkbcommon-x11-0 libwayland-client0 fonts-dejavu-core"
   [shots]="xvfb xdotool imagemagick x11-utils"
 )
-sets[test]="procps iproute2 xvfb xdotool dbus dbus-daemon python3-dbusmock ${sets[run]}"
+sets[test]="procps iproute2 xvfb xdotool dbus python3-dbusmock ${sets[run]}"
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust from https://rustup.rs first" >&2

@@ -1,7 +1,9 @@
 //! Opening a room with a long past: the time from asking for a session to the chat screen
 //! laid out with the room's latest page (start the peer, read the page from the history,
 //! build the screen, `view` + layout), for a room with 100,000 stored messages against an
-//! empty one, interleaved in the same run.
+//! empty one and against a room that holds exactly one page, interleaved in the same run. The
+//! one-page room separates what a long past costs (nothing, if the two match) from what
+//! laying out a page of lines costs.
 //!
 //! ```text
 //! ICED_TEST_BACKEND=tiny-skia cargo bench -p p2p-gui --bench open_room
@@ -50,14 +52,10 @@ fn open(store: &Store) -> (Duration, usize) {
     (took, lines)
 }
 
-fn main() {
-    let empty_dir = tempfile::tempdir().unwrap();
-    let full_dir = tempfile::tempdir().unwrap();
-    let empty = Store::open(empty_dir.path()).unwrap();
-    let full = Store::open(full_dir.path()).unwrap();
-    let conversation = request().conversation_key();
-    for chunk in 0..STORED / 1000 {
-        let lines = (0..1000)
+/// Stores `count` lines of ordinary chat in the conversation, a thousand per transaction.
+fn fill(store: &Store, conversation: &str, count: usize) {
+    for chunk in 0..count.div_ceil(1000) {
+        let lines = (0..1000.min(count - chunk * 1000))
             .map(|i| Line {
                 at_ms: 1_700_000_000_000 + (chunk * 1000 + i) as i64,
                 kind: Kind::Other,
@@ -68,34 +66,47 @@ fn main() {
                 ),
             })
             .collect();
-        full.append_blocking(&conversation, lines).unwrap();
+        store.append_blocking(conversation, lines).unwrap();
     }
-    let (mut e, mut f) = (Vec::new(), Vec::new());
-    let (mut e_lines, mut f_lines) = (0, 0);
-    // Each opening adds a welcome notice to the room; negligible against 100,000.
+}
+
+fn main() {
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let stores = dirs.each_ref().map(|d| Store::open(d.path()).unwrap());
+    let conversation = request().conversation_key();
+    let rooms = ["empty", "one page (300 stored)", "100,000 stored messages"];
+    fill(&stores[1], &conversation, network::PAGE);
+    fill(&stores[2], &conversation, STORED);
+    let mut times = [(); 3].map(|()| Vec::new());
+    let mut lines = [0; 3];
+    // Each opening adds a welcome notice to the room; negligible against a page.
     for _ in 0..ROUNDS {
-        let (t, n) = open(&empty);
-        e.push(t);
-        e_lines = n;
-        let (t, n) = open(&full);
-        f.push(t);
-        f_lines = n;
+        for (i, store) in stores.iter().enumerate() {
+            let (t, n) = open(store);
+            times[i].push(t);
+            lines[i] = n;
+        }
     }
-    e.sort();
-    f.sort();
-    let (e, f) = (e[ROUNDS / 2], f[ROUNDS / 2]);
+    let medians = times.map(|mut t| {
+        t.sort();
+        t[ROUNDS / 2]
+    });
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
     println!(
         "| room | lines in memory | open: session + latest page + layout (median of {ROUNDS}) |"
     );
     println!("|---|---:|---:|");
-    println!("| empty | {e_lines} | {} |", ms(e));
-    println!("| 100,000 stored messages | {f_lines} | {} |", ms(f));
+    for i in 0..3 {
+        println!("| {} | {} | {} |", rooms[i], lines[i], ms(medians[i]));
+    }
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
-        "\nratio 100,000 / empty: **{:.2}** (page of {} lines)",
-        f.as_secs_f64() / e.as_secs_f64(),
+        "\nratio 100,000 / empty: **{:.2}**; 100,000 / one page: **{:.2}** (page of {} lines)",
+        ratio(medians[2], medians[0]),
+        ratio(medians[2], medians[1]),
         network::PAGE
     );
-    empty.close();
-    full.close();
+    for store in stores {
+        store.close();
+    }
 }
