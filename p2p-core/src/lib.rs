@@ -49,9 +49,13 @@
 
 mod client_side;
 mod config;
+mod duplex;
 mod error;
 mod event;
 mod fanout;
+pub mod lan;
+mod link;
+pub mod mesh;
 pub mod net;
 mod node;
 mod peer;
