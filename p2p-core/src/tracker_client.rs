@@ -229,9 +229,18 @@ pub(crate) fn open_session(node: &Node, tracker: &TrackerAddr) -> Result<(Sessio
         write_frame(&session.stream, &announce_frame(node, session.local_ip, true))
             .map_err(|e| tracker.fail(e.to_string()))?;
         let deadline = Instant::now() + timeouts.handshake;
-        // Introductions may come before the answer only on a session that had one already.
-        let answer = read_frame_before(&session.stream, &mut session.reader, deadline)
-            .map_err(|e| tracker.fail(e.to_string()))?;
+        let answer = loop {
+            // In slices, so that a close is noticed (the session's socket stays open).
+            if node.stop.is_set() {
+                return Err(Error::Shutdown);
+            }
+            let slice = (Instant::now() + SESSION_POLL).min(deadline);
+            match read_frame_before(&session.stream, &mut session.reader, slice) {
+                Ok(frame) => break frame,
+                Err(e) if e.is_timeout() && Instant::now() < deadline => {}
+                Err(e) => return Err(tracker.fail(e.to_string())),
+            }
+        };
         return match answer {
             Frame::PeerList(list) => Ok((session, list)),
             other => Err(unexpected(tracker, &other)),
