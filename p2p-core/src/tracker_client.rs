@@ -169,6 +169,10 @@ fn exchange(
         return Err(tracker.fail("timed out".into()));
     };
     stream.set_write_timeout(Some(timeouts.handshake.min(left)))?;
+    // The tracker keeps the connection open as a session after its answer; this one-shot
+    // exchange closes it with a reset, so that many of them leave no TIME_WAIT state
+    // using up this side's ports.
+    socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
     let local_ip = stream.local_addr()?.ip();
     write_frame(&stream, &request(local_ip)).map_err(|e| tracker.fail(e.to_string()))?;
     let mut reader = FrameReader::new(MAX_ANSWER_BYTES);

@@ -499,7 +499,11 @@ mod tests {
 
     #[test]
     fn rooms_are_listed_apart_and_keep_each_entrys_nat_flag() {
-        let mut r = Registry::new(limits());
+        let mut r = Registry::new(RegistryLimits {
+            max_peers: 10,
+            max_per_source: 10,
+            ..limits()
+        });
         let now = Instant::now();
         let other = Room::new("other").unwrap();
         r.ann(a("127.0.0.1:1"), LO, now).unwrap();

@@ -141,6 +141,22 @@ pub struct Announce {
     pub introduce: bool,
 }
 
+impl Announce {
+    /// An announce of `addr` in the lobby, its IP given explicitly (so the tracker registers
+    /// exactly `addr`): what tools and tests that speak for a peer send.
+    pub fn explicit(addr: SocketAddr) -> Announce {
+        Announce {
+            version: super::PROTOCOL_VERSION,
+            room: Room::lobby(),
+            listen_port: addr.port(),
+            explicit_ip: Some(addr.ip()),
+            local_ip: addr.ip(),
+            behind_nat: false,
+            introduce: false,
+        }
+    }
+}
+
 /// One registered peer in a [`PeerList`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PeerEntry {
@@ -199,6 +215,17 @@ pub struct Leave {
     pub listen_port: u16,
     /// The explicit IP it announced, if any (else the source address names it).
     pub explicit_ip: Option<IpAddr>,
+}
+
+impl Leave {
+    /// The leave of an [`Announce::explicit`] of `addr`.
+    pub fn explicit(addr: SocketAddr) -> Leave {
+        Leave {
+            room: Room::lobby(),
+            listen_port: addr.port(),
+            explicit_ip: Some(addr.ip()),
+        }
+    }
 }
 
 /// One frame of the protocol. See `docs/protocol.md` for who sends which and when.
