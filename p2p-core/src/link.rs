@@ -130,6 +130,33 @@ pub(crate) fn punch_role(own: SocketAddr, peer: SocketAddr) -> Option<Role> {
     Role::for_simultaneous_open(own, peer)
 }
 
+/// How long a punched connection's responder waits for the other side's handshake before
+/// it sends its own. The other side may not know it is punching yet (its introduction is
+/// still on its way): our attempt then reached its listener, which waits for a handshake,
+/// like any accepted connection. In a true simultaneous open the other side's handshake
+/// comes within a round trip.
+pub(crate) const PUNCH_RESPONDER_WAIT: Duration = Duration::from_secs(1);
+
+/// The role this peer plays on a connection its punch made: the one
+/// [`punch_role`] gave, except that a responder whose other side sends nothing within
+/// [`PUNCH_RESPONDER_WAIT`] initiates (nothing was sent either way, so either role is still
+/// open; the other side is then a listener waiting for a handshake).
+pub(crate) fn settle_punch_role(stream: &TcpStream, role: Role) -> Role {
+    if role == Role::Initiator {
+        return role;
+    }
+    let _ = stream.set_read_timeout(Some(PUNCH_RESPONDER_WAIT));
+    match stream.peek(&mut [0u8; 1]) {
+        Ok(n) if n > 0 => Role::Responder,
+        Ok(_) => Role::Responder, // closed: the handshake read reports it
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            debug!("punched connection: the other side waits; this one sends the handshake");
+            Role::Initiator
+        }
+        Err(_) => Role::Responder,
+    }
+}
+
 /// What the connecting side asks for in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ask {

@@ -314,7 +314,12 @@ impl Mesh {
             if node.stop.is_set() {
                 return Err(Error::Shutdown);
             }
-            if lock(&self.punches).get(&peer) == Some(&PunchState::Done) {
+            // Done: our listener took the other side's connection. Linked: a connection
+            // made another way (an earlier attempt of the other side's) holds the pair's
+            // addresses, so no attempt of ours could complete.
+            if lock(&self.punches).get(&peer) == Some(&PunchState::Done)
+                || self.parts.links.knows(peer, None)
+            {
                 return Ok(None);
             }
             let started = Instant::now();
@@ -356,6 +361,7 @@ impl Mesh {
         role: Role,
         outcome: &Sender<Result<PeerInfo>>,
     ) {
+        let role = link::settle_punch_role(&stream, role);
         debug!("punched through to {peer}: {role:?}");
         match role {
             Role::Initiator => match self.initiate_duplex(stream, socket, peer) {
