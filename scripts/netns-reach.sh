@@ -19,7 +19,8 @@
 # them. Otherwise it prints "netns-reach: skipped: REASON" and exits 0, as it does when
 # NETNS_TEST_FORCE_SKIP is set. It touches nothing outside the namespaces it creates (named
 # p2pr<pid>-*) and removes them and every process it started on exit, also on failure.
-# NETNS_TEST_KEEP_LOGS=1 keeps the logs directory. CARGO_TARGET_DIR is honoured.
+# NETNS_TEST_KEEP_LOGS=1 keeps the logs directory. CARGO_TARGET_DIR is honoured;
+# NETNS_REACH_BINARIES=DIR runs DIR/tracker and DIR/examples/chat instead of building.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -103,9 +104,14 @@ fi
 ip netns del "$probe_ns"
 NSS=()
 
-echo "netns-reach: building the tracker and the chat example"
-cargo build -q -p tracker -p p2p-core --bins --examples
-BIN="${CARGO_TARGET_DIR:-target}/debug"
+if [[ -n "${NETNS_REACH_BINARIES:-}" ]]; then
+  # Other builds' binaries (an older commit's, to see which checks it fails).
+  BIN=$NETNS_REACH_BINARIES
+else
+  echo "netns-reach: building the tracker and the chat example"
+  cargo build -q -p tracker -p p2p-core --bins --examples
+  BIN="${CARGO_TARGET_DIR:-target}/debug"
+fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/netns-reach.XXXXXX")
 mkdir "$W/bin"
 cp "$BIN/tracker" "$W/bin/nsr-track"
