@@ -45,7 +45,10 @@ pub(crate) fn run_opened(parts: &Parts, link: Link) {
         Ok((handle, cursor)) => run(parts, link, handle, cursor),
         Err(refusal) => {
             if matches!(refusal, Refusal::Duplicate) {
-                info!("closing the duplex link to {}: it listens here already", link.info);
+                info!(
+                    "closing the duplex link to {}: it listens here already",
+                    link.info
+                );
             }
             let _ = link.stream.shutdown(Shutdown::Both);
             parts.links.release(link.addr, Some(link.peer_id));

@@ -19,8 +19,8 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use crate::net::{read_frame_before, write_frame};
 use crate::node::Node;
 use crate::protocol::{
-    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ReadError,
-    Welcome, validate_username,
+    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ReadError, Welcome,
+    validate_username,
 };
 use crate::secure::Role;
 use crate::threads::{Role as SocketRole, SocketGuard};
@@ -149,7 +149,12 @@ pub(crate) fn settle_punch_role(stream: &TcpStream, role: Role) -> Role {
     match stream.peek(&mut [0u8; 1]) {
         Ok(n) if n > 0 => Role::Responder,
         Ok(_) => Role::Responder, // closed: the handshake read reports it
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             debug!("punched connection: the other side waits; this one sends the handshake");
             Role::Initiator
         }

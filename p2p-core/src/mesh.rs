@@ -151,7 +151,11 @@ impl std::fmt::Debug for Mesh {
 }
 
 impl Mesh {
-    pub(crate) fn new(node: &Arc<Node>, links: &Arc<Links>, listeners: &Arc<Listeners>) -> Arc<Mesh> {
+    pub(crate) fn new(
+        node: &Arc<Node>,
+        links: &Arc<Links>,
+        listeners: &Arc<Listeners>,
+    ) -> Arc<Mesh> {
         Arc::new(Mesh {
             parts: Parts {
                 node: Arc::clone(node),
@@ -173,7 +177,12 @@ impl Mesh {
     /// tried and not waiting out a failure is joined as the module docs say; `introduced`
     /// says the tracker told the candidates behind NAT to punch back now (only then does a
     /// peer behind NAT punch them).
-    pub(crate) fn offer(self: &Arc<Self>, candidates: &[Candidate], retry_base: Duration, introduced: bool) {
+    pub(crate) fn offer(
+        self: &Arc<Self>,
+        candidates: &[Candidate],
+        retry_base: Duration,
+        introduced: bool,
+    ) {
         let node = self.node();
         let now = Instant::now();
         let max = node.config.limits.max_tracker_peers;
@@ -185,7 +194,10 @@ impl Mesh {
         state.base = retry_base;
         let own = node.local_addr();
         for c in candidates {
-            if c.addr == own || self.parts.links.knows(c.addr, None) || !state.attempts.due(c.addr, now) {
+            if c.addr == own
+                || self.parts.links.knows(c.addr, None)
+                || !state.attempts.due(c.addr, now)
+            {
                 continue;
             }
             let started = match (c.nat, node.behind_nat()) {
@@ -212,10 +224,9 @@ impl Mesh {
         let mut state = lock(&self.attempts);
         let base = state.base;
         state.attempts.collect(base, now);
-        state
-            .listed
-            .iter()
-            .any(|c| c.nat && !self.parts.links.knows(c.addr, None) && state.attempts.due(c.addr, now))
+        state.listed.iter().any(|c| {
+            c.nat && !self.parts.links.knows(c.addr, None) && state.attempts.due(c.addr, now)
+        })
     }
 
     /// What a tracker pushed: reach this peer now.
@@ -240,17 +251,34 @@ impl Mesh {
 
     /// Starts a link with a hello to `addr`: duplex (from the listening port) if this peer
     /// cannot be connected to. `None` once shutting down.
-    fn hello(self: &Arc<Self>, addr: SocketAddr, duplex: bool) -> Option<Receiver<Result<PeerInfo>>> {
+    fn hello(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        duplex: bool,
+    ) -> Option<Receiver<Result<PeerInfo>>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let node = self.node();
         let spec = Spec {
-            ask: Ask { hello: true, duplex },
-            from: if duplex { LocalPort::Listening } else { node.outgoing_from() },
+            ask: Ask {
+                hello: true,
+                duplex,
+            },
+            from: if duplex {
+                LocalPort::Listening
+            } else {
+                node.outgoing_from()
+            },
             duplex: duplex.then(|| self.run_duplex()),
         };
-        client_side::spawn_link(node, &self.parts.links, addr.into(), spec, Outcome::Mesh(tx))
-            .ok()
-            .map(|()| rx)
+        client_side::spawn_link(
+            node,
+            &self.parts.links,
+            addr.into(),
+            spec,
+            Outcome::Mesh(tx),
+        )
+        .ok()
+        .map(|()| rx)
     }
 
     /// What takes over a duplex link this peer opened.
@@ -299,7 +327,8 @@ impl Mesh {
         let own = node
             .observed()
             .ok_or_else(|| Error::Config("no tracker has told this peer its address".into()))?;
-        let role = link::punch_role(own, peer).ok_or_else(|| Error::SelfConnection(peer.to_string()))?;
+        let role =
+            link::punch_role(own, peer).ok_or_else(|| Error::SelfConnection(peer.to_string()))?;
         {
             let mut punches = lock(&self.punches);
             if punches.contains_key(&peer) {
@@ -346,7 +375,10 @@ impl Mesh {
                 Err(e) => debug!("punch {tries} to {peer}: {e}"),
             }
             let next = started + PUNCH_EVERY;
-            if node.stop.wait(next.saturating_duration_since(Instant::now())) {
+            if node
+                .stop
+                .wait(next.saturating_duration_since(Instant::now()))
+            {
                 return Err(Error::Shutdown);
             }
         }
@@ -398,23 +430,24 @@ impl Mesh {
             hello: true,
             duplex: true,
         };
-        let opened = link::initiate(node, &stream, &peer.to_string(), ask).and_then(|(remote, reader)| {
-            let info = PeerInfo {
-                username: remote.username,
-                addr: peer,
-            };
-            if !links.confirm(peer, remote.peer_id, &info) {
-                return Err(Error::AlreadyConnected(peer.to_string()));
-            }
-            Ok(Link {
-                stream,
-                reader,
-                addr: peer,
-                peer_id: remote.peer_id,
-                info: Arc::new(info),
-                socket,
-            })
-        });
+        let opened =
+            link::initiate(node, &stream, &peer.to_string(), ask).and_then(|(remote, reader)| {
+                let info = PeerInfo {
+                    username: remote.username,
+                    addr: peer,
+                };
+                if !links.confirm(peer, remote.peer_id, &info) {
+                    return Err(Error::AlreadyConnected(peer.to_string()));
+                }
+                Ok(Link {
+                    stream,
+                    reader,
+                    addr: peer,
+                    peer_id: remote.peer_id,
+                    info: Arc::new(info),
+                    socket,
+                })
+            });
         if opened.is_err() {
             links.release(peer, None);
         }
@@ -443,7 +476,10 @@ impl Mesh {
     /// other end of a punch on which this peer sends the handshake, the hook that runs it
     /// (and the punch stops). A punch on which the other peer sends the handshake is
     /// marked done and left to the ordinary accept path, which reads that handshake.
-    pub(crate) fn take_punched(self: &Arc<Self>, remote: SocketAddr) -> Option<Box<dyn FnOnce(Arc<std::net::TcpStream>) + Send>> {
+    pub(crate) fn take_punched(
+        self: &Arc<Self>,
+        remote: SocketAddr,
+    ) -> Option<Box<dyn FnOnce(Arc<std::net::TcpStream>) + Send>> {
         let mut punches = lock(&self.punches);
         let state = punches.get_mut(&remote)?;
         let PunchState::Trying(role) = *state else {
@@ -488,7 +524,10 @@ mod tests {
             assert!(a.due(bad, now));
             let (tx, rx) = crossbeam_channel::bounded(1);
             a.start(bad, rx);
-            assert!(!a.due(bad, now), "an attempt under way is not started twice");
+            assert!(
+                !a.due(bad, now),
+                "an attempt under way is not started twice"
+            );
             let _ = tx.send(Err(Error::Refused {
                 addr: bad.to_string(),
                 reason: "no".into(),

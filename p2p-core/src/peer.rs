@@ -65,7 +65,13 @@ impl server_side::Hooks for Wiring {
         client_side::connect_back(&self.node, &self.links, hs, remote);
     }
 
-    fn duplex(&self, stream: Arc<TcpStream>, hs: Handshake, reader: FrameReader, remote: SocketAddr) {
+    fn duplex(
+        &self,
+        stream: Arc<TcpStream>,
+        hs: Handshake,
+        reader: FrameReader,
+        remote: SocketAddr,
+    ) {
         duplex::run_accepted(&self.parts, stream, hs, reader, remote);
     }
 
@@ -183,7 +189,13 @@ impl Peer {
         let (tx, rx) = crossbeam_channel::bounded(addrs.len());
         for target in targets {
             let outcome = Outcome::Caller(tx.clone());
-            client_side::spawn_link(&self.node, &self.links, target, Spec::one_way(false), outcome)?;
+            client_side::spawn_link(
+                &self.node,
+                &self.links,
+                target,
+                Spec::one_way(false),
+                outcome,
+            )?;
         }
         drop(tx);
         let mut first_error = None;
@@ -209,7 +221,13 @@ impl Peer {
         let target = self.target(addr)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         let outcome = Outcome::Caller(tx);
-        client_side::spawn_link(&self.node, &self.links, target, Spec::one_way(false), outcome)?;
+        client_side::spawn_link(
+            &self.node,
+            &self.links,
+            target,
+            Spec::one_way(false),
+            outcome,
+        )?;
         rx.recv().map_err(|_| Error::Shutdown)?
     }
 

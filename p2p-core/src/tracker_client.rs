@@ -123,7 +123,12 @@ fn leave_before(
     timeouts: &Timeouts,
     deadline: Instant,
 ) -> Result<()> {
-    match exchange(tracker, |_| Frame::Leave(request.clone()), timeouts, deadline)? {
+    match exchange(
+        tracker,
+        |_| Frame::Leave(request.clone()),
+        timeouts,
+        deadline,
+    )? {
         Frame::LeaveAck => Ok(()),
         other => Err(unexpected(tracker, &other)),
     }
@@ -212,7 +217,13 @@ pub(crate) fn open_session(node: &Node, tracker: &TrackerAddr) -> Result<(Sessio
     let timeouts = &node.config.timeouts;
     let mut last = None;
     for &addr in &tracker.addrs {
-        let dialed = link::dial_as(node, addr, timeouts.connect, LocalPort::Listening, Role::Writer);
+        let dialed = link::dial_as(
+            node,
+            addr,
+            timeouts.connect,
+            LocalPort::Listening,
+            Role::Writer,
+        );
         let (stream, socket) = match dialed {
             Ok(connection) => connection,
             Err(_) if node.stop.is_set() => return Err(Error::Shutdown),
@@ -227,11 +238,12 @@ pub(crate) fn open_session(node: &Node, tracker: &TrackerAddr) -> Result<(Sessio
             _socket: socket,
             reader: FrameReader::new(MAX_ANSWER_BYTES),
         };
-        session
-            .stream
-            .set_write_timeout(Some(timeouts.handshake))?;
-        write_frame(&session.stream, &announce_frame(node, session.local_ip, true))
-            .map_err(|e| tracker.fail(e.to_string()))?;
+        session.stream.set_write_timeout(Some(timeouts.handshake))?;
+        write_frame(
+            &session.stream,
+            &announce_frame(node, session.local_ip, true),
+        )
+        .map_err(|e| tracker.fail(e.to_string()))?;
         let deadline = Instant::now() + timeouts.handshake;
         let answer = loop {
             // In slices, so that a close is noticed (the session's socket stays open).
@@ -296,7 +308,13 @@ enum Broken {
     Failed(String),
 }
 
-fn session_loop(node: &Node, mesh: &Arc<Mesh>, tracker: &TrackerAddr, first: Session, interval: u32) {
+fn session_loop(
+    node: &Node,
+    mesh: &Arc<Mesh>,
+    tracker: &TrackerAddr,
+    first: Session,
+    interval: u32,
+) {
     let mut interval = clamp_interval(interval);
     let mut session = Some(first);
     let mut reachable = true;
@@ -322,7 +340,10 @@ fn session_loop(node: &Node, mesh: &Arc<Mesh>, tracker: &TrackerAddr, first: Ses
             }
             continue;
         }
-        if node.stop.wait(reconnect_at.saturating_duration_since(Instant::now())) {
+        if node
+            .stop
+            .wait(reconnect_at.saturating_duration_since(Instant::now()))
+        {
             break;
         }
         match open_session(node, tracker) {
@@ -368,12 +389,7 @@ fn our_leave(node: &Node) -> Leave {
 
 /// Serves an open session until it breaks or the peer closes: announces at the interval,
 /// takes answers and introductions.
-fn keep(
-    node: &Node,
-    mesh: &Arc<Mesh>,
-    session: &mut Session,
-    interval: &mut Duration,
-) -> Broken {
+fn keep(node: &Node, mesh: &Arc<Mesh>, session: &mut Session, interval: &mut Duration) -> Broken {
     let timeouts = &node.config.timeouts;
     let mut next_announce = Instant::now() + *interval;
     // An announce waiting for its answer: when it must come by, and whether it asked for
@@ -428,16 +444,25 @@ fn keep(
             Ok(_) => {}
             Err(e) if e.is_timeout() => {}
             Err(_) if node.stop.is_set() => return Broken::Stop,
-            Err(ReadError::Closed) => return Broken::Failed("the tracker closed the session".into()),
+            Err(ReadError::Closed) => {
+                return Broken::Failed("the tracker closed the session".into());
+            }
             Err(e) => return Broken::Failed(e.to_string()),
         }
     }
 }
 
 /// Sends the leave on the session and waits for its acknowledgement, before `deadline`.
-fn leave_on(node: &Node, tracker: &TrackerAddr, session: &mut Session, deadline: Instant) -> Result<()> {
+fn leave_on(
+    node: &Node,
+    tracker: &TrackerAddr,
+    session: &mut Session,
+    deadline: Instant,
+) -> Result<()> {
     let left = deadline.saturating_duration_since(Instant::now());
-    session.stream.set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
+    session
+        .stream
+        .set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
     write_frame(&session.stream, &Frame::Leave(our_leave(node)))?;
     loop {
         match read_frame_before(&session.stream, &mut session.reader, deadline) {

@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use p2p_core::protocol::{
     Announce, DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HARD_MAX_FRAME_BYTES, HEADER_BYTES,
-    How, Incoming, Introduce, Leave, MAX_ROOM_BYTES, PROTOCOL_VERSION, PeerEntry, PeerList,
-    ProtocolError, READ_CHUNK, ReadError, Room, Welcome, Handshake, encode_chat,
+    Handshake, How, Incoming, Introduce, Leave, MAX_ROOM_BYTES, PROTOCOL_VERSION, PeerEntry,
+    PeerList, ProtocolError, READ_CHUNK, ReadError, Room, Welcome, encode_chat,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -86,10 +86,18 @@ fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
         (
             (version(), any::<u64>(), any::<String>(), room()),
-            (prop::option::of(ip()), any::<u16>(), any::<bool>(), any::<bool>())
+            (
+                prop::option::of(ip()),
+                any::<u16>(),
+                any::<bool>(),
+                any::<bool>()
+            )
         )
             .prop_map(
-                |((version, peer_id, username, room), (listen_ip, listen_port, connect_back, duplex))| {
+                |(
+                    (version, peer_id, username, room),
+                    (listen_ip, listen_port, connect_back, duplex),
+                )| {
                     Frame::Handshake(Handshake {
                         version,
                         peer_id,
@@ -136,15 +144,17 @@ fn frame() -> impl Strategy<Value = Frame> {
             any::<bool>(),
             prop::collection::vec((socket_addr(), any::<bool>()), 0..40)
         )
-            .prop_map(|(interval_secs, observed, nat, peers)| Frame::PeerList(PeerList {
-                interval_secs,
-                observed,
-                nat,
-                peers: peers
-                    .into_iter()
-                    .map(|(addr, nat)| PeerEntry { addr, nat })
-                    .collect(),
-            })),
+            .prop_map(
+                |(interval_secs, observed, nat, peers)| Frame::PeerList(PeerList {
+                    interval_secs,
+                    observed,
+                    nat,
+                    peers: peers
+                        .into_iter()
+                        .map(|(addr, nat)| PeerEntry { addr, nat })
+                        .collect(),
+                })
+            ),
         (room(), any::<u16>(), prop::option::of(ip())).prop_map(
             |(room, listen_port, explicit_ip)| Frame::Leave(Leave {
                 room,

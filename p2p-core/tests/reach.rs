@@ -100,7 +100,11 @@ fn a_peer_behind_nat_gets_one_connection_carrying_both_directions() {
     );
     // Both of alice's events name bob at his listening address.
     let bob_addr = bob.peer.local_addr();
-    assert!(alice.log.contains(&Event::ListeningTo(alice.peer.listening_to()[0].clone())));
+    assert!(
+        alice
+            .log
+            .contains(&Event::ListeningTo(alice.peer.listening_to()[0].clone()))
+    );
     assert_eq!(alice.peer.listeners()[0].addr, bob_addr);
     assert_eq!(alice.peer.listening_to()[0].addr, bob_addr);
 
@@ -109,7 +113,10 @@ fn a_peer_behind_nat_gets_one_connection_carrying_both_directions() {
     alice.wait("bob gone both ways", |p| {
         p.stopped_listening("bob").is_some() && p.listener_left("bob").is_some()
     });
-    assert_eq!(alice.stopped_listening("bob"), Some(p2p_core::Departure::Left));
+    assert_eq!(
+        alice.stopped_listening("bob"),
+        Some(p2p_core::Departure::Left)
+    );
     assert_eq!(alice.listener_left("bob"), Some(p2p_core::Departure::Left));
 }
 
@@ -179,7 +186,10 @@ fn a_punch_that_gets_nowhere_ends_with_an_unreachable_event() {
     });
     let mut raw = RawConn::connect(tracker.local_addr());
     raw.send(&announce);
-    assert!(matches!(raw.recv(), Some(p2p_core::protocol::Frame::PeerList(_))));
+    assert!(matches!(
+        raw.recv(),
+        Some(p2p_core::protocol::Frame::PeerList(_))
+    ));
     let mut c = in_tracker("alice", tracker.local_addr());
     c.behind_nat = true;
     c.timeouts.punch = Duration::from_millis(800);
@@ -236,7 +246,8 @@ fn peers_of_another_room_are_refused_and_not_listed() {
 fn offered_addresses_join_the_mesh_with_hellos() {
     let mut alice = TestPeer::start(config("alice", Mode::Alone));
     let mut bob = TestPeer::start(config("bob", Mode::Alone));
-    bob.peer.offer(&[alice.peer.local_addr(), bob.peer.local_addr()]);
+    bob.peer
+        .offer(&[alice.peer.local_addr(), bob.peer.local_addr()]);
     alice.wait_links(1);
     bob.wait_links(1);
     chat_both_ways(&mut alice, &mut bob);

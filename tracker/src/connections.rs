@@ -258,7 +258,10 @@ mod tests {
         t.renew(key, t0 + Duration::from_secs(60));
         assert_eq!(t.pop_expired(t0 + Duration::from_secs(59)), None);
         assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(60)));
-        assert_eq!(t.pop_expired(t0 + Duration::from_secs(60)), Some((key, "session")));
+        assert_eq!(
+            t.pop_expired(t0 + Duration::from_secs(60)),
+            Some((key, "session"))
+        );
         assert_eq!(t.held_by(ip("10.0.0.1")), 0);
     }
 

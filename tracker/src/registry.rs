@@ -203,7 +203,10 @@ impl Registry {
         let before = self.count(source);
         self.sizes.remove(&(before, source));
         self.sizes.insert((before + 1, source));
-        self.per_source.entry(source).or_default().insert(key.clone());
+        self.per_source
+            .entry(source)
+            .or_default()
+            .insert(key.clone());
         let room = self.rooms.entry(key.0.clone()).or_default();
         self.entries.insert(
             key.clone(),
@@ -218,7 +221,12 @@ impl Registry {
     }
 
     /// Removes `addr` from `room` if `source` registered it. Returns whether it was there.
-    pub fn leave(&mut self, room: &Room, addr: SocketAddr, source: IpAddr) -> Result<bool, Refusal> {
+    pub fn leave(
+        &mut self,
+        room: &Room,
+        addr: SocketAddr,
+        source: IpAddr,
+    ) -> Result<bool, Refusal> {
         let key = (room.clone(), addr);
         match self.entries.get(&key) {
             None => Ok(false),
@@ -382,7 +390,12 @@ mod tests {
 
     /// The tests' shorthands: the lobby, peers not behind NAT, answers as addresses.
     impl Registry {
-        fn ann(&mut self, addr: SocketAddr, source: IpAddr, now: Instant) -> Result<Announced, Refusal> {
+        fn ann(
+            &mut self,
+            addr: SocketAddr,
+            source: IpAddr,
+            now: Instant,
+        ) -> Result<Announced, Refusal> {
             self.announce(&Room::lobby(), addr, false, source, now)
         }
 
@@ -399,7 +412,10 @@ mod tests {
     fn announce_lists_the_others_and_registers() {
         let mut r = Registry::new(limits());
         let now = Instant::now();
-        assert_eq!(addrs(r.ann(a("127.0.0.1:1"), LO, now).unwrap().peers), vec![]);
+        assert_eq!(
+            addrs(r.ann(a("127.0.0.1:1"), LO, now).unwrap().peers),
+            vec![]
+        );
         assert_eq!(
             addrs(r.ann(a("127.0.0.1:2"), LO, now).unwrap().peers),
             vec![a("127.0.0.1:1")]
@@ -423,12 +439,7 @@ mod tests {
         let later = t0 + Duration::from_secs(31);
         assert!(r.peers(later).is_empty());
         assert_eq!((r.live(t0), r.live(later), r.len()), (1, 0, 1));
-        assert!(
-            r.ann(a("127.0.0.1:3"), LO, later)
-                .unwrap()
-                .peers
-                .is_empty()
-        );
+        assert!(r.ann(a("127.0.0.1:3"), LO, later).unwrap().peers.is_empty());
         assert_eq!(r.len(), 1);
     }
 
@@ -455,10 +466,7 @@ mod tests {
         assert_eq!(answer.evicted, Some(a("127.0.0.1:2")));
         assert_eq!(r.len(), 4);
         // Two each now: nobody holds more than the newcomer plus one.
-        assert_eq!(
-            r.ann(a("10.0.0.9:3"), other, later),
-            Err(Refusal::Full(4))
-        );
+        assert_eq!(r.ann(a("10.0.0.9:3"), other, later), Err(Refusal::Full(4)));
         assert_eq!(
             r.lv(a("10.0.0.9:1"), LO),
             Err(Refusal::NotOwner(a("10.0.0.9:1")))
@@ -507,11 +515,14 @@ mod tests {
         let now = Instant::now();
         let other = Room::new("other").unwrap();
         r.ann(a("127.0.0.1:1"), LO, now).unwrap();
+        let answer = r.announce(&other, a("127.0.0.1:2"), true, LO, now).unwrap();
+        assert!(
+            answer.peers.is_empty(),
+            "the lobby's peer is not listed in another room"
+        );
         let answer = r
-            .announce(&other, a("127.0.0.1:2"), true, LO, now)
+            .announce(&other, a("127.0.0.1:3"), false, LO, now)
             .unwrap();
-        assert!(answer.peers.is_empty(), "the lobby's peer is not listed in another room");
-        let answer = r.announce(&other, a("127.0.0.1:3"), false, LO, now).unwrap();
         assert_eq!(
             answer.peers,
             [PeerEntry {
@@ -520,7 +531,8 @@ mod tests {
             }]
         );
         // The same address may be registered in two rooms; leaving one keeps the other.
-        r.announce(&other, a("127.0.0.1:1"), false, LO, now).unwrap();
+        r.announce(&other, a("127.0.0.1:1"), false, LO, now)
+            .unwrap();
         assert_eq!(r.lv(a("127.0.0.1:1"), LO), Ok(true));
         assert_eq!(r.peers_in(&other, now).len(), 3);
         assert!(r.peers_in(&Room::lobby(), now).is_empty());

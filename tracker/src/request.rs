@@ -315,7 +315,13 @@ mod tests {
     fn the_observed_address_is_registered_and_a_translated_peer_is_behind_nat() {
         let mut r = registry();
         let now = Instant::now();
-        let open = answer(&mut r, observed(4000, "10.0.0.2", false), from("10.0.0.2:5", "10.0.0.1"), now, 20);
+        let open = answer(
+            &mut r,
+            observed(4000, "10.0.0.2", false),
+            from("10.0.0.2:5", "10.0.0.1"),
+            now,
+            20,
+        );
         assert_eq!(list(&open).observed, "10.0.0.2:4000".parse().unwrap());
         assert!(!list(&open).nat);
         let natted = answer(
@@ -335,7 +341,13 @@ mod tests {
             }]
         );
         // The open peer learns the other is behind NAT.
-        let again = answer(&mut r, observed(4000, "10.0.0.2", false), from("10.0.0.2:5", "10.0.0.1"), now, 20);
+        let again = answer(
+            &mut r,
+            observed(4000, "10.0.0.2", false),
+            from("10.0.0.2:5", "10.0.0.1"),
+            now,
+            20,
+        );
         assert_eq!(
             list(&again).peers,
             [PeerEntry {
@@ -353,13 +365,28 @@ mod tests {
         let mut r = registry();
         let now = Instant::now();
         answer(&mut r, observed(7100, "127.0.0.1", false), lo(), now, 20);
-        let far = answer(&mut r, observed(7200, "10.0.0.2", false), from("10.0.0.2:9", "10.0.0.1"), now, 20);
+        let far = answer(
+            &mut r,
+            observed(7200, "10.0.0.2", false),
+            from("10.0.0.2:9", "10.0.0.1"),
+            now,
+            20,
+        );
         assert_eq!(list(&far).addrs(), ["10.0.0.1:7100".parse().unwrap()]);
         let near = answer(&mut r, observed(7300, "127.0.0.1", false), lo(), now, 20);
         let mut seen = list(&near).addrs();
         seen.sort();
-        assert_eq!(seen, ["10.0.0.2:7200".parse().unwrap(), "127.0.0.1:7100".parse().unwrap()]);
-        assert_eq!(as_seen_by("127.0.0.1:1".parse().unwrap(), LO, LO), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            seen,
+            [
+                "10.0.0.2:7200".parse().unwrap(),
+                "127.0.0.1:7100".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            as_seen_by("127.0.0.1:1".parse().unwrap(), LO, LO),
+            "127.0.0.1:1".parse().unwrap()
+        );
     }
 
     /// Introductions go to the listed peers behind NAT: connect for an open announcer, punch
@@ -373,12 +400,18 @@ mod tests {
         let mut r = registry();
         let now = Instant::now();
         let home = |port: u16, ext: &str, introduce: bool| {
-            (observed(port, "192.168.1.2", introduce), from(&format!("{ext}:{port}"), "10.0.0.1"))
+            (
+                observed(port, "192.168.1.2", introduce),
+                from(&format!("{ext}:{port}"), "10.0.0.1"),
+            )
         };
         let (req, who) = home(4000, "203.0.113.1", true);
         assert!(answer(&mut r, req, who, now, 20).introductions.is_empty());
         let (req, who) = home(4001, "203.0.113.2", false);
-        assert!(answer(&mut r, req, who, now, 20).introductions.is_empty(), "not asked");
+        assert!(
+            answer(&mut r, req, who, now, 20).introductions.is_empty(),
+            "not asked"
+        );
         let (req, who) = home(4001, "203.0.113.2", true);
         assert_eq!(
             answer(&mut r, req, who, now, 20).introductions,
@@ -390,8 +423,18 @@ mod tests {
                 }
             )]
         );
-        let open = answer(&mut r, observed(5000, "10.0.0.2", true), from("10.0.0.2:1", "10.0.0.1"), now, 20);
-        let mut pushed: Vec<_> = open.introductions.iter().map(|(to, i)| (to.port(), i.how)).collect();
+        let open = answer(
+            &mut r,
+            observed(5000, "10.0.0.2", true),
+            from("10.0.0.2:1", "10.0.0.1"),
+            now,
+            20,
+        );
+        let mut pushed: Vec<_> = open
+            .introductions
+            .iter()
+            .map(|(to, i)| (to.port(), i.how))
+            .collect();
         pushed.sort_by_key(|p| p.0);
         assert_eq!(pushed, [(4000, How::Connect), (4001, How::Connect)]);
     }

@@ -18,9 +18,9 @@ use p2p_core::protocol::{Frame, FrameReader, Introduce, ReadError, Room};
 
 use crate::log_budget::LogBudget;
 use crate::registry::SharedRegistry;
+use crate::request::MAX_REQUEST_BYTES;
 use crate::request::{self, Outcome, Requester};
 use crate::stats::{self, Counters, Gauges};
-use crate::request::MAX_REQUEST_BYTES;
 use crate::stats_http::{self, MAX_HTTP_REQUEST_BYTES, Reply};
 
 /// Most bytes of answers and pushes that may wait for a session's peer to read them: past

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-pub(crate) use registry::{ListenerHandle, Listeners, Refusal};
 use registry::QUEUE_ITEM_OVERHEAD;
+pub(crate) use registry::{ListenerHandle, Listeners, Refusal};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::fanout::{Bell, Cursor};
@@ -54,7 +54,13 @@ pub(crate) trait Hooks: Send + Sync {
     fn hello(&self, hs: &Handshake, remote: SocketAddr);
     /// A handshake asked for a duplex link: this one connection carries both directions.
     /// The hook owns the connection from here on (and answers the handshake).
-    fn duplex(&self, stream: Arc<TcpStream>, hs: Handshake, reader: FrameReader, remote: SocketAddr);
+    fn duplex(
+        &self,
+        stream: Arc<TcpStream>,
+        hs: Handshake,
+        reader: FrameReader,
+        remote: SocketAddr,
+    );
     /// `Some` hook that takes over a connection accepted from `remote` when it is the
     /// other end of a punch on which this peer sends the handshake (the other peer's
     /// connection reached our listener rather than our own attempt).

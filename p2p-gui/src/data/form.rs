@@ -10,7 +10,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use p2p_core::protocol::{MAX_ROOM_BYTES, MAX_USERNAME_CHARS, Room, UsernameError, validate_username};
+use p2p_core::protocol::{
+    MAX_ROOM_BYTES, MAX_USERNAME_CHARS, Room, UsernameError, validate_username,
+};
 
 /// Which tab of the connection details is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -385,7 +387,10 @@ mod tests {
 
     #[test]
     fn ips_are_addresses_of_either_family_or_automatic() {
-        assert_eq!(check_ip(" 10.0.0.2 "), Ok(Some("10.0.0.2".parse().unwrap())));
+        assert_eq!(
+            check_ip(" 10.0.0.2 "),
+            Ok(Some("10.0.0.2".parse().unwrap()))
+        );
         assert_eq!(check_ip("::1"), Ok(Some("::1".parse().unwrap())));
         assert_eq!(check_ip("  "), Ok(None), "empty: automatic");
         assert_eq!(Form::default().ip, "", "automatic is the default");
@@ -572,7 +577,10 @@ mod tests {
         assert_eq!(check_room("lobby"), Ok(Room::lobby()));
         assert_eq!(check_room("sala 3 ☕"), Ok(Room::new("sala 3 ☕").unwrap()));
         assert_eq!(check_room(""), Err(FieldError::Required));
-        assert_eq!(check_room(&"é".repeat(33)), Err(FieldError::TooLongBytes(64)));
+        assert_eq!(
+            check_room(&"é".repeat(33)),
+            Err(FieldError::TooLongBytes(64))
+        );
         assert_eq!(check_room("a\tb"), Err(FieldError::ControlCharacter));
         assert_eq!(check_room(" a"), Err(FieldError::SurroundingSpace));
         let f = Form {
