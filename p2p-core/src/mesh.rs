@@ -239,6 +239,13 @@ impl Mesh {
         if state.attempts.pending.contains_key(&addr) {
             return;
         }
+        // A tracker that pushes without end cannot make this peer start attempts (threads,
+        // sockets) without bound.
+        let max = self.node().config.limits.max_connect_backs;
+        if state.attempts.pending.len() >= max {
+            info!("not following the tracker's introduction of {addr}: {max} attempts under way");
+            return;
+        }
         debug!("the tracker introduces {addr}: {how:?}");
         let started = match how {
             How::Connect => self.hello(addr, true),
