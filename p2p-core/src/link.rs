@@ -51,19 +51,7 @@ pub(crate) fn dial(
     timeout: Duration,
     from: LocalPort,
 ) -> io::Result<Connection> {
-    dial_as(node, addr, timeout, from, SocketRole::Reader)
-}
-
-/// [`dial`], with the socket registered in another role: a tracker session is a
-/// [`Writer`](SocketRole::Writer), so that a shutdown leaves it open for the leave it sends
-/// (and cuts it only if the thread is still there after the grace period).
-pub(crate) fn dial_as(
-    node: &Node,
-    addr: SocketAddr,
-    timeout: Duration,
-    from: LocalPort,
-    role: SocketRole,
-) -> io::Result<Connection> {
+    let role = SocketRole::Reader;
     match from {
         LocalPort::Any => dial_from(node, addr, timeout, false, role),
         LocalPort::ListeningOnly => dial_from(node, addr, timeout, true, role),

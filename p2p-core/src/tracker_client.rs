@@ -29,19 +29,15 @@ use crate::mesh::{Candidate, Mesh};
 use crate::net::{read_frame_before, write_frame};
 use crate::node::Node;
 use crate::protocol::{
-    Announce, Frame, FrameReader, Introduce, Leave, PROTOCOL_VERSION, PeerList, ReadError, Room,
+    Announce, Frame, FrameReader, Leave, PROTOCOL_VERSION, PeerList, ReadError, Room,
 };
-use crate::threads::{Role, SocketGuard};
+use crate::threads::SocketGuard;
 use crate::{Error, Event, Result};
 
 /// Shortest re-announce interval a peer accepts from a tracker.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest re-announce interval a peer accepts from a tracker.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// How often the session thread looks up from waiting for the tracker, to see whether the
-/// peer is closing (the session's socket stays open at close, for the leave).
-const SESSION_POLL: Duration = Duration::from_millis(250);
 
 /// The longest a closing peer spends telling its tracker that it leaves (connecting,
 /// sending the leave, waiting for the acknowledgement): well inside the second that a
@@ -217,13 +213,9 @@ pub(crate) fn open_session(node: &Node, tracker: &TrackerAddr) -> Result<(Sessio
     let timeouts = &node.config.timeouts;
     let mut last = None;
     for &addr in &tracker.addrs {
-        let dialed = link::dial_as(
-            node,
-            addr,
-            timeouts.connect,
-            LocalPort::Listening,
-            Role::Writer,
-        );
+        // Registered as a reader: a close shuts its read side, which wakes the session
+        // thread at once wherever it waits (connecting, or reading).
+        let dialed = link::dial(node, addr, timeouts.connect, LocalPort::Listening);
         let (stream, socket) = match dialed {
             Ok(connection) => connection,
             Err(_) if node.stop.is_set() => return Err(Error::Shutdown),
@@ -245,17 +237,10 @@ pub(crate) fn open_session(node: &Node, tracker: &TrackerAddr) -> Result<(Sessio
         )
         .map_err(|e| tracker.fail(e.to_string()))?;
         let deadline = Instant::now() + timeouts.handshake;
-        let answer = loop {
-            // In slices, so that a close is noticed (the session's socket stays open).
-            if node.stop.is_set() {
-                return Err(Error::Shutdown);
-            }
-            let slice = (Instant::now() + SESSION_POLL).min(deadline);
-            match read_frame_before(&session.stream, &mut session.reader, slice) {
-                Ok(frame) => break frame,
-                Err(e) if e.is_timeout() && Instant::now() < deadline => {}
-                Err(e) => return Err(tracker.fail(e.to_string())),
-            }
+        let answer = match read_frame_before(&session.stream, &mut session.reader, deadline) {
+            Ok(frame) => frame,
+            Err(_) if node.stop.is_set() => return Err(Error::Shutdown),
+            Err(e) => return Err(tracker.fail(e.to_string())),
         };
         return match answer {
             Frame::PeerList(list) => Ok((session, list)),
@@ -370,7 +355,7 @@ fn session_loop(
     }
     let deadline = Instant::now() + LEAVE_TIME;
     let left = match session {
-        Some(mut open) => leave_on(node, tracker, &mut open, deadline),
+        Some(open) => leave_on(node, &open, deadline),
         None => leave_before(tracker, our_leave(node), &node.config.timeouts, deadline),
     };
     match left {
@@ -433,9 +418,11 @@ fn keep(node: &Node, mesh: &Arc<Mesh>, session: &mut Session, interval: &mut Dur
             next_announce = now + *interval;
         }
         let until = waiting.map_or(next_announce, |(by, _)| by.min(next_announce));
+        // Until the next announce or answer is due: a close wakes the read at once (it shuts
+        // the session's read side).
         let wait = until
             .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(1), SESSION_POLL);
+            .max(Duration::from_millis(1));
         if let Err(e) = session.stream.set_read_timeout(Some(wait)) {
             return Broken::Failed(e.to_string());
         }
@@ -452,25 +439,15 @@ fn keep(node: &Node, mesh: &Arc<Mesh>, session: &mut Session, interval: &mut Dur
     }
 }
 
-/// Sends the leave on the session and waits for its acknowledgement, before `deadline`.
-fn leave_on(
-    node: &Node,
-    tracker: &TrackerAddr,
-    session: &mut Session,
-    deadline: Instant,
-) -> Result<()> {
+/// Sends the leave on the session, before `deadline`. Its acknowledgement is not read: the
+/// close that ends the session has shut its read side (which is how it woke the session
+/// thread); the tracker removes the entry as it reads the leave.
+fn leave_on(node: &Node, session: &Session, deadline: Instant) -> Result<()> {
     let left = deadline.saturating_duration_since(Instant::now());
     session
         .stream
         .set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
     write_frame(&session.stream, &Frame::Leave(our_leave(node)))?;
-    loop {
-        match read_frame_before(&session.stream, &mut session.reader, deadline) {
-            Ok(Frame::LeaveAck) => return Ok(()),
-            // An answer or an introduction still on its way.
-            Ok(Frame::PeerList(_) | Frame::Introduce(Introduce { .. })) => {}
-            Ok(other) => return Err(unexpected(tracker, &other)),
-            Err(e) => return Err(tracker.fail(e.to_string())),
-        }
-    }
+    let _ = session.stream.shutdown(std::net::Shutdown::Write);
+    Ok(())
 }

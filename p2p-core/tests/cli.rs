@@ -103,8 +103,8 @@ fn bad_arguments_exit_2_with_one_line() {
         ], // two modes
         &["--port", "0", "--alone"],                        // no username
         &["--username", "a", "--port", "0", "--ip", "nope", "--alone"], // bad ip
-        &["--username", "a", "--port", "0", "--lan", "--alone"],          // two modes
-        &["--username", "a", "--port", "0", "--room", "", "--lan"],       // empty room
+        &["--username", "a", "--port", "0", "--lan", "--alone"], // two modes
+        &["--username", "a", "--port", "0", "--room", "", "--lan"], // empty room
         &[
             "--username",
             "a",
