@@ -36,8 +36,9 @@
 //!
 //! The modules: [`protocol`] (frames and the codec, no sockets), [`net`] (one-frame
 //! exchanges with deadlines, an accept that can be woken), [`tracker_client`] (the tracker
-//! session, one-shot announce and leave), [`mesh`] (the one module every discovery source
-//! feeds), [`lan`] (discovery by multicast DNS), and, private, `node` (what every thread of
+//! session, one-shot announce and leave), and, private, `mesh` (the one module every
+//! discovery source feeds; [`Peer::offer`] is its public door), `lan` (discovery by
+//! multicast DNS), `node` (what every thread of
 //! a peer shares), `link` (link set-up: connecting, the handshake on either side, the roles
 //! on a punched connection), `server_side`, `client_side`, `duplex` (one connection both
 //! ways), `peer` (the one place that wires them together) and `threads`.
@@ -61,9 +62,9 @@ mod duplex;
 mod error;
 mod event;
 mod fanout;
-pub mod lan;
+mod lan;
 mod link;
-pub mod mesh;
+mod mesh;
 pub mod net;
 mod node;
 mod peer;

@@ -6,9 +6,9 @@
 //! listening port where it can (so that a port-preserving NAT router maps it to the same
 //! external port as its other connections). The tracker answers each announce with the
 //! room's peers and the address it registered for this peer (what the peer then gives as
-//! its address), and may push [`Introduce`] frames at any time: peers behind NAT that this
+//! its address), and may push `Introduce` frames at any time: peers behind NAT that this
 //! one must reach, or punch through to. Everything found goes to the peer's
-//! [`Mesh`](crate::mesh). A session that breaks is opened again, after 1, 2, 4 … seconds
+//! mesh (`mesh.rs`). A session that breaks is opened again, after 1, 2, 4 … seconds
 //! up to the re-announce interval.
 //!
 //! The tracker's name is resolved once, by the caller (at [`Peer::start`](crate::Peer)):

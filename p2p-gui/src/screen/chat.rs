@@ -16,7 +16,7 @@
 //! the count goes in the window title, a divider marks where the user left off, and
 //! [`Chat::network`] says when a desktop notification is due.
 //!
-//! The widgets are in [`view`].
+//! The widgets are in the `view` submodule.
 
 mod view;
 

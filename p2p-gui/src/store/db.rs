@@ -2,7 +2,7 @@
 //! database thread ([`super`]) calls these; each takes the connection it owns.
 //!
 //! One table holds every line of every conversation, keyed by the conversation's name
-//! ([`crate::data::conversation_key`]) and ordered by its row id (lines are appended in the
+//! ([`Request::conversation_key`](crate::data::form::Request::conversation_key)) and ordered by its row id (lines are appended in the
 //! order they were shown). An FTS5 index over the text serves the search. The schema's
 //! version is SQLite's `PRAGMA user_version`; [`MIGRATIONS`] brings any older database to
 //! the current one, step by step, each step in a transaction.
