@@ -402,6 +402,24 @@ pub(super) mod tests {
         );
     }
 
+    /// The tracker reads requests of at most 256 bytes; an announce stays under 100 even
+    /// with a 32-byte room id and IPv6 addresses (the secure-rooms issue's).
+    #[test]
+    fn an_announce_is_under_100_bytes() {
+        let v6 = "2001:db8::1".parse().unwrap();
+        let announce = Frame::Announce(Announce {
+            version: PROTOCOL_VERSION,
+            room: Room::new(vec![0xab; 32]).unwrap(),
+            listen_port: 65535,
+            explicit_ip: Some(v6),
+            local_ip: v6,
+            behind_nat: true,
+            introduce: true,
+        });
+        let len = announce.encode().unwrap().len();
+        assert!(len < 100, "{len} bytes");
+    }
+
     #[test]
     fn rooms_past_the_limit_or_empty_are_refused_when_decoded() {
         let mut hs = Handshake {

@@ -431,6 +431,44 @@ pub fn frozen_tracker(interval_secs: u32) -> FrozenTracker {
     }
 }
 
+/// A tracker that answers a peer's first announce, then closes that session, and from then
+/// on accepts connections and never answers, holding them open (each is reported on
+/// `frozen`): the peer opens its session again and waits for an answer, and a leave made
+/// on a fresh connection waits out its deadline.
+pub fn dropping_tracker() -> FrozenTracker {
+    let listener = TcpListener::bind(loopback(0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let (tx, frozen) = crossbeam_channel::unbounded();
+    let keep = Arc::clone(&held);
+    thread::spawn(move || {
+        let (first, _) = listener.accept().unwrap();
+        let mut reader = FrameReader::new(1024);
+        first.set_read_timeout(Some(PATIENCE)).unwrap();
+        let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) else {
+            panic!("expected an announce");
+        };
+        let answer = Frame::PeerList(PeerList {
+            interval_secs: 3600,
+            observed: loopback(1),
+            nat: false,
+            peers: Vec::new(),
+        });
+        p2p_core::net::write_frame(&first, &answer).unwrap();
+        drop(first);
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            keep.lock().unwrap().push(conn);
+            let _ = tx.send(());
+        }
+    });
+    FrozenTracker {
+        addr,
+        frozen,
+        _held: held,
+    }
+}
+
 /// Sends a signal to a process (`-STOP` freezes it with its sockets open, `-KILL` kills it,
 /// `-INT` and `-TERM` ask it to leave).
 pub fn signal(pid: u32, sig: &str) {
