@@ -393,6 +393,22 @@ pub struct FrozenTracker {
 }
 
 pub fn frozen_tracker(interval_secs: u32) -> FrozenTracker {
+    fake_tracker(interval_secs, true)
+}
+
+/// A tracker that answers a peer's first announce, then closes that session, and from then
+/// on accepts connections and never answers, holding them open (each is reported on
+/// `frozen`): the peer opens its session again and waits for an answer, and a leave made
+/// on a fresh connection waits out its deadline.
+pub fn dropping_tracker() -> FrozenTracker {
+    fake_tracker(3600, false)
+}
+
+/// A tracker that answers the first announce (asking for a re-announce every
+/// `interval_secs`) and nothing after: with `keep_session`, it holds that session open and
+/// reports its re-announce on `frozen`; without, it closes it. Every later connection is
+/// held open, unanswered, and reported.
+fn fake_tracker(interval_secs: u32, keep_session: bool) -> FrozenTracker {
     let listener = TcpListener::bind(loopback(0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let held = Arc::new(Mutex::new(Vec::new()));
@@ -412,50 +428,15 @@ pub fn frozen_tracker(interval_secs: u32) -> FrozenTracker {
             peers: Vec::new(),
         });
         p2p_core::net::write_frame(&first, &answer).unwrap();
-        // The session stays open and unanswered from now on, as with SIGSTOP; its
-        // re-announce is reported.
-        if let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) {
-            let _ = tx.send(());
+        if keep_session {
+            // Unanswered from now on, as with SIGSTOP; its re-announce is reported.
+            if let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) {
+                let _ = tx.send(());
+            }
+            keep.lock().unwrap().push(first);
+        } else {
+            drop(first);
         }
-        keep.lock().unwrap().push(first);
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            keep.lock().unwrap().push(conn);
-            let _ = tx.send(());
-        }
-    });
-    FrozenTracker {
-        addr,
-        frozen,
-        _held: held,
-    }
-}
-
-/// A tracker that answers a peer's first announce, then closes that session, and from then
-/// on accepts connections and never answers, holding them open (each is reported on
-/// `frozen`): the peer opens its session again and waits for an answer, and a leave made
-/// on a fresh connection waits out its deadline.
-pub fn dropping_tracker() -> FrozenTracker {
-    let listener = TcpListener::bind(loopback(0)).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let (tx, frozen) = crossbeam_channel::unbounded();
-    let keep = Arc::clone(&held);
-    thread::spawn(move || {
-        let (first, _) = listener.accept().unwrap();
-        let mut reader = FrameReader::new(1024);
-        first.set_read_timeout(Some(PATIENCE)).unwrap();
-        let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) else {
-            panic!("expected an announce");
-        };
-        let answer = Frame::PeerList(PeerList {
-            interval_secs: 3600,
-            observed: loopback(1),
-            nat: false,
-            peers: Vec::new(),
-        });
-        p2p_core::net::write_frame(&first, &answer).unwrap();
-        drop(first);
         for conn in listener.incoming() {
             let Ok(conn) = conn else { return };
             keep.lock().unwrap().push(conn);
