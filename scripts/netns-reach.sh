@@ -7,9 +7,9 @@
 #      room on the same LAN links with none of them;
 #   3. two homes, each behind its own NAT router (nft masquerade), and a host on the open
 #      network mesh through a tracker with nothing but --tracker given: each home peer
-#      prints its router's address, the two homes punch through (one connection), each
-#      hears every other once and in order; a home peer that restarts on its port at once
-#      is heard again;
+#      prints its router's address, the two homes punch through at the first try (one
+#      connection), each hears every other once and in order; a home peer that restarts on
+#      its port at once is heard again, also at the first try;
 #   4. a home behind a router that gives each connection a random port cannot be punched
 #      through: its peer and the other home's each print one "cannot reach" line, and it
 #      still meshes with the open host.
@@ -162,7 +162,9 @@ plug() {
 }
 # router NAME WAN_ADDR/LEN HOME LAN_NET [random]: NAME routes HOME's LAN (LAN_NET.0/24,
 # itself LAN_NET.1, the home LAN_NET.2) to the WAN switch, masquerading; with `random`,
-# each connection gets a random external port (no punching through it).
+# each connection gets a random external port (no punching through it). Like a home
+# router, it drops what comes unasked from the WAN, for itself too (a router that answers a
+# punch's early SYN with a reset makes its own side's SYN leave from another port).
 router() {
   local r=$1 wan=$2 home=$3 net=$4 mode=${5:-}
   host "$r"
@@ -179,6 +181,11 @@ router() {
   [[ $mode != random ]] || masq="masquerade fully-random"
   ip netns exec "$P-$r" nft -f - <<EOF
 table inet filter {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    ct state established,related accept
+    iifname { "lo", "lan0" } accept
+  }
   chain forward {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
@@ -343,6 +350,9 @@ start_peer hugo h2 --tracker "$WAN.1:$TPORT"
 wait_until 30 "mesh of hana, hugo (behind NAT) and olga (open)" mesh hana hugo olga
 NAT_S=$(secs_since "$t0")
 round nat hana hugo olga
+for p in hana hugo; do
+  ! grep -qF "* cannot reach" "$W/$p.err" || fail "$p: a punch failed before it got through: $(grep -m1 -F '* cannot reach' "$W/$p.err")"
+done
 HANA_CONNS=$(connections h1 "$PORT")
 ((HANA_CONNS == 2)) || fail "hana has $HANA_CONNS connections from her port, not 2 (one duplex link to each)"
 ok "two homes behind NAT routers and an open host, only --tracker given: the homes print their routers' addresses; meshed in ${NAT_S} s (the homes punched through); hana holds one connection per peer; everyone heard everyone once and in order"
@@ -356,6 +366,7 @@ mv "$W/hana.err" "$W/hana-1.err"
 start_peer hana h1 --tracker "$WAN.1:$TPORT"
 wait_until 30 "hana back in the mesh" linked hana hugo olga
 round again hana hugo olga
+! grep -qF "* cannot reach" "$W/hana.err" || fail "hana, restarted: $(grep -m1 -F '* cannot reach' "$W/hana.err")"
 ok "hana restarted on her port and was heard again after $(secs_since "$t0") s"
 
 # iris's router gives every connection a random port: no punching through it.
