@@ -71,7 +71,9 @@ pub(crate) fn run_accepted(
         links,
         listeners,
     } = parts;
-    let Some(socket) = node.threads.register(&stream, Role::Writer) else {
+    // As a reader: a close shuts its read side, which wakes the link's reader thread at
+    // once; the writer still says goodbye on the write side.
+    let Some(socket) = node.threads.register(&stream, Role::Reader) else {
         return;
     };
     let addr = hs.listen_addr(remote.ip());

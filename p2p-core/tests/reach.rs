@@ -137,6 +137,19 @@ fn the_tracker_pushes_an_introduction_to_a_peer_behind_nat_on_its_session() {
         connections_between(alice.peer.local_addr(), bob.peer.local_addr()),
         1
     );
+    // Alice, who accepted the duplex link, closes within the bound; bob sees her leave
+    // both ways.
+    let started = std::time::Instant::now();
+    alice.peer.close();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    bob.wait("alice gone both ways", |p| {
+        p.stopped_listening("alice") == Some(p2p_core::Departure::Left)
+            && p.listener_left("alice") == Some(p2p_core::Departure::Left)
+    });
 }
 
 /// Two peers behind NAT: the tracker introduces them to each other and both connect from
