@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh run    what the GUI needs at run time (X11/Wayland client libraries, a font)
 #   scripts/setup.sh test   what the tests need (procps for `kill`, iproute2 for namespaces,
+#                           nftables for the NAT routers of scripts/netns-reach.sh,
 #                           xdotool to read window titles, dbus and python3-dbusmock for a
 #                           session bus with a mock notification daemon,
 #                           Xvfb and the run set for the app's signal tests on a real window)
@@ -14,7 +15,7 @@ declare -A sets=(
   [run]="libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon0 libxkbcommon-x11-0 libwayland-client0 fonts-dejavu-core"
   [shots]="xvfb xdotool imagemagick x11-utils"
 )
-sets[test]="procps iproute2 xvfb xdotool dbus python3-dbusmock ${sets[run]}"
+sets[test]="procps iproute2 nftables xvfb xdotool dbus python3-dbusmock ${sets[run]}"
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust from https://rustup.rs first" >&2

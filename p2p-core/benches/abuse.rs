@@ -433,8 +433,11 @@ fn handshake_bytes(n: u64) -> Vec<u8> {
         version: PROTOCOL_VERSION,
         peer_id: 0xbad0_0000_0000_0000 | n,
         username: format!("mallory{n}"),
-        listen_addr: "127.0.0.1:9".parse().unwrap(),
+        room: p2p_core::protocol::Room::lobby(),
+        listen_ip: Some("127.0.0.1".parse().unwrap()),
+        listen_port: 9,
         connect_back: false,
+        duplex: false,
     })
     .encode()
     .unwrap()

@@ -1108,8 +1108,13 @@ impl RawTracker {
         // An answer as long as the tracker's once it holds 256 other peers.
         let answer = p2p_core::protocol::Frame::PeerList(p2p_core::protocol::PeerList {
             interval_secs: 20,
+            observed: SocketAddr::from(([127, 0, 0, 1], 999)),
+            nat: false,
             peers: (0..256u16)
-                .map(|i| SocketAddr::from(([127, 0, 1, (i % 250) as u8 + 1], 1000 + i)))
+                .map(|i| p2p_core::protocol::PeerEntry {
+                    addr: SocketAddr::from(([127, 0, 1, (i % 250) as u8 + 1], 1000 + i)),
+                    nat: false,
+                })
                 .collect(),
         })
         .encode()

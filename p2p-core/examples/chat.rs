@@ -1,15 +1,16 @@
 //! The terminal peer: the embedding example and the headless client.
 //!
 //! ```text
-//! chat --username NAME --port PORT [--ip IP] (--tracker HOST:PORT | --peers "HOST:PORT ..." | --alone)
+//! chat --username NAME --port PORT [--ip IP] [--room ROOM]
+//!      (--tracker HOST:PORT | --peers "HOST:PORT ..." | --alone | --lan)
 //! ```
 //!
 //! Each line of standard input is sent to every listener; end of input, `/quit`, SIGINT
 //! (Ctrl+C) or SIGTERM leaves cleanly (goodbyes, tracker leave, every thread of the peer
 //! joined, exit status 0); a second signal while leaving ends the process at once. Each message received is printed to standard output as `[NAME]: TEXT`, one
 //! line, flushed at once (control characters in the text are escaped so that it stays one
-//! line). Everything else (the `listening on IP:PORT` line, notices, logs) goes to standard
-//! error. Exit status: 0 after a clean leave, 1 when the peer cannot start, 2 for bad
+//! line). Everything else (the `listening on IP:PORT` line: the address others should use
+//! where it is known, else the bound one; notices, logs) goes to standard error. Exit status: 0 after a clean leave, 1 when the peer cannot start, 2 for bad
 //! arguments, each with one line on standard error.
 
 use std::io::{self, BufRead, Write};
@@ -19,14 +20,14 @@ use std::thread;
 
 use clap::{ArgGroup, Parser};
 use crossbeam_channel::{Receiver, Sender, select};
-use p2p_core::protocol::validate_username;
+use p2p_core::protocol::{Room, validate_username};
 use p2p_core::{Batch, Error, Event, Events, Mode, Peer, PeerConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
-#[command(version, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone"])))]
+#[command(version, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone", "lan"])))]
 struct Cli {
     /// Your username: 1 to 32 characters, no control or invisible formatting characters,
     /// no space at either end.
@@ -35,9 +36,13 @@ struct Cli {
     /// Port to listen on; 0 picks a free one.
     #[arg(long)]
     port: u16,
-    /// The address advertised to other peers.
-    #[arg(long, default_value = "127.0.0.1")]
-    ip: IpAddr,
+    /// The address advertised to other peers (a public address with a forwarded port).
+    /// Without it, others use the address they see this peer at.
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// The room: only peers of the same room link.
+    #[arg(long, default_value = Room::LOBBY, value_parser = parse_room)]
+    room: Room,
     /// Join through the tracker at HOST:PORT (listen to everyone, and be listened to).
     #[arg(long, value_name = "HOST:PORT")]
     tracker: Option<String>,
@@ -47,6 +52,13 @@ struct Cli {
     /// Connect with no one: the first peer of a network.
     #[arg(long)]
     alone: bool,
+    /// Find the room's peers on the local network (multicast DNS).
+    #[arg(long)]
+    lan: bool,
+}
+
+fn parse_room(name: &str) -> Result<Room, String> {
+    Room::new(name).map_err(|e| e.to_string())
 }
 
 impl Cli {
@@ -54,11 +66,13 @@ impl Cli {
         let mut config = PeerConfig::new(self.username.clone());
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port);
         config.advertise_ip = self.ip;
+        config.room = self.room.clone();
         config.mode = match (&self.tracker, &self.peers) {
             (Some(tracker), _) => Mode::Tracker(tracker.clone()),
             (None, Some(peers)) => {
                 Mode::Manual(peers.split_whitespace().map(String::from).collect())
             }
+            (None, None) if self.lan => Mode::Lan,
             (None, None) => Mode::Alone,
         };
         config
@@ -111,6 +125,7 @@ fn print_events(events: &Events) {
                 eprintln!("* could not connect to {addr}: {reason}")
             }
             Event::TrackerUnreachable { reason } => eprintln!("* tracker unreachable: {reason}"),
+            Event::Unreachable { addr, reason } => eprintln!("* cannot reach {addr}: {reason}"),
             other => eprintln!("* {other:?}"),
         }
     }

@@ -18,12 +18,10 @@ use crossbeam_channel::Sender;
 use log::{debug, info};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
-use crate::net::{check_listen_addr, read_frame_before, write_frame};
+use crate::link::{self, Ask, LocalPort};
+use crate::net::{check_listen_addr, write_frame};
 use crate::node::Node;
-use crate::protocol::{
-    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError,
-    ReadError, Unchecked, validate_username,
-};
+use crate::protocol::{Frame, FrameReader, Handshake, ProtocolError, ReadError, Unchecked};
 use crate::threads::{SocketGuard, lock};
 use crate::{Error, Result};
 
@@ -57,7 +55,7 @@ impl Links {
         inner.by_addr.contains_key(&addr) || peer_id.is_some_and(|id| inner.ids.contains_key(&id))
     }
 
-    fn reserve(&self, addr: SocketAddr) -> bool {
+    pub(crate) fn reserve(&self, addr: SocketAddr) -> bool {
         let mut inner = lock(&self.inner);
         if inner.by_addr.contains_key(&addr) {
             return false;
@@ -66,7 +64,7 @@ impl Links {
         true
     }
 
-    fn confirm(&self, addr: SocketAddr, peer_id: u64, info: &PeerInfo) -> bool {
+    pub(crate) fn confirm(&self, addr: SocketAddr, peer_id: u64, info: &PeerInfo) -> bool {
         let mut inner = lock(&self.inner);
         if inner.ids.contains_key(&peer_id) {
             return false;
@@ -76,7 +74,7 @@ impl Links {
         true
     }
 
-    fn release(&self, addr: SocketAddr, peer_id: Option<u64>) {
+    pub(crate) fn release(&self, addr: SocketAddr, peer_id: Option<u64>) {
         let mut inner = lock(&self.inner);
         inner.by_addr.remove(&addr);
         if let Some(id) = peer_id
@@ -91,8 +89,9 @@ impl Links {
 pub(crate) enum Outcome {
     /// Back to a caller waiting for it.
     Caller(Sender<Result<PeerInfo>>),
-    /// A failure becomes an [`Event::ConnectFailed`].
-    Report,
+    /// Back to the mesh, which tracks its attempts; a failure also becomes an
+    /// [`Event::ConnectFailed`].
+    Mesh(Sender<Result<PeerInfo>>),
     /// As `Report`, for an attempt answering a hello: it holds one of the
     /// `max_connect_backs` places until its handshake is over.
     ConnectBack,
@@ -115,18 +114,44 @@ impl From<SocketAddr> for Target {
     }
 }
 
-/// Starts a link thread to `target`. With `hello`, the remote peer is asked to listen back.
+/// How a link is opened, and what runs on it once it is.
+pub(crate) struct Spec {
+    /// What the handshake asks for.
+    pub(crate) ask: Ask,
+    /// Which local port it is made from.
+    pub(crate) from: LocalPort,
+    /// For a duplex link: what takes it over once its handshake is done (it runs both
+    /// directions; this module reads only one-way links).
+    pub(crate) duplex: Option<Box<dyn FnOnce(Link) + Send>>,
+}
+
+impl Spec {
+    /// A one-way link from an ephemeral port; with `hello`, the remote peer is asked to
+    /// listen back on a connection of its own.
+    pub(crate) fn one_way(hello: bool) -> Spec {
+        Spec {
+            ask: Ask {
+                hello,
+                duplex: false,
+            },
+            from: LocalPort::Any,
+            duplex: None,
+        }
+    }
+}
+
+/// Starts a link thread to `target`.
 pub(crate) fn spawn_link(
     node: &Arc<Node>,
     links: &Arc<Links>,
     target: Target,
-    hello: bool,
+    spec: Spec,
     outcome: Outcome,
 ) -> Result<()> {
     let (link_node, link_links) = (Arc::clone(node), Arc::clone(links));
     node.threads
         .spawn("p2p-client", move || {
-            run_link(&link_node, &link_links, &target, hello, outcome)
+            run_link(&link_node, &link_links, &target, spec, outcome)
         })
         .map_err(|_| Error::Shutdown)
 }
@@ -140,7 +165,7 @@ pub(crate) fn connect_back(
     hs: &Handshake,
     remote: SocketAddr,
 ) {
-    let addr = hs.listen_addr;
+    let addr = hs.listen_addr(remote.ip());
     if links.knows(addr, Some(hs.peer_id)) {
         debug!("hello from {addr}: already listening to it");
         return;
@@ -156,25 +181,31 @@ pub(crate) fn connect_back(
         info!("not answering the hello from {remote} ({addr}): {max} answers already under way");
         return;
     }
-    if let Err(e) = spawn_link(node, links, addr.into(), false, Outcome::ConnectBack) {
+    let spec = Spec {
+        from: node.outgoing_from(),
+        ..Spec::one_way(false)
+    };
+    if let Err(e) = spawn_link(node, links, addr.into(), spec, Outcome::ConnectBack) {
         under_way.fetch_sub(1, Ordering::SeqCst);
         debug!("cannot answer hello from {addr}: {e}");
     }
 }
 
 /// An open link after a successful handshake.
-struct Link {
-    stream: Arc<TcpStream>,
-    reader: FrameReader,
-    addr: SocketAddr,
-    peer_id: u64,
-    info: Arc<PeerInfo>,
-    _socket: SocketGuard,
+pub(crate) struct Link {
+    pub(crate) stream: Arc<TcpStream>,
+    pub(crate) reader: FrameReader,
+    /// The address the other peer listens on (the key of this link in [`Links`]).
+    pub(crate) addr: SocketAddr,
+    pub(crate) peer_id: u64,
+    pub(crate) info: Arc<PeerInfo>,
+    pub(crate) socket: SocketGuard,
 }
 
 /// The life of one link: connect, handshake, read until it ends.
-fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: Outcome) {
-    let opened = open(node, links, target, hello);
+fn run_link(node: &Node, links: &Links, target: &Target, spec: Spec, outcome: Outcome) {
+    let Spec { ask, from, duplex } = spec;
+    let opened = open(node, links, target, ask, from);
     let target = target.name.as_str();
     if matches!(outcome, Outcome::ConnectBack) {
         links.connect_backs.fetch_sub(1, Ordering::SeqCst);
@@ -182,16 +213,14 @@ fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: O
     let link = match opened {
         Ok(link) => link,
         Err(e) => {
-            match outcome {
-                Outcome::Caller(tx) => {
-                    let _ = tx.send(Err(e));
-                }
-                Outcome::Report | Outcome::ConnectBack
-                    if matches!(e, Error::AlreadyConnected(_) | Error::Shutdown) =>
-                {
-                    debug!("not connecting to {target}: {e}");
-                }
-                Outcome::Report | Outcome::ConnectBack => {
+            let quiet = matches!(
+                e,
+                Error::AlreadyConnected(_) | Error::SelfConnection(_) | Error::Shutdown
+            );
+            match &outcome {
+                Outcome::Caller(_) => {}
+                _ if quiet => debug!("not connecting to {target}: {e}"),
+                Outcome::Mesh(_) | Outcome::ConnectBack => {
                     info!("cannot listen to {target}: {e}");
                     node.emit(Event::ConnectFailed {
                         addr: target.to_owned(),
@@ -199,15 +228,26 @@ fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: O
                     });
                 }
             }
+            if let Outcome::Caller(tx) | Outcome::Mesh(tx) = outcome {
+                let _ = tx.send(Err(e));
+            }
             return;
         }
     };
     debug!("listening to {}", link.info);
     // The caller first: it may be the very thread that reads the events, which would
     // otherwise wait for this one while this one waits for room in the channel.
-    if let Outcome::Caller(tx) = outcome {
+    if let Outcome::Caller(tx) | Outcome::Mesh(tx) = outcome {
         let _ = tx.send(Ok(PeerInfo::clone(&link.info)));
     }
+    if let Some(duplex) = duplex {
+        return duplex(link);
+    }
+    run_one_way(node, links, link);
+}
+
+/// Reads a one-way link until it ends, and reports it.
+fn run_one_way(node: &Node, links: &Links, link: Link) {
     // Keep-alives go out while a slow embedder leaves no room for the event.
     let joined = Batch::Event(Event::ListeningTo(PeerInfo::clone(&link.info)));
     node.emit_batch_or(joined, node.config.timeouts.keepalive, || {
@@ -219,9 +259,9 @@ fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: O
         addr,
         peer_id,
         info,
-        _socket,
+        socket: _socket,
     } = link;
-    let reason = read_loop(node, &stream, reader, &info);
+    let reason = read_loop(node, &stream, reader, &info, true);
     if reason == Departure::Shutdown {
         let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
         let _ = write_frame(&stream, &Frame::Goodbye);
@@ -237,16 +277,16 @@ fn run_link(node: &Node, links: &Links, target: &Target, hello: bool, outcome: O
 
 /// Connects and handshakes. The link's address is reserved in [`Links`] for the whole
 /// attempt, so two attempts to one peer cannot both succeed.
-fn open(node: &Node, links: &Links, target: &Target, hello: bool) -> Result<Link> {
+fn open(node: &Node, links: &Links, target: &Target, ask: Ask, from: LocalPort) -> Result<Link> {
     let Target {
         name: target,
         addrs: candidates,
     } = target;
     if candidates
         .iter()
-        .any(|a| *a == node.local_addr || links.knows(*a, None))
+        .any(|a| *a == node.local_addr() || links.knows(*a, None))
     {
-        if candidates.contains(&node.local_addr) {
+        if candidates.contains(&node.local_addr()) {
             return Err(Error::SelfConnection(target.to_owned()));
         }
         return Err(Error::AlreadyConnected(target.to_owned()));
@@ -258,7 +298,7 @@ fn open(node: &Node, links: &Links, target: &Target, hello: bool) -> Result<Link
         if !links.reserve(addr) {
             return Err(Error::AlreadyConnected(target.to_owned()));
         }
-        match node.connect(addr, timeouts.connect) {
+        match link::dial(node, addr, timeouts.connect, from) {
             Ok(connection) => {
                 connected = Some((connection, addr));
                 break;
@@ -272,80 +312,33 @@ fn open(node: &Node, links: &Links, target: &Target, hello: bool) -> Result<Link
             }
         }
     }
-    let Some((connection, addr)) = connected else {
+    let Some(((stream, socket), addr)) = connected else {
         return Err(Error::Connect {
             addr: target.to_owned(),
             source: last_err.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
         });
     };
-    match handshake(node, links, target, connection, addr, hello) {
-        Ok(link) => Ok(link),
-        Err(e) => {
-            links.release(addr, None);
-            Err(e)
+    let result = link::initiate(node, &stream, target, ask).and_then(|(remote, reader)| {
+        let info = PeerInfo {
+            username: remote.username,
+            addr,
+        };
+        if !links.confirm(addr, remote.peer_id, &info) {
+            return Err(Error::AlreadyConnected(target.to_owned()));
         }
+        Ok(Link {
+            stream,
+            reader,
+            addr,
+            peer_id: remote.peer_id,
+            info: Arc::new(info),
+            socket,
+        })
+    });
+    if result.is_err() {
+        links.release(addr, None);
     }
-}
-
-fn handshake(
-    node: &Node,
-    links: &Links,
-    target: &str,
-    (stream, socket): (Arc<TcpStream>, SocketGuard),
-    addr: SocketAddr,
-    hello: bool,
-) -> Result<Link> {
-    let refused = |reason: String| Error::Refused {
-        addr: target.to_owned(),
-        reason,
-    };
-    let timeouts = &node.config.timeouts;
-    stream.set_write_timeout(Some(timeouts.handshake))?;
-    write_frame(
-        &stream,
-        &Frame::Handshake(Handshake {
-            version: PROTOCOL_VERSION,
-            peer_id: node.peer_id,
-            username: node.config.username.clone(),
-            listen_addr: node.local_addr,
-            connect_back: hello,
-        }),
-    )?;
-    // The other side has proved nothing yet: its answer gets the handshake's small limit,
-    // and the frames after it the configured one.
-    let max_frame = node.config.limits.max_frame_bytes;
-    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
-    let deadline = Instant::now() + timeouts.handshake;
-    let welcome = match read_frame_before(&stream, &mut reader, deadline) {
-        Ok(Frame::Welcome(w)) => w,
-        Ok(Frame::Refuse { reason }) => return Err(refused(reason)),
-        Ok(other) => return Err(refused(format!("answered with a {} frame", other.name()))),
-        Err(e) if e.is_timeout() => return Err(refused("no answer to the handshake".into())),
-        Err(ReadError::Closed | ReadError::Truncated) if node.stop.is_set() => {
-            return Err(Error::Shutdown);
-        }
-        Err(e) => return Err(refused(e.to_string())),
-    };
-    if welcome.peer_id == node.peer_id {
-        return Err(Error::SelfConnection(target.to_owned()));
-    }
-    validate_username(&welcome.username).map_err(|e| refused(format!("invalid username: {e}")))?;
-    let info = PeerInfo {
-        username: welcome.username,
-        addr,
-    };
-    if !links.confirm(addr, welcome.peer_id, &info) {
-        return Err(Error::AlreadyConnected(target.to_owned()));
-    }
-    reader.set_max_frame(max_frame);
-    Ok(Link {
-        stream,
-        reader,
-        addr,
-        peer_id: welcome.peer_id,
-        info: Arc::new(info),
-        _socket: socket,
-    })
+    result
 }
 
 /// Hands over the texts before the first that is not UTF-8, and returns that text's error.
@@ -376,11 +369,15 @@ fn deliver_valid_prefix(
 }
 
 /// Reads the remote peer's frames until the link ends; returns why it ended.
-fn read_loop(
+///
+/// With `pings`, it also keeps the link alive upstream (a ping every keep-alive interval);
+/// on a duplex link the writer thread does that, as it is the only one that writes.
+pub(crate) fn read_loop(
     node: &Node,
     stream: &TcpStream,
     mut reader: FrameReader,
     from: &Arc<PeerInfo>,
+    pings: bool,
 ) -> Departure {
     let timeouts = &node.config.timeouts;
     let max_text = node.config.limits.max_text_bytes;
@@ -436,7 +433,7 @@ fn read_loop(
                     let mut stalled = false;
                     node.emit_batch_or(batch, timeouts.keepalive, || {
                         stalled = true;
-                        if write_frame(stream, &ping).is_ok() {
+                        if pings && write_frame(stream, &ping).is_ok() {
                             last_ping = Instant::now();
                         }
                     });
@@ -483,7 +480,7 @@ fn read_loop(
                 return Departure::Error(e.to_string());
             }
         };
-        if now.duration_since(last_ping) >= timeouts.keepalive {
+        if pings && now.duration_since(last_ping) >= timeouts.keepalive {
             if let Err(e) = write_frame(stream, &ping) {
                 return Departure::Error(e.to_string());
             }

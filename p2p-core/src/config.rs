@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::protocol::{DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES};
+use crate::protocol::{
+    DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES, Room,
+};
 use crate::{Error, Result};
 
 /// How a peer joins the network when it starts.
@@ -17,8 +19,12 @@ pub enum Mode {
     /// Starting fails if any of them cannot be reached.
     Manual(Vec<String>),
     /// Ask the tracker at this `host:port` for the peers, register, listen to each of them
-    /// and greet each with a hello so that it listens back: a full mesh.
+    /// and greet each with a hello so that it listens back: a full mesh. The tracker
+    /// session stays open: the tracker introduces peers behind NAT routers on it.
     Tracker(String),
+    /// Find the peers of this room on the local network by multicast DNS (DNS-SD service
+    /// `_p2pchat._tcp`) and form the same full mesh as through a tracker.
+    Lan,
 }
 
 /// Limits that protect a peer from its network. The defaults are the ones the design pins.
@@ -74,6 +80,11 @@ pub struct Timeouts {
     pub peer: Duration,
     /// How often idle link threads wake to check the above (default 1 s).
     pub tick: Duration,
+    /// How long two peers behind NAT routers keep trying to connect to each other when a
+    /// tracker introduces them (default 5 s); past it, [`Event::Unreachable`] says so.
+    ///
+    /// [`Event::Unreachable`]: crate::Event::Unreachable
+    pub punch: Duration,
     /// A listener that takes nothing for this long while messages wait for it is
     /// disconnected ([`Departure::Overflow`](crate::Departure::Overflow)); and the longest
     /// [`Peer::send`](crate::Peer::send) waits for room in the slowest listener's queue
@@ -89,6 +100,7 @@ impl Default for Timeouts {
             keepalive: Duration::from_secs(3),
             peer: Duration::from_secs(10),
             tick: Duration::from_secs(1),
+            punch: Duration::from_secs(5),
             stall: Duration::from_secs(10),
         }
     }
@@ -181,9 +193,18 @@ pub struct PeerConfig {
     pub username: String,
     /// Where the ServerSide listens (default `0.0.0.0:0`: every interface, a free port).
     pub bind_addr: SocketAddr,
-    /// The IP address other peers are told to connect to (default 127.0.0.1). The port is
-    /// the one actually bound.
-    pub advertise_ip: IpAddr,
+    /// The IP address other peers are told to connect to (`--ip`), with the port actually
+    /// bound: for a public address with a forwarded port. Default `None`: other peers use
+    /// the address they observe (the tracker reports the one it sees; a greeted peer
+    /// connects back to the hello's source address), so peers on one network need nothing
+    /// typed.
+    pub advertise_ip: Option<IpAddr>,
+    /// The room: peers of different rooms never link (default `lobby`).
+    pub room: Room,
+    /// Act as a peer that cannot be connected to even when no tracker says so (a firewall
+    /// that drops incoming connections): links ask for duplex and the tracker is told
+    /// (default `false`; a tracker that sees this peer's address translated sets it too).
+    pub behind_nat: bool,
     /// How to join (default [`Mode::Alone`]).
     pub mode: Mode,
     /// Limits against a hostile or broken network.
@@ -206,7 +227,9 @@ impl PeerConfig {
         PeerConfig {
             username: username.into(),
             bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            advertise_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            advertise_ip: None,
+            room: Room::lobby(),
+            behind_nat: false,
             mode: Mode::Alone,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
@@ -235,9 +258,14 @@ impl PeerConfig {
             ));
         }
         let t = &self.timeouts;
-        if t.tick.is_zero() || t.keepalive.is_zero() || t.peer <= t.keepalive || t.stall.is_zero() {
+        if t.tick.is_zero()
+            || t.keepalive.is_zero()
+            || t.peer <= t.keepalive
+            || t.stall.is_zero()
+            || t.punch.is_zero()
+        {
             return Err(Error::Config(
-                "timeouts: tick, keepalive and stall must be positive and peer longer than keepalive"
+                "timeouts: tick, keepalive, stall and punch must be positive and peer longer than keepalive"
                     .into(),
             ));
         }

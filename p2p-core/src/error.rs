@@ -71,6 +71,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// LAN discovery (multicast DNS) could not start: no usable network interface, or
+    /// multicast refused.
+    #[error("LAN discovery: {0}")]
+    Discovery(String),
     /// The slowest listener's queue is full ([`Limits::listener_queue_bytes`]): the message
     /// was not sent. [`Peer::try_send`] returns it at once instead of waiting;
     /// [`Peer::send`] after waiting [`Timeouts::stall`] for a listener that is still taking,

@@ -211,10 +211,20 @@ pub enum Event {
         /// Why it failed.
         reason: String,
     },
-    /// A periodic re-announce to the tracker failed; the peer keeps its links and tries
-    /// again at the next interval.
+    /// The tracker session broke (or a re-announce failed); the peer keeps its links and
+    /// reconnects, with a growing pause, up to the re-announce interval.
     TrackerUnreachable {
         /// Why.
+        reason: String,
+    },
+    /// A peer the tracker introduced could not be reached: both are behind NAT routers and
+    /// connecting to each other at once (hole punching) did not get through within
+    /// [`Timeouts::punch`](crate::Timeouts::punch), most likely because a router gives each
+    /// destination another port. There is no relay: the two do not hear each other.
+    Unreachable {
+        /// The other peer's address (its router's).
+        addr: SocketAddr,
+        /// Why, in plain words.
         reason: String,
     },
 }

@@ -35,9 +35,18 @@
 //! ```
 //!
 //! The modules: [`protocol`] (frames and the codec, no sockets), [`net`] (one-frame
-//! exchanges with deadlines, an accept that can be woken), [`tracker_client`] (announce and
-//! leave), and, private, `node` (what every thread of a peer shares), `server_side`,
-//! `client_side`, `peer` (the one place that wires them together) and `threads`.
+//! exchanges with deadlines, an accept that can be woken), [`tracker_client`] (the tracker
+//! session, one-shot announce and leave), and, private, `mesh` (the one module every
+//! discovery source feeds; [`Peer::offer`] is its public door), `lan` (discovery by
+//! multicast DNS), `node` (what every thread of
+//! a peer shares), `link` (link set-up: connecting, the handshake on either side, the roles
+//! on a punched connection), `server_side`, `client_side`, `duplex` (one connection both
+//! ways), `peer` (the one place that wires them together) and `threads`.
+//!
+//! Peers reach each other without anyone typing an address: through a tracker, which tells
+//! each peer the address it sees it at and introduces peers behind NAT routers to each
+//! other (duplex links, hole punching), or on a LAN by multicast DNS ([`Mode::Lan`]).
+//! `docs/networking.md` in the repository tells what works on which network.
 //! `docs/architecture.md` and `docs/protocol.md` in the repository tell the rest.
 //!
 //! Sending never blocks a user interface if it uses [`Peer::try_send`]; [`Peer::send`] waits
@@ -50,9 +59,13 @@
 mod client_side;
 mod config;
 pub mod dht;
+mod duplex;
 mod error;
 mod event;
 mod fanout;
+mod lan;
+mod link;
+mod mesh;
 pub mod net;
 mod node;
 mod peer;

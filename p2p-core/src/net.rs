@@ -56,6 +56,36 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// Binds a peer's listening socket: like [`listen`], and shareable with the peer's own
+/// outgoing connections (`SO_REUSEPORT`), so that those can be made from the listening
+/// port (one external port per peer behind a NAT router, and TCP simultaneous open).
+///
+/// `SO_REUSEPORT` would also let a second program of the same user listen on the same port
+/// and take half its connections, so the port is first bound without it, which fails as
+/// usual if anything listens there ("port in use"); with port 0, that first bind picks the
+/// port.
+pub fn listen_shared(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    let port = probe
+        .local_addr()?
+        .as_socket()
+        .map_or(addr.port(), |a| a.port());
+    drop(probe);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    {
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&SocketAddr::new(addr.ip(), port).into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 /// A listening socket whose waiting for connections another thread can end at once
 /// ([`AcceptWaker::wake`]), without connecting to it: a thread blocked in a plain
 /// `accept()` can only be woken by a connection, which a full accept queue, a firewall or a

@@ -5,27 +5,31 @@
 //! state; none of them knows the others. [`Peer`](crate::Peer) (`peer.rs`) builds them and
 //! wires them together.
 
-use std::io;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Select, Sender, TrySendError, select};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::config::PeerConfig;
 use crate::event::{Batch, Event};
-use crate::threads::{Role, SocketGuard, Stop, ThreadSet};
+use crate::link::LocalPort;
+use crate::threads::{Stop, ThreadSet, lock};
 
 /// The context of one peer, shared by all its threads.
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) config: PeerConfig,
     pub(crate) peer_id: u64,
-    /// The address other peers are told to connect to.
-    pub(crate) local_addr: SocketAddr,
     /// The address the ServerSide is bound to.
     pub(crate) bound_addr: SocketAddr,
+    /// The address a tracker observed for this peer (its router's, behind NAT), once one
+    /// has answered.
+    observed: Mutex<Option<SocketAddr>>,
+    /// Behind a NAT router (as configured, or as a tracker told): links ask for duplex
+    /// and outgoing connections are made from the listening port.
+    nat: AtomicBool,
     events: Sender<Batch>,
     pub(crate) stop: Stop,
     pub(crate) threads: Arc<ThreadSet>,
@@ -35,18 +39,55 @@ impl Node {
     pub(crate) fn new(
         config: PeerConfig,
         peer_id: u64,
-        local_addr: SocketAddr,
         bound_addr: SocketAddr,
         events: Sender<Batch>,
     ) -> Node {
         Node {
+            nat: AtomicBool::new(config.behind_nat),
             config,
             peer_id,
-            local_addr,
             bound_addr,
+            observed: Mutex::new(None),
             events,
             stop: Stop::new(),
             threads: ThreadSet::new(),
+        }
+    }
+
+    /// The address other peers should use: the advertised IP (`--ip`) with the listening
+    /// port if one was given, else the address a tracker observed, else the bound one.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        if let Some(ip) = self.config.advertise_ip {
+            return SocketAddr::new(ip, self.bound_addr.port());
+        }
+        lock(&self.observed).unwrap_or(self.bound_addr)
+    }
+
+    /// The address a tracker observed, if one did.
+    pub(crate) fn observed(&self) -> Option<SocketAddr> {
+        *lock(&self.observed)
+    }
+
+    /// Takes in what a tracker answered: the address it registered, and whether it takes
+    /// this peer to be behind NAT (the configuration's `behind_nat` stays in force).
+    pub(crate) fn observe(&self, addr: SocketAddr, nat: bool) {
+        *lock(&self.observed) = Some(addr);
+        self.nat
+            .store(nat || self.config.behind_nat, Ordering::Relaxed);
+    }
+
+    /// `true` if this peer cannot be connected to directly.
+    pub(crate) fn behind_nat(&self) -> bool {
+        self.nat.load(Ordering::Relaxed)
+    }
+
+    /// The local port outgoing peer connections are made from: the listening port behind
+    /// NAT (one external port per peer), else any.
+    pub(crate) fn outgoing_from(&self) -> LocalPort {
+        if self.behind_nat() {
+            LocalPort::Listening
+        } else {
+            LocalPort::Any
         }
     }
 
@@ -94,31 +135,5 @@ impl Node {
                 Err(_) => idle(),
             }
         }
-    }
-
-    /// Connects to `addr` with a socket registered with the peer's threads before it
-    /// connects, so that a shutdown cuts the attempt short instead of waiting out
-    /// `timeout`, and later cuts a read the thread is blocked in. Fails once shutdown has
-    /// begun.
-    pub(crate) fn connect(
-        &self,
-        addr: SocketAddr,
-        timeout: Duration,
-    ) -> io::Result<(Arc<TcpStream>, SocketGuard)> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        let stream = Arc::new(TcpStream::from(socket));
-        let guard = self
-            .threads
-            .register(&stream, Role::Reader)
-            .ok_or_else(|| io::Error::other("shutting down"))?;
-        SockRef::from(&*stream).connect_timeout(&addr.into(), timeout)?;
-        // A shutdown between `register` and the connect marks the socket's read side shut,
-        // which the connect's poll takes for a completed connection: make sure it is one.
-        if self.stop.is_set() {
-            return Err(io::Error::other("shutting down"));
-        }
-        stream.peer_addr()?;
-        let _ = stream.set_nodelay(true);
-        Ok((stream, guard))
     }
 }

@@ -3,23 +3,29 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::Receiver;
 use log::debug;
 
-use crate::client_side::{self, Links, Outcome, Target};
+use crate::client_side::{self, Links, Outcome, Spec, Target};
 use crate::config::{Mode, PeerConfig};
+use crate::duplex;
 use crate::event::{Events, PeerInfo};
+use crate::lan;
+use crate::mesh::{Candidate, Mesh};
 use crate::net::AcceptWaker;
 use crate::node::Node;
-use crate::protocol::{Handshake, encode_chat, validate_text};
+use crate::protocol::{FrameReader, Handshake, encode_chat, validate_text};
 use crate::server_side::{self, Listeners};
 use crate::tracker_client::{self, TrackerAddr};
 use crate::{Error, Result, net};
+
+/// How often addresses offered by [`Peer::offer`] that could not be joined are tried again
+/// (the first wait; it doubles with each failure).
+const OFFER_RETRY: Duration = Duration::from_secs(2);
 
 /// How long link threads get at shutdown to say goodbye before their sockets are cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -30,7 +36,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// holding up the close.
 const CUT_GRACE: Duration = Duration::from_millis(500);
 
-/// A running peer: its ServerSide, its ClientSides and, in tracker mode, its tracker client.
+/// A running peer: its ServerSide, its ClientSides and, in tracker or LAN mode, the
+/// discovery that feeds its mesh.
 ///
 /// Dropping a `Peer` shuts it down like [`Peer::shutdown`]. Its event channel disconnects
 /// when the `Peer` is dropped.
@@ -39,28 +46,37 @@ pub struct Peer {
     node: Arc<Node>,
     listeners: Arc<Listeners>,
     links: Arc<Links>,
+    mesh: Arc<Mesh>,
     events: Events,
     /// Ends the accept thread's wait at close.
     waker: Option<AcceptWaker>,
 }
 
-/// The ClientSide as the tracker thread sees it.
-struct Mesh {
+/// What the ServerSide hands over, wired to the ClientSide and the mesh.
+struct Wiring {
     node: Arc<Node>,
     links: Arc<Links>,
+    mesh: Arc<Mesh>,
+    parts: duplex::Parts,
 }
 
-impl tracker_client::Mesh for Mesh {
-    fn knows(&self, addr: SocketAddr) -> bool {
-        self.links.knows(addr, None)
+impl server_side::Hooks for Wiring {
+    fn hello(&self, hs: &Handshake, remote: SocketAddr) {
+        client_side::connect_back(&self.node, &self.links, hs, remote);
     }
 
-    fn join(&self, addr: SocketAddr) -> Option<Receiver<Result<PeerInfo>>> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let outcome = Outcome::Caller(tx);
-        client_side::spawn_link(&self.node, &self.links, addr.into(), true, outcome)
-            .ok()
-            .map(|()| rx)
+    fn duplex(
+        &self,
+        stream: Arc<TcpStream>,
+        hs: Handshake,
+        reader: FrameReader,
+        remote: SocketAddr,
+    ) {
+        duplex::run_accepted(&self.parts, stream, hs, reader, remote);
+    }
+
+    fn punched(&self, remote: SocketAddr) -> Option<Box<dyn FnOnce(Arc<TcpStream>) + Send>> {
+        self.mesh.take_punched(remote)
     }
 }
 
@@ -88,31 +104,41 @@ impl Peer {
     pub fn start(config: PeerConfig) -> Result<Peer> {
         config.validate()?;
         let backlog = u32::try_from(config.limits.max_inbound).unwrap_or(u32::MAX);
-        let listener = net::listen(config.bind_addr, backlog).map_err(|source| Error::Bind {
-            addr: config.bind_addr,
-            source,
-        })?;
+        let listener =
+            net::listen_shared(config.bind_addr, backlog).map_err(|source| Error::Bind {
+                addr: config.bind_addr,
+                source,
+            })?;
         let bound_addr = listener.local_addr()?;
-        let local_addr = SocketAddr::new(config.advertise_ip, bound_addr.port());
         let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity);
         let mode = config.mode.clone();
-        let node = Node::new(config, random_id(), local_addr, bound_addr, events_tx);
+        let node = Arc::new(Node::new(config, random_id(), bound_addr, events_tx));
+        let listeners = Arc::default();
+        let links = Arc::default();
+        let mesh = Mesh::new(&node, &links, &listeners);
         let mut peer = Peer {
-            node: Arc::new(node),
-            listeners: Arc::default(),
-            links: Arc::default(),
+            node,
+            listeners,
+            links,
+            mesh,
             events: Events::new(events),
             waker: None,
         };
         // From here on, an early return drops `peer`, which shuts it down.
-        let (node, links) = (Arc::clone(&peer.node), Arc::clone(&peer.links));
-        let on_hello = Arc::new(move |hs: &Handshake, remote: SocketAddr| {
-            client_side::connect_back(&node, &links, hs, remote);
+        let wiring = Arc::new(Wiring {
+            node: Arc::clone(&peer.node),
+            links: Arc::clone(&peer.links),
+            mesh: Arc::clone(&peer.mesh),
+            parts: duplex::Parts {
+                node: Arc::clone(&peer.node),
+                links: Arc::clone(&peer.links),
+                listeners: Arc::clone(&peer.listeners),
+            },
         });
         peer.waker = Some(server_side::spawn_accept(
             &peer.node,
             &peer.listeners,
-            on_hello,
+            wiring,
             listener,
         )?);
         match mode {
@@ -120,41 +146,29 @@ impl Peer {
             Mode::Manual(addrs) => peer.connect_all(&addrs)?,
             Mode::Tracker(tracker) => {
                 // Resolved here, once: the tracker thread never looks a name up.
-                let config = &peer.node.config;
-                let tracker = TrackerAddr::resolve(&tracker, &config.resolver)?;
-                let list =
-                    tracker_client::announce_to(&tracker, local_addr, &config.timeouts, None)?;
-                peer.join_listed(&list.peers);
-                let mesh = Arc::new(Mesh {
-                    node: Arc::clone(&peer.node),
-                    links: Arc::clone(&peer.links),
-                });
-                tracker_client::spawn(&peer.node, mesh, tracker, list.interval_secs)?;
+                let tracker = TrackerAddr::resolve(&tracker, &peer.node.config.resolver)?;
+                let (session, list) = tracker_client::open_session(&peer.node, &tracker)?;
+                tracker_client::take_answer(&peer.node, &peer.mesh, &list, true);
+                let mesh = Arc::clone(&peer.mesh);
+                tracker_client::spawn(&peer.node, mesh, tracker, session, list.interval_secs)?;
             }
+            Mode::Lan => lan::spawn(&peer.node, Arc::clone(&peer.mesh))?,
         }
         debug!(
-            "peer {} started on {bound_addr}, advertised as {local_addr}",
-            peer.username()
+            "peer {} started on {bound_addr}, reachable at {}",
+            peer.username(),
+            peer.local_addr()
         );
         Ok(peer)
     }
 
-    /// Listens to every peer of the tracker's first answer, greeting each with a hello; a
-    /// failure becomes an [`Event::ConnectFailed`](crate::Event::ConnectFailed). (The
-    /// tracker thread takes the later answers.)
-    fn join_listed(&self, peers: &[SocketAddr]) {
-        let max = self.node.config.limits.max_tracker_peers;
-        for addr in peers.iter().take(max) {
-            if *addr == self.node.local_addr || self.links.knows(*addr, None) {
-                continue;
-            }
-            let target = Target::from(*addr);
-            if client_side::spawn_link(&self.node, &self.links, target, true, Outcome::Report)
-                .is_err()
-            {
-                return; // shutting down
-            }
-        }
+    /// Offers this peer the addresses of other peers of its room, found by a means of the
+    /// embedder's own: each one not linked yet is joined as a tracker's list would be (a
+    /// hello, so that it listens back; a full mesh), with retries that back off. A failure
+    /// is reported as an [`Event::ConnectFailed`](crate::Event::ConnectFailed).
+    pub fn offer(&self, addrs: &[SocketAddr]) {
+        let candidates: Vec<Candidate> = addrs.iter().copied().map(Candidate::open).collect();
+        self.mesh.offer(&candidates, OFFER_RETRY, false);
     }
 
     /// Resolves `addr` in the caller's thread (see [`Resolver`](crate::Resolver)).
@@ -175,7 +189,13 @@ impl Peer {
         let (tx, rx) = crossbeam_channel::bounded(addrs.len());
         for target in targets {
             let outcome = Outcome::Caller(tx.clone());
-            client_side::spawn_link(&self.node, &self.links, target, false, outcome)?;
+            client_side::spawn_link(
+                &self.node,
+                &self.links,
+                target,
+                Spec::one_way(false),
+                outcome,
+            )?;
         }
         drop(tx);
         let mut first_error = None;
@@ -201,7 +221,13 @@ impl Peer {
         let target = self.target(addr)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         let outcome = Outcome::Caller(tx);
-        client_side::spawn_link(&self.node, &self.links, target, false, outcome)?;
+        client_side::spawn_link(
+            &self.node,
+            &self.links,
+            target,
+            Spec::one_way(false),
+            outcome,
+        )?;
         rx.recv().map_err(|_| Error::Shutdown)?
     }
 
@@ -250,9 +276,17 @@ impl Peer {
         &self.events
     }
 
-    /// The address other peers are told to connect to (advertised IP, bound port).
+    /// The address other peers should use: the advertised IP (`--ip`) with the bound port
+    /// if one was given; else the address the tracker registered for this peer, once it
+    /// has answered (behind a NAT router: the router's address); else the bound one.
     pub fn local_addr(&self) -> SocketAddr {
-        self.node.local_addr
+        self.node.local_addr()
+    }
+
+    /// `true` if this peer takes itself to be behind a NAT router (configured, or as the
+    /// tracker told it): it asks for duplex links.
+    pub fn behind_nat(&self) -> bool {
+        self.node.behind_nat()
     }
 
     /// The address the ServerSide is bound to.

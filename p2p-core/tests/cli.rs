@@ -87,6 +87,7 @@ fn manual_peers_with_host_names() {
 
 #[test]
 fn bad_arguments_exit_2_with_one_line() {
+    let long_room = "r".repeat(65);
     for args in [
         &["--username", "a", "--port", "0"][..],            // no mode
         &["--username", "a", "--port", "x", "--alone"],     // not a number
@@ -102,6 +103,17 @@ fn bad_arguments_exit_2_with_one_line() {
         ], // two modes
         &["--port", "0", "--alone"],                        // no username
         &["--username", "a", "--port", "0", "--ip", "nope", "--alone"], // bad ip
+        &["--username", "a", "--port", "0", "--lan", "--alone"], // two modes
+        &["--username", "a", "--port", "0", "--room", "", "--lan"], // empty room
+        &[
+            "--username",
+            "a",
+            "--port",
+            "0",
+            "--room",
+            long_room.as_str(),
+            "--lan",
+        ], // room over 64 bytes
     ] {
         let (code, out, err) = run(args);
         assert_eq!(code, Some(2), "{args:?}: {err:?}");

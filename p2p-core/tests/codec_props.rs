@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use p2p_core::protocol::{
     Announce, DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HARD_MAX_FRAME_BYTES, HEADER_BYTES,
-    Handshake, Incoming, PROTOCOL_VERSION, PeerList, ProtocolError, READ_CHUNK, ReadError, Welcome,
-    encode_chat,
+    Handshake, How, Incoming, Introduce, Leave, MAX_ROOM_BYTES, PROTOCOL_VERSION, PeerEntry,
+    PeerList, ProtocolError, READ_CHUNK, ReadError, Room, Welcome, encode_chat,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -73,24 +73,43 @@ fn version() -> impl Strategy<Value = u16> {
     prop_oneof![4 => Just(PROTOCOL_VERSION), 1 => any::<u16>()]
 }
 
+/// A room: 1 to 64 bytes of anything.
+fn room() -> impl Strategy<Value = Room> {
+    prop::collection::vec(any::<u8>(), 1..=MAX_ROOM_BYTES).prop_map(|b| Room::new(b).unwrap())
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    socket_addr().prop_map(|a| a.ip())
+}
+
 fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
         (
-            version(),
-            any::<u64>(),
-            any::<String>(),
-            socket_addr(),
-            any::<bool>()
+            (version(), any::<u64>(), any::<String>(), room()),
+            (
+                prop::option::of(ip()),
+                any::<u16>(),
+                any::<bool>(),
+                any::<bool>()
+            )
         )
-            .prop_map(|(version, peer_id, username, listen_addr, connect_back)| {
-                Frame::Handshake(Handshake {
-                    version,
-                    peer_id,
-                    username,
-                    listen_addr,
-                    connect_back,
-                })
-            }),
+            .prop_map(
+                |(
+                    (version, peer_id, username, room),
+                    (listen_ip, listen_port, connect_back, duplex),
+                )| {
+                    Frame::Handshake(Handshake {
+                        version,
+                        peer_id,
+                        username,
+                        room,
+                        listen_ip,
+                        listen_port,
+                        connect_back,
+                        duplex,
+                    })
+                }
+            ),
         (version(), any::<u64>(), any::<String>()).prop_map(|(version, peer_id, username)| {
             Frame::Welcome(Welcome {
                 version,
@@ -102,20 +121,52 @@ fn frame() -> impl Strategy<Value = Frame> {
         Just(Frame::Ping),
         Just(Frame::Goodbye),
         text().prop_map(|text| Frame::Chat { text }),
-        (version(), socket_addr()).prop_map(|(version, listen_addr)| {
-            Frame::Announce(Announce {
-                version,
-                listen_addr,
-            })
-        }),
-        (any::<u32>(), prop::collection::vec(socket_addr(), 0..40)).prop_map(
-            |(interval_secs, peers)| Frame::PeerList(PeerList {
-                interval_secs,
-                peers
+        (
+            (version(), room(), any::<u16>()),
+            (prop::option::of(ip()), ip(), any::<bool>(), any::<bool>())
+        )
+            .prop_map(
+                |((version, room, listen_port), (explicit_ip, local_ip, behind_nat, introduce))| {
+                    Frame::Announce(Announce {
+                        version,
+                        room,
+                        listen_port,
+                        explicit_ip,
+                        local_ip,
+                        behind_nat,
+                        introduce,
+                    })
+                }
+            ),
+        (
+            any::<u32>(),
+            socket_addr(),
+            any::<bool>(),
+            prop::collection::vec((socket_addr(), any::<bool>()), 0..40)
+        )
+            .prop_map(
+                |(interval_secs, observed, nat, peers)| Frame::PeerList(PeerList {
+                    interval_secs,
+                    observed,
+                    nat,
+                    peers: peers
+                        .into_iter()
+                        .map(|(addr, nat)| PeerEntry { addr, nat })
+                        .collect(),
+                })
+            ),
+        (room(), any::<u16>(), prop::option::of(ip())).prop_map(
+            |(room, listen_port, explicit_ip)| Frame::Leave(Leave {
+                room,
+                listen_port,
+                explicit_ip
             })
         ),
-        socket_addr().prop_map(|listen_addr| Frame::Leave { listen_addr }),
         Just(Frame::LeaveAck),
+        (socket_addr(), any::<bool>()).prop_map(|(addr, punch)| Frame::Introduce(Introduce {
+            addr,
+            how: if punch { How::Punch } else { How::Connect },
+        })),
     ]
 }
 

@@ -8,7 +8,9 @@ mod support;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use p2p_core::protocol::{Announce, Frame, Handshake, PROTOCOL_VERSION, Welcome, encode_chat};
+use p2p_core::protocol::{
+    Announce, Frame, Handshake, PROTOCOL_VERSION, Room, Welcome, encode_chat,
+};
 use p2p_core::{Departure, Mode, Peer, PeerConfig};
 use support::*;
 
@@ -69,12 +71,15 @@ fn bad_bytes_and_bad_handshakes_close_only_their_connection() {
         version: PROTOCOL_VERSION,
         peer_id: 9,
         username: "mallory".into(),
-        listen_addr: loopback(1),
+        room: Room::lobby(),
+        listen_ip: None,
+        listen_port: 1,
         connect_back: false,
+        duplex: false,
     })
     .encode()
     .unwrap();
-    hs[5] = 2; // the version byte
+    hs[5] = 1; // the version byte: version 1, which this build no longer speaks
     conn.send_bytes(&hs).unwrap();
     match conn.expect_closed().first() {
         Some(Frame::Refuse { reason }) => assert!(reason.contains("version"), "{reason}"),
@@ -221,7 +226,12 @@ fn the_tracker_refuses_bad_requests_and_keeps_serving() {
         let mut conn = RawConn::connect(t);
         conn.send(&Frame::Announce(Announce {
             version: PROTOCOL_VERSION,
-            listen_addr: listen,
+            room: Room::lobby(),
+            listen_port: listen.port(),
+            explicit_ip: Some(listen.ip()),
+            local_ip: listen.ip(),
+            behind_nat: false,
+            introduce: false,
         }));
         conn.expect_closed()
     };
@@ -250,7 +260,12 @@ fn the_tracker_refuses_bad_requests_and_keeps_serving() {
     let mut conn = RawConn::connect(t);
     let mut announce = Frame::Announce(Announce {
         version: PROTOCOL_VERSION,
-        listen_addr: loopback(4000),
+        room: Room::lobby(),
+        listen_port: 4000,
+        explicit_ip: None,
+        local_ip: loopback(0).ip(),
+        behind_nat: false,
+        introduce: false,
     })
     .encode()
     .unwrap();
@@ -295,8 +310,11 @@ fn hellos_are_answered_only_for_valid_addresses_and_a_bounded_number_at_once() {
             version: PROTOCOL_VERSION,
             peer_id: 9000 + i as u64,
             username: format!("m{i}"),
-            listen_addr: *addr,
+            room: Room::lobby(),
+            listen_ip: Some(addr.ip()),
+            listen_port: addr.port(),
             connect_back: true,
+            duplex: false,
         }));
         assert!(matches!(mallory.recv(), Some(Frame::Welcome(_))));
         // Dropped: its listener thread ends once it has (or has not) started an answer.

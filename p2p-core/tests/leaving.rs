@@ -34,6 +34,24 @@ fn close_returns_within_the_bound_while_a_reannounce_waits_on_a_frozen_tracker()
 }
 
 #[test]
+fn close_returns_within_the_bound_while_the_session_is_opened_again_on_a_frozen_tracker() {
+    // The tracker drops the session and then answers nothing: the peer waits for the answer
+    // of its new session when it closes, and its leave goes on a fresh connection that is
+    // never answered either.
+    let tracker = dropping_tracker();
+    let peer = TestPeer::start(config("alice", Mode::Tracker(tracker.addr.to_string())));
+    tracker.frozen.recv_timeout(PATIENCE).unwrap();
+    let started = Instant::now();
+    peer.peer.close();
+    let took = started.elapsed();
+    assert!(
+        took < LEAVE_BOUND,
+        "close took {took:?} while reopening the session"
+    );
+    eprintln!("close while reopening the session: {took:?}");
+}
+
+#[test]
 fn close_returns_within_the_bound_with_listeners_that_take_nothing() {
     let a = TestPeer::start(config("alice", Mode::Alone));
     // Three listeners that handshake, then never read: alice's writes to them block once

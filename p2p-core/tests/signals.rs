@@ -64,12 +64,17 @@ fn sigint_and_sigterm_leave_cleanly() {
 
 #[test]
 fn a_second_signal_while_leaving_ends_the_process_at_once() {
-    // A tracker that answers the first announce and then never again, so that leaving
-    // waits for the tracker's acknowledgement of the leave (up to 750 ms).
-    let tracker = frozen_tracker(3600);
+    // A tracker that answers the first announce, closes that session and never answers
+    // again: zed opens the session again and waits; once it leaves, it sends its leave on
+    // a fresh connection and waits for the acknowledgement (up to 750 ms).
+    let tracker = dropping_tracker();
     let addr = tracker.addr;
     let mut zed = chat("zed", &addr.to_string());
     zed.listening_addr();
+    tracker
+        .frozen
+        .recv_timeout(PATIENCE)
+        .expect("zed opens its session again");
     signal(zed.child.id(), "-INT");
     zed.wait_stderr("the first signal", |l| l.contains("leaving"));
     signal(zed.child.id(), "-INT");

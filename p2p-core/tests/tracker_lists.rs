@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crossbeam_channel::{Receiver, bounded};
-use p2p_core::protocol::{DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, PeerList};
+use p2p_core::protocol::{DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, PeerEntry, PeerList};
 use p2p_core::{Mode, Peer};
 use support::{PATIENCE, config};
 
@@ -24,11 +24,17 @@ fn fake_tracker(listed: SocketAddr) -> (SocketAddr, Receiver<()>) {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             let mut reader = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
-            // Anything but an announce (the leave at the end) goes unanswered.
-            if let Ok(Frame::Announce(_)) = reader.read_frame(&mut stream) {
+            // Every announce of the session is answered; anything else (the leave at the
+            // end) goes unanswered.
+            while let Ok(Frame::Announce(_)) = reader.read_frame(&mut stream) {
                 let answer = Frame::PeerList(PeerList {
                     interval_secs: 1,
-                    peers: vec![listed],
+                    observed: "127.0.0.1:1".parse().unwrap(),
+                    nat: false,
+                    peers: vec![PeerEntry {
+                        addr: listed,
+                        nat: false,
+                    }],
                 });
                 let _ = p2p_core::net::write_frame(&stream, &answer);
                 if tx.send(()).is_err() {

@@ -34,7 +34,8 @@ fn app_with(entries: usize, from: &Arc<PeerInfo>) -> App {
     let session = Session::start_blocking(
         Request {
             username: "alice".into(),
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            room: p2p_core::protocol::Room::lobby(),
             port: 0,
             join: Join::Alone,
         },

@@ -25,7 +25,8 @@ const ROUNDS: usize = 15;
 fn request() -> Request {
     Request {
         username: "alice".into(),
-        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        room: p2p_core::protocol::Room::lobby(),
         port: 0,
         join: Join::Alone,
     }

@@ -24,9 +24,15 @@ pub struct Cli {
     /// Port to listen on; 0 picks a free one.
     #[arg(long)]
     pub port: Option<u16>,
-    /// The address advertised to other peers.
+    /// The address advertised to other peers (default: automatic, the address they see).
     #[arg(long)]
     pub ip: Option<IpAddr>,
+    /// The room: only peers of the same room link (default: the saved one, else lobby).
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Find the room's peers on the local network (the Local network tab).
+    #[arg(long, conflicts_with_all = ["tracker", "host_tracker", "peers", "alone"])]
+    pub lan: bool,
     /// Join through the tracker at HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["peers", "alone"])]
     pub tracker: Option<String>,
@@ -89,6 +95,13 @@ impl Cli {
         }
         if let Some(ip) = self.ip {
             form.ip = ip.to_string();
+        }
+        if let Some(room) = &self.room {
+            form.room = room.clone();
+        }
+        if self.lan {
+            form.tab = Tab::Lan;
+            form.alone = false;
         }
         if let Some(tracker) = &self.tracker {
             let (host, port) = tracker.rsplit_once(':').unwrap_or((tracker, ""));
@@ -154,6 +167,11 @@ mod tests {
             Cli::parse_from(["p2p-gui", "--peers", "a:1 b:2"]).over(Settings::default(), None);
         assert_eq!(manual.form.tab, Tab::Manual);
         assert_eq!(manual.form.peers, "a:1 b:2");
+        let lan = Cli::parse_from(["p2p-gui", "--lan", "--room", "attic"])
+            .over(Settings::default(), None);
+        assert_eq!((lan.form.tab, lan.form.room.as_str()), (Tab::Lan, "attic"));
+        assert_eq!(lan.form.ip, "", "the IP is automatic unless given");
+        assert!(Cli::try_parse_from(["p2p-gui", "--lan", "--alone"]).is_err());
         assert!(Cli::try_parse_from(["p2p-gui", "--lang", "fr"]).is_err());
         assert!(Cli::try_parse_from(["p2p-gui", "--alone", "--peers", "a:1"]).is_err());
     }

@@ -142,6 +142,18 @@ strings! {
     automatic: "Automatic", "Automático";
     /// Tab.
     manual: "Manual", "Manual";
+    /// Tab: peers of the room on the local network, found by mDNS.
+    local_network: "Local network", "Rede local";
+    /// Text of the Local network tab.
+    lan_help:
+        "The room's peers on this network are found automatically (multicast DNS): no address to type.",
+        "Os pares da sala nesta rede são encontrados automaticamente (DNS multicast): nenhum endereço a escrever.";
+    /// The IP field's placeholder and list entry when empty: the address others see.
+    automatic_ip: "automatic", "automático";
+    /// Label.
+    room: "Room", "Sala";
+    /// Placeholder.
+    room_hint: "e.g. lobby", "ex.: lobby";
     /// Label.
     tracker_ip: "Tracker IP", "IP do tracker";
     /// Placeholder.
@@ -183,6 +195,8 @@ strings! {
     err_required: "Required", "Obrigatório";
     /// Field error: the limit.
     err_too_long: "At most {0} characters", "No máximo {0} caracteres";
+    /// Field error.
+    err_too_long_bytes: "At most {0} bytes", "No máximo {0} bytes";
     /// Field error.
     err_control: "No control characters", "Sem caracteres de controlo";
     /// Field error: the character's code (U+200B).
@@ -237,6 +251,10 @@ strings! {
     left: "{0} left ({1})", "{0} saiu ({1})";
     /// Notice: address, reason.
     connect_failed: "Could not connect to {0}: {1}", "Não foi possível ligar a {0}: {1}";
+    /// Notice: punching through NAT routers to a peer failed.
+    unreachable:
+        "Cannot reach {0} through the NAT routers, so you will not hear each other: {1}",
+        "Não é possível chegar a {0} através dos routers NAT, pelo que não se vão ouvir: {1}";
     /// Notice: reason.
     tracker_unreachable: "The tracker did not answer: {0}", "O tracker não respondeu: {0}";
     /// Notice at the start: address.

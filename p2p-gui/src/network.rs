@@ -140,17 +140,21 @@ impl Session {
         let mut config = PeerConfig::new(request.username.clone());
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), request.port);
         config.advertise_ip = request.ip;
+        config.room = request.room.clone();
         let mut tracker = None;
         config.mode = match request.join.clone() {
             Join::Alone => Mode::Alone,
             Join::Manual(addrs) => Mode::Manual(addrs),
             Join::Tracker(addr) => Mode::Tracker(addr),
+            Join::Lan => Mode::Lan,
             Join::HostTracker(port) => {
                 let hosted = Tracker::start(TrackerConfig {
                     bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
                     ..TrackerConfig::default()
                 })
                 .map_err(|e| StartError::HostTracker(port, e.to_string()))?;
+                // Over loopback: the tracker lists this peer to peers on other hosts at its
+                // own address of their connections, so nothing needs typing here.
                 let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
                 tracker = Some(Arc::new(hosted));
                 Mode::Tracker(addr.to_string())
@@ -391,7 +395,8 @@ mod tests {
         Session::start_blocking(
             Request {
                 username: name.into(),
-                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                room: p2p_core::protocol::Room::lobby(),
                 port: 0,
                 join: Join::Alone,
             },

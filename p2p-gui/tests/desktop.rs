@@ -535,3 +535,52 @@ fn cancel_while_connecting_frees_the_form_and_the_late_session_is_closed() {
             || bob.listeners().is_empty()
     });
 }
+
+/// The connect form's IP is automatic unless one is typed or picked, and the third tab,
+/// Local network, needs nothing typed: its request joins by LAN discovery.
+#[test]
+fn the_local_network_tab_needs_no_address_and_the_ip_is_automatic() {
+    let (mut app, _) = App::new(Options::default());
+    type_into(&mut app, "username", "alice");
+    click(&mut app, "Local network");
+    assert!(shows(&app, "Room"));
+    assert!(shows(
+        &app,
+        "The room's peers on this network are found automatically (multicast DNS): no address to type."
+    ));
+    let Screen::Connect(screen) = app.screen() else {
+        panic!("not the connect screen");
+    };
+    assert_eq!(screen.form().tab, p2p_gui::data::form::Tab::Lan);
+    let request = screen.form().check().request.expect("a valid form");
+    assert_eq!(request.join, p2p_gui::data::form::Join::Lan);
+    assert_eq!(request.ip, None, "automatic");
+    assert_eq!(request.room, p2p_core::protocol::Room::lobby());
+}
+
+/// A peer behind NAT that cannot be punched to is named in the conversation, plainly.
+#[test]
+fn an_unreachable_peer_is_said_plainly_in_the_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut app = alice_in(dir.path(), &store);
+    update(
+        &mut app,
+        Message::Network(
+            vec![Event::Unreachable {
+                addr: "192.0.2.7:7100".parse().unwrap(),
+                reason: "no connection through the NAT routers".into(),
+            }]
+            .into(),
+        ),
+    );
+    assert!(shows(
+        &app,
+        "Cannot reach 192.0.2.7:7100 through the NAT routers, so you will not hear each other: no connection through the NAT routers"
+    ));
+    update(
+        &mut app,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+    store.close();
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use p2p_core::net::{connect, read_frame_before, write_frame};
-use p2p_core::protocol::{Announce, Frame, FrameReader, PROTOCOL_VERSION};
+use p2p_core::protocol::{Announce, Frame, FrameReader, Leave};
 
 /// Floods a tracker with announces of bogus addresses, or lists what it answers.
 #[derive(Debug, Parser)]
@@ -62,6 +62,11 @@ enum Answer {
 fn request(tracker: &str, frame: &Frame) -> Result<Answer, String> {
     let timeout = Duration::from_secs(5);
     let (stream, _) = connect(tracker, timeout).map_err(|e| e.to_string())?;
+    // The tracker keeps a session open after its answer: close it with a reset, so that
+    // thousands of requests leave no TIME_WAIT state using up this side's ports.
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .map_err(|e| e.to_string())?;
     stream
         .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
@@ -73,7 +78,7 @@ fn request(tracker: &str, frame: &Frame) -> Result<Answer, String> {
     )
     .map_err(|e| e.to_string())?;
     match answer {
-        Frame::PeerList(list) => Ok(Answer::Listed(list.peers)),
+        Frame::PeerList(list) => Ok(Answer::Listed(list.addrs())),
         Frame::LeaveAck => Ok(Answer::Left),
         Frame::Refuse { reason } => Ok(Answer::Refused(reason)),
         other => Err(format!("unexpected {} frame", other.name())),
@@ -81,10 +86,7 @@ fn request(tracker: &str, frame: &Frame) -> Result<Answer, String> {
 }
 
 fn announce(listen_addr: SocketAddr) -> Frame {
-    Frame::Announce(Announce {
-        version: PROTOCOL_VERSION,
-        listen_addr,
-    })
+    Frame::Announce(Announce::explicit(listen_addr))
 }
 
 fn probe(cli: &Cli, me: SocketAddr) -> ExitCode {
@@ -106,7 +108,7 @@ fn probe(cli: &Cli, me: SocketAddr) -> ExitCode {
             }
         }
     }
-    let _ = request(&cli.tracker, &Frame::Leave { listen_addr: me });
+    let _ = request(&cli.tracker, &Frame::Leave(Leave::explicit(me)));
     for addr in seen {
         println!("{addr}");
     }

@@ -33,9 +33,11 @@ pub struct TrackerConfig {
     /// oldest one; otherwise it is closed at once. The process needs a file-descriptor
     /// limit above this (see `docs/tracker.md`).
     pub max_connections: usize,
-    /// Most connections open at once from one source IP address (default 64): one host
-    /// holding idle connections cannot keep the others out. A peer makes one request at a
-    /// time, so even a large NAT rarely has more than a few open at once.
+    /// Most connections open at once from one source IP address (default 256): one host
+    /// holding idle connections cannot keep the others out (it holds at most a sixteenth of
+    /// `max_connections`). Each peer keeps one session open, so this is also how many peers
+    /// one address can have online through this tracker: a household or an office behind
+    /// one NAT router, or a host running many peers.
     pub max_connections_per_source: usize,
     /// Time a connection has, from being accepted, to send its whole request (a request is
     /// under 100 bytes) and take its whole answer (default 2 s). Past it, it is closed.
@@ -65,7 +67,7 @@ impl Default for TrackerConfig {
             max_per_source: 1_000,
             max_response: 256,
             max_connections: 4_096,
-            max_connections_per_source: 64,
+            max_connections_per_source: 256,
             request_timeout: Duration::from_secs(2),
             summary_interval: Some(Duration::from_secs(60)),
             stats_addr: None,

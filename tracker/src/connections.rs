@@ -160,6 +160,21 @@ impl<T> Connections<T> {
         Some(slot.value)
     }
 
+    /// Moves connection `key`'s deadline to `deadline` (a session that made a valid
+    /// announce gets the TTL from then on).
+    pub(crate) fn renew(&mut self, key: usize, deadline: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut slot.deadline, deadline);
+        self.deadlines.remove(&(old, key));
+        self.deadlines.insert((deadline, key));
+        if let Some(held) = self.by_source.get_mut(&slot.source) {
+            held.remove(&(old, key));
+            held.insert((deadline, key));
+        }
+    }
+
     /// The earliest deadline of the open connections.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|&(deadline, _)| deadline)
@@ -233,6 +248,21 @@ mod tests {
         assert!(t.pop_expired(t1 + Duration::from_secs(3)).is_some());
         assert_eq!((t.len(), t.next_deadline()), (0, None));
         assert_eq!(t.held_by(ip("10.0.0.2")), 0);
+    }
+
+    #[test]
+    fn a_renewed_connection_expires_at_its_new_deadline() {
+        let mut t = table(100, 100);
+        let t0 = Instant::now();
+        let (key, _) = admitted(t.admit("session", ip("10.0.0.1"), t0));
+        t.renew(key, t0 + Duration::from_secs(60));
+        assert_eq!(t.pop_expired(t0 + Duration::from_secs(59)), None);
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(60)));
+        assert_eq!(
+            t.pop_expired(t0 + Duration::from_secs(60)),
+            Some((key, "session"))
+        );
+        assert_eq!(t.held_by(ip("10.0.0.1")), 0);
     }
 
     #[test]

@@ -7,13 +7,17 @@
 //! while every other host is served, as opentracker serves them. A pool of blocking
 //! workers, however large, is held by as many idle connections as it has workers.
 //!
-//! Each connection goes through: reading its request (a tracker frame, or on the stats
-//! listener an HTTP request head), then writing its answer, then it is closed. The
-//! [`Connections`] table holds them with their deadline and enforces the per-source and
-//! total caps. Shutdown sets the stop flag and wakes the poll through a `mio::Waker`; the
+//! A peer's connection is a session: requests (announces, a leave) in, answers and pushed
+//! introductions out, until the peer leaves or closes it, or falls silent for longer than
+//! the TTL; a connection that has sent no valid announce within the request timeout is
+//! closed. A stats connection reads an HTTP request head, writes its answer and is closed.
+//! The [`Connections`] table holds them with their deadline and enforces the per-source and
+//! total caps; `sessions` finds the session of a registered peer, to push to it. Shutdown sets the stop flag and wakes the poll through a `mio::Waker`; the
 //! loop returns and every socket it holds is closed as it is dropped.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,14 +25,14 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use p2p_core::protocol::FrameReader;
+use p2p_core::protocol::{Frame, Room};
 
 use crate::config::TrackerConfig;
 use crate::connections::{Admission, ConnectionLimits, Connections, Crowded};
 use crate::log_budget::LogBudget;
 use crate::registry::SharedRegistry;
-use crate::request::MAX_REQUEST_BYTES;
-use crate::serve::{Conn, Service, State, Step};
+use crate::request::as_seen_by;
+use crate::serve::{Conn, Effects, Service, Session, State, Step};
 use crate::stats::{self, Counters};
 
 /// The peers' listener.
@@ -61,6 +65,10 @@ pub(crate) struct EventLoop {
     listener: TcpListener,
     stats_listener: Option<TcpListener>,
     conns: Connections<Conn>,
+    /// The session of each registered peer, by its registration.
+    sessions: HashMap<(Room, SocketAddr), usize>,
+    /// How long a session may stay silent.
+    ttl: Duration,
     service: Service,
     stop: Arc<AtomicBool>,
     summary: Option<Summary>,
@@ -102,6 +110,8 @@ impl EventLoop {
                 max_per_source: config.max_connections_per_source,
                 timeout: config.request_timeout,
             }),
+            sessions: HashMap::new(),
+            ttl: config.ttl,
             service: Service {
                 registry,
                 interval_secs: config.interval_secs(),
@@ -188,11 +198,15 @@ impl EventLoop {
                         let state = if is_stats {
                             State::HttpRequest(Vec::new())
                         } else {
-                            State::Request(FrameReader::new(MAX_REQUEST_BYTES))
+                            State::Session(Session::default())
                         };
+                        let local = stream
+                            .local_addr()
+                            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
                         let conn = Conn {
                             stream,
                             remote,
+                            local,
                             state,
                         };
                         admit(
@@ -224,27 +238,90 @@ impl EventLoop {
         }
     }
 
-    /// Moves connection `key` on after its socket reported readiness.
+    /// Moves connection `key` on after its socket reported readiness, then carries out
+    /// what that changed: the session's deadline, its registration, and the introductions
+    /// to push to other sessions (which are driven in turn to write them).
     fn drive(&mut self, key: usize, now: Instant) {
-        let open = self.conns.len();
-        let Some(conn) = self.conns.get_mut(key) else {
-            return; // closed earlier in this round
-        };
-        if self.service.drive(conn, now, open) == Step::Close {
-            self.conns.remove(key);
+        let mut due = vec![key];
+        while let Some(key) = due.pop() {
+            let open = self.conns.len();
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue; // closed earlier in this round
+            };
+            let before = registration(conn);
+            let mut effects = Effects::default();
+            let step = self.service.drive(conn, now, open, &mut effects);
+            let after = registration(conn);
+            if before != after {
+                if let Some(old) = before {
+                    self.forget(&old, key);
+                }
+                if let Some(new) = after {
+                    self.sessions.insert(new, key);
+                }
+            }
+            if effects.renewed {
+                self.conns.renew(key, now + self.ttl);
+            }
+            if step == Step::Close {
+                self.close(key);
+            }
+            for (room, to, mut intro) in effects.pushes {
+                let registered = (room, to);
+                let Some(&target) = self.sessions.get(&registered) else {
+                    continue; // registered without a session open now
+                };
+                let Some(conn) = self.conns.get_mut(target) else {
+                    continue;
+                };
+                if registration(conn).as_ref() != Some(&registered) {
+                    continue; // the place of a session closed meanwhile
+                }
+                intro.addr = as_seen_by(intro.addr, conn.remote.ip(), conn.local);
+                if let State::Session(session) = &mut conn.state {
+                    if session.queue(&Frame::Introduce(intro)) {
+                        due.push(target);
+                    } else {
+                        self.service.budget.log(now, log::Level::Info, || {
+                            format!("closed session of {}: it reads nothing", conn.remote)
+                        });
+                        self.close(target);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes connection `key` (its socket closes as it is dropped).
+    fn close(&mut self, key: usize) {
+        if let Some(conn) = self.conns.remove(key)
+            && let Some(registered) = registration(&conn)
+        {
+            self.forget(&registered, key);
+        }
+    }
+
+    /// Forgets that `registered`'s session is `key`.
+    fn forget(&mut self, registered: &(Room, SocketAddr), key: usize) {
+        if self.sessions.get(registered) == Some(&key) {
+            self.sessions.remove(registered);
         }
     }
 
     /// Closes the connections whose deadline has come.
     fn expire(&mut self, now: Instant) {
-        while let Some((_, conn)) = self.conns.pop_expired(now) {
+        while let Some((key, conn)) = self.conns.pop_expired(now) {
+            if let Some(registered) = registration(&conn) {
+                self.forget(&registered, key);
+            }
             self.service.counters.timed_out += 1;
             let what = match conn.state {
+                State::Session(ref s) if s.registered.is_some() => "session silent for the TTL",
                 State::Answer { .. } => "did not take its answer",
                 _ => "sent no whole request",
             };
             self.service.budget.log(now, log::Level::Info, || {
-                format!("closed connection from {}: {what} in time", conn.remote)
+                format!("closed connection from {}: {what}", conn.remote)
             });
         }
     }
@@ -266,6 +343,14 @@ impl EventLoop {
         summary.last = counters;
         summary.last_at = now;
         summary.next = now + summary.every;
+    }
+}
+
+/// The registration a connection's session keeps alive.
+fn registration(conn: &Conn) -> Option<(Room, SocketAddr)> {
+    match &conn.state {
+        State::Session(session) => session.registered.clone(),
+        _ => None,
     }
 }
 

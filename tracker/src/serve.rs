@@ -1,39 +1,97 @@
-//! Serving one connection: its state, reading its request, answering it, writing the
-//! answer. The socket is non-blocking: each step goes as far as the socket allows and says
-//! whether to wait for it or to close the connection.
+//! Serving one connection: its state, reading its requests, answering them, writing the
+//! answers and the introductions pushed to it. The socket is non-blocking: each step goes
+//! as far as the socket allows and says whether to wait for it or to close the connection.
+//!
+//! A peer's connection is a *session*: it stays open after the first answer, for the
+//! re-announces, the pushes and the leave. The event loop closes it when it falls silent
+//! for longer than the TTL, when the peer leaves (after the acknowledgement) or closes it,
+//! or after a refusal.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, warn};
 use mio::net::TcpStream;
-use p2p_core::protocol::{Frame, FrameReader, ReadError};
+use p2p_core::protocol::{Frame, FrameReader, Introduce, ReadError, Room};
 
 use crate::log_budget::LogBudget;
 use crate::registry::SharedRegistry;
-use crate::request::{self, Outcome};
+use crate::request::MAX_REQUEST_BYTES;
+use crate::request::{self, Outcome, Requester};
 use crate::stats::{self, Counters, Gauges};
 use crate::stats_http::{self, MAX_HTTP_REQUEST_BYTES, Reply};
+
+/// Most bytes of answers and pushes that may wait for a session's peer to read them: past
+/// it, the peer is not reading, and its session is closed.
+pub(crate) const MAX_SESSION_BACKLOG: usize = 64 * 1024;
 
 /// One open connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
     pub(crate) remote: SocketAddr,
+    /// The tracker's own address of this connection.
+    pub(crate) local: IpAddr,
     pub(crate) state: State,
 }
 
-/// Where a connection is in its one exchange.
+/// Where a connection is.
 #[derive(Debug)]
 pub(crate) enum State {
-    /// Reading a tracker request. The reader holds no buffer until bytes arrive.
-    Request(FrameReader),
+    /// A peer's session.
+    Session(Session),
     /// Reading the stats endpoint's request head.
     HttpRequest(Vec<u8>),
-    /// Writing the answer; the connection is closed once it is written.
+    /// Writing the stats answer; the connection is closed once it is written.
     Answer { bytes: Vec<u8>, written: usize },
+}
+
+/// A peer's session: requests in; answers and pushes out.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    /// Requests as they arrive. It holds no buffer until bytes arrive.
+    reader: Option<FrameReader>,
+    /// Bytes to write, from `written` on.
+    out: Vec<u8>,
+    written: usize,
+    /// The registration this session keeps alive (its latest announce).
+    pub(crate) registered: Option<(Room, SocketAddr)>,
+    /// Close once `out` is written (after a leave's acknowledgement or a refusal).
+    closing: bool,
+}
+
+impl Session {
+    /// Queues a frame to write; `false` if the peer has let too much wait already.
+    pub(crate) fn queue(&mut self, frame: &Frame) -> bool {
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+        }
+        if self.out.len() - self.written > MAX_SESSION_BACKLOG {
+            return false;
+        }
+        match frame.encode() {
+            Ok(bytes) => {
+                self.out.extend_from_slice(&bytes);
+                true
+            }
+            Err(e) => {
+                warn!("cannot encode a {} frame: {e}", frame.name());
+                false
+            }
+        }
+    }
+}
+
+/// What driving a session changed beyond it, for the event loop to carry out.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// The session made a valid announce: its silence is counted from now.
+    pub(crate) renewed: bool,
+    /// Introductions to push, each to the session of a registered peer of the room.
+    pub(crate) pushes: Vec<(Room, SocketAddr, Introduce)>,
 }
 
 /// What to do with a connection after it was driven as far as its socket allows.
@@ -56,37 +114,22 @@ pub(crate) struct Service {
 
 impl Service {
     /// Reads, answers and writes as far as `conn`'s socket allows.
-    pub(crate) fn drive(&mut self, conn: &mut Conn, now: Instant, open: usize) -> Step {
+    pub(crate) fn drive(
+        &mut self,
+        conn: &mut Conn,
+        now: Instant,
+        open: usize,
+        effects: &mut Effects,
+    ) -> Step {
         loop {
             let step = match &mut conn.state {
-                State::Request(reader) => match read_request(reader, &mut conn.stream) {
-                    Ok(Some(request)) => {
-                        let source = conn.remote.ip();
-                        let (frame, outcome) = request::answer(
-                            &mut self.registry.lock(),
-                            request,
-                            source,
-                            now,
-                            self.interval_secs,
-                        );
-                        self.note(&outcome, conn.remote, now);
-                        match frame.encode() {
-                            Ok(bytes) => {
-                                conn.state = State::Answer { bytes, written: 0 };
-                                None
-                            }
-                            Err(e) => {
-                                warn!("cannot encode the answer to {}: {e}", conn.remote);
-                                Some(Step::Close)
-                            }
-                        }
-                    }
-                    Ok(None) => Some(Step::Wait),
-                    Err(e) => {
-                        self.refuse_connection(conn.remote, now, &e);
-                        Some(Step::Close)
-                    }
-                },
+                State::Session(session) => {
+                    let requester = Requester {
+                        remote: conn.remote,
+                        local: conn.local,
+                    };
+                    return self.drive_session(session, &mut conn.stream, requester, now, effects);
+                }
                 State::HttpRequest(head) => match read_http(head, &mut conn.stream) {
                     Ok(true) => match stats_http::reply(head, || self.metrics(now, open)) {
                         Reply::Incomplete => None,
@@ -114,6 +157,68 @@ impl Service {
             };
             if let Some(step) = step {
                 return step;
+            }
+        }
+    }
+
+    fn drive_session(
+        &mut self,
+        session: &mut Session,
+        stream: &mut TcpStream,
+        requester: Requester,
+        now: Instant,
+        effects: &mut Effects,
+    ) -> Step {
+        let remote = requester.remote;
+        loop {
+            match flush(session, stream) {
+                Ok(true) if session.closing => return Step::Close,
+                Ok(true) => {}
+                Ok(false) => return Step::Wait,
+                Err(e) => {
+                    debug!("could not write to {remote}: {e}");
+                    return Step::Close;
+                }
+            }
+            let reader = session
+                .reader
+                .get_or_insert_with(|| FrameReader::new(MAX_REQUEST_BYTES));
+            let request = match read_request(reader, stream) {
+                Ok(Some(request)) => request,
+                Ok(None) => return Step::Wait,
+                Err(e) => {
+                    self.refuse_connection(remote, now, &e);
+                    return Step::Close;
+                }
+            };
+            let answer = request::answer(
+                &mut self.registry.lock(),
+                request,
+                requester,
+                now,
+                self.interval_secs,
+            );
+            self.note(&answer.outcome, remote, now);
+            if !matches!(answer.frame, Frame::PeerList(_)) {
+                // A leave's acknowledgement, or a refusal: the session ends with it.
+                session.closing = true;
+            }
+            if let Some(registered) = answer.registered {
+                effects.renewed = true;
+                let room = &registered.0;
+                effects.pushes.extend(
+                    answer
+                        .introductions
+                        .iter()
+                        .map(|(to, intro)| (room.clone(), *to, *intro)),
+                );
+                session.registered = Some(registered);
+            }
+            if answer.left.is_some() {
+                session.registered = None;
+            }
+            if !session.queue(&answer.frame) {
+                return Step::Close;
             }
         }
     }
@@ -180,6 +285,12 @@ impl Service {
     fn metrics(&self, now: Instant, open_connections: usize) -> String {
         stats::prometheus(&self.counters, &self.gauges(now, open_connections))
     }
+}
+
+/// Writes what the session has queued; `Ok(true)` once all of it is written.
+fn flush(session: &mut Session, stream: &mut TcpStream) -> io::Result<bool> {
+    let Session { out, written, .. } = session;
+    write_some(stream, out, written)
 }
 
 /// Reads until a whole request is in (`Some`), the socket has nothing more for now

@@ -54,7 +54,7 @@ fn serves_announces_with_a_positional_port_or_flags() {
     assert!(first.peers.is_empty());
     assert_eq!(first.interval_secs, 20, "a third of the default 60 s TTL");
     let second = tracker_client::announce(&local(addr), other, &timeouts).unwrap();
-    assert_eq!(second.peers, vec![me]);
+    assert_eq!(second.addrs(), vec![me]);
     tracker_client::leave(&local(addr), me, &timeouts).unwrap();
     let third = tracker_client::announce(&local(addr), other, &timeouts).unwrap();
     assert!(third.peers.is_empty(), "the leave took effect at once");

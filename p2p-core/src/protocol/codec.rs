@@ -4,7 +4,7 @@
 use bincode::config::{BigEndian, Configuration, Limit, Varint};
 use serde::Serialize;
 
-use super::frame::kind;
+use super::frame::{Announce, Handshake, Leave, kind};
 use super::{
     Frame, FrameBytes, HARD_MAX_FRAME_BYTES, HEADER_BYTES, PROTOCOL_VERSION, ProtocolError,
 };
@@ -30,7 +30,8 @@ impl Frame {
             Frame::Chat { text } => encode_body(text, &mut out),
             Frame::Announce(a) => encode_body(a, &mut out),
             Frame::PeerList(p) => encode_body(p, &mut out),
-            Frame::Leave { listen_addr } => encode_body(listen_addr, &mut out),
+            Frame::Leave(l) => encode_body(l, &mut out),
+            Frame::Introduce(i) => encode_body(i, &mut out),
             Frame::Ping | Frame::Goodbye | Frame::LeaveAck => Ok(()),
         };
         body?;
@@ -59,7 +60,9 @@ impl Frame {
         let frame = match kind {
             kind::HANDSHAKE => {
                 check_version(body)?;
-                Frame::Handshake(decode_body(body)?)
+                let hs: Handshake = decode_body(body)?;
+                hs.room.check()?;
+                Frame::Handshake(hs)
             }
             kind::WELCOME => {
                 check_version(body)?;
@@ -75,13 +78,18 @@ impl Frame {
             },
             kind::ANNOUNCE => {
                 check_version(body)?;
-                Frame::Announce(decode_body(body)?)
+                let announce: Announce = decode_body(body)?;
+                announce.room.check()?;
+                Frame::Announce(announce)
             }
             kind::PEER_LIST => Frame::PeerList(decode_body(body)?),
-            kind::LEAVE => Frame::Leave {
-                listen_addr: decode_body(body)?,
-            },
+            kind::LEAVE => {
+                let leave: Leave = decode_body(body)?;
+                leave.room.check()?;
+                Frame::Leave(leave)
+            }
             kind::LEAVE_ACK => empty(body, Frame::LeaveAck)?,
+            kind::INTRODUCE => Frame::Introduce(decode_body(body)?),
             other => return Err(ProtocolError::UnknownKind(other)),
         };
         Ok(frame)
@@ -238,7 +246,7 @@ pub(super) mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::protocol::{Announce, Handshake, PeerList, Welcome};
+    use crate::protocol::{How, Introduce, MAX_ROOM_BYTES, PeerEntry, PeerList, Room, Welcome};
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -250,8 +258,11 @@ pub(super) mod tests {
                 version: PROTOCOL_VERSION,
                 peer_id: 42,
                 username: "alice".into(),
-                listen_addr: addr("127.0.0.1:4000"),
+                room: Room::lobby(),
+                listen_ip: Some("127.0.0.1".parse().unwrap()),
+                listen_port: 4000,
                 connect_back: true,
+                duplex: false,
             }),
             Frame::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
@@ -268,16 +279,38 @@ pub(super) mod tests {
             },
             Frame::Announce(Announce {
                 version: PROTOCOL_VERSION,
-                listen_addr: addr("[::1]:9"),
+                room: Room::new(vec![0, 255, 7]).unwrap(),
+                listen_port: 9,
+                explicit_ip: None,
+                local_ip: "::1".parse().unwrap(),
+                behind_nat: true,
+                introduce: false,
             }),
             Frame::PeerList(PeerList {
                 interval_secs: 30,
-                peers: vec![addr("10.0.0.1:1"), addr("[fe80::1]:65535")],
+                observed: addr("192.0.2.1:9"),
+                nat: true,
+                peers: vec![
+                    PeerEntry {
+                        addr: addr("10.0.0.1:1"),
+                        nat: false,
+                    },
+                    PeerEntry {
+                        addr: addr("[fe80::1]:65535"),
+                        nat: true,
+                    },
+                ],
             }),
-            Frame::Leave {
-                listen_addr: addr("127.0.0.1:1"),
-            },
+            Frame::Leave(Leave {
+                room: Room::lobby(),
+                listen_port: 1,
+                explicit_ip: Some("127.0.0.1".parse().unwrap()),
+            }),
             Frame::LeaveAck,
+            Frame::Introduce(Introduce {
+                addr: addr("192.0.2.7:4000"),
+                how: How::Punch,
+            }),
         ]
     }
 
@@ -300,15 +333,26 @@ pub(super) mod tests {
             &[0, 0, 0, 4, 16, 2, b'h', b'i']
         );
         let hs = Frame::Handshake(Handshake {
-            version: 1,
+            version: 2,
             peer_id: 7,
             username: "a".into(),
-            listen_addr: addr("127.0.0.1:258"),
+            room: Room::new("r").unwrap(),
+            listen_ip: None,
+            listen_port: 258,
             connect_back: true,
+            duplex: true,
         });
         assert_eq!(
             hs.encode().unwrap(),
-            [0, 0, 0, 14, 1, 1, 7, 1, b'a', 0, 127, 0, 0, 1, 251, 1, 2, 1]
+            [0, 0, 0, 13, 1, 2, 7, 1, b'a', 1, b'r', 0, 251, 1, 2, 1, 1]
+        );
+        let introduce = Frame::Introduce(Introduce {
+            addr: addr("10.0.0.1:258"),
+            how: How::Punch,
+        });
+        assert_eq!(
+            introduce.encode().unwrap(),
+            [0, 0, 0, 10, 36, 0, 10, 0, 0, 1, 251, 1, 2, 1]
         );
     }
 
@@ -350,12 +394,55 @@ pub(super) mod tests {
 
     #[test]
     fn wrong_version_is_refused_before_the_body() {
-        // version 2 followed by garbage: the version is what gets reported.
-        let body = [kind::HANDSHAKE, 2, 0xff, 0xff];
+        // version 1 followed by garbage: the version is what gets reported.
+        let body = [kind::HANDSHAKE, 1, 0xff, 0xff];
         assert_eq!(
             Frame::decode(&body),
-            Err(ProtocolError::Version { got: 2, ours: 1 })
+            Err(ProtocolError::Version { got: 1, ours: 2 })
         );
+    }
+
+    /// The tracker reads requests of at most 256 bytes; an announce stays under 100 even
+    /// with a 32-byte room id and IPv6 addresses (the secure-rooms issue's).
+    #[test]
+    fn an_announce_is_under_100_bytes() {
+        let v6 = "2001:db8::1".parse().unwrap();
+        let announce = Frame::Announce(Announce {
+            version: PROTOCOL_VERSION,
+            room: Room::new(vec![0xab; 32]).unwrap(),
+            listen_port: 65535,
+            explicit_ip: Some(v6),
+            local_ip: v6,
+            behind_nat: true,
+            introduce: true,
+        });
+        let len = announce.encode().unwrap().len();
+        assert!(len < 100, "{len} bytes");
+    }
+
+    #[test]
+    fn rooms_past_the_limit_or_empty_are_refused_when_decoded() {
+        let mut hs = Handshake {
+            version: PROTOCOL_VERSION,
+            peer_id: 1,
+            username: "a".into(),
+            room: Room::lobby(),
+            listen_ip: None,
+            listen_port: 1,
+            connect_back: false,
+            duplex: false,
+        };
+        assert!(Room::new(vec![1; MAX_ROOM_BYTES]).is_ok());
+        assert!(Room::new(vec![1; MAX_ROOM_BYTES + 1]).is_err());
+        assert!(Room::new("").is_err());
+        for bad in [Room(Vec::new()), Room(vec![b'x'; MAX_ROOM_BYTES + 1])] {
+            hs.room = bad;
+            let bytes = Frame::Handshake(hs.clone()).encode().unwrap();
+            assert!(matches!(
+                Frame::decode(&bytes[4..]),
+                Err(ProtocolError::Malformed(_))
+            ));
+        }
     }
 
     #[test]

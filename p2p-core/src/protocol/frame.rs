@@ -1,11 +1,79 @@
 //! The frames of the protocol: what each carries. How they become bytes is `codec`'s
 //! business.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-/// The first frame on a peer link, sent by the connecting side (the ClientSide).
+use super::{MAX_ROOM_BYTES, ProtocolError};
+
+/// The room a peer is in: an opaque string of at most [`MAX_ROOM_BYTES`] bytes. Peers of
+/// different rooms never link (the handshake refuses them), a tracker lists a peer only to
+/// peers of its room, and the LAN discovery record carries it.
+///
+/// Today it holds the room's name as typed (`--room`, default [`Room::LOBBY`]); the
+/// secure-rooms issue puts an opaque room id (derived from the name and passphrase) in its
+/// place, without changing the wire format.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Room(pub(super) Vec<u8>);
+
+impl Room {
+    /// The room peers are in when none is given.
+    pub const LOBBY: &'static str = "lobby";
+
+    /// A room from its bytes; refuses an empty one or one longer than [`MAX_ROOM_BYTES`].
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Room, ProtocolError> {
+        let room = Room(bytes.into());
+        room.check()?;
+        Ok(room)
+    }
+
+    /// The room named `lobby`.
+    pub fn lobby() -> Room {
+        Room(Self::LOBBY.as_bytes().to_vec())
+    }
+
+    /// The room's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Checks the length rule (decoded rooms are checked before they are used).
+    pub(super) fn check(&self) -> Result<(), ProtocolError> {
+        if self.0.is_empty() || self.0.len() > MAX_ROOM_BYTES {
+            return Err(ProtocolError::Malformed(format!(
+                "a room is 1 to {MAX_ROOM_BYTES} bytes, not {}",
+                self.0.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Room {
+    fn default() -> Room {
+        Room::lobby()
+    }
+}
+
+/// A room prints as its name when that is printable UTF-8, else as hex.
+impl fmt::Display for Room {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) if !s.chars().any(char::is_control) => f.write_str(s),
+            _ => self.0.iter().try_for_each(|b| write!(f, "{b:02x}")),
+        }
+    }
+}
+
+impl fmt::Debug for Room {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Room({self})")
+    }
+}
+
+/// The first frame on a peer link, sent by the side that opens it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshake {
     /// Protocol version of the sender; always the first field, so any version can read it.
@@ -14,13 +82,30 @@ pub struct Handshake {
     pub peer_id: u64,
     /// The sender's username.
     pub username: String,
-    /// The address the sender's ServerSide can be reached at (what it advertises).
-    pub listen_addr: SocketAddr,
-    /// `true` for a *hello*: the sender asks to be listened to in return.
+    /// The sender's room: a peer of another room is refused.
+    pub room: Room,
+    /// The IP address the sender was told to advertise (`--ip`), if any. Without one, the
+    /// receiver takes the connection's source address.
+    pub listen_ip: Option<IpAddr>,
+    /// The port the sender's ServerSide listens on.
+    pub listen_port: u16,
+    /// `true` for a *hello*: the sender asks to be listened to in return (on a connection
+    /// of the receiver's own, or on this one if `duplex`).
     pub connect_back: bool,
+    /// `true` for a *duplex* link: this one connection carries both directions (the sender
+    /// cannot be connected to: it is behind a NAT router, or the link was punched).
+    pub duplex: bool,
 }
 
-/// The ServerSide's answer to an accepted [`Handshake`].
+impl Handshake {
+    /// The address the sender listens on, as seen from a connection that came from
+    /// `source`: its explicit IP if it gave one, else the source IP, with its port.
+    pub fn listen_addr(&self, source: IpAddr) -> SocketAddr {
+        SocketAddr::new(self.listen_ip.unwrap_or(source), self.listen_port)
+    }
+}
+
+/// The answer to an accepted [`Handshake`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// Protocol version of the answering peer.
@@ -31,13 +116,54 @@ pub struct Welcome {
     pub username: String,
 }
 
-/// A peer's request to a tracker: register me and tell me who else is there.
+/// A peer's request to a tracker: register me in my room and tell me who else is there.
+/// It opens (or refreshes) a tracker session: the connection stays open.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announce {
     /// Protocol version of the sender; always the first field.
     pub version: u16,
-    /// The address the announcing peer's ServerSide can be reached at.
-    pub listen_addr: SocketAddr,
+    /// The room to register in and list.
+    pub room: Room,
+    /// The port the announcing peer's ServerSide listens on.
+    pub listen_port: u16,
+    /// The IP address the peer was told to advertise (`--ip`), if any: it wins over the
+    /// address the tracker observes.
+    pub explicit_ip: Option<IpAddr>,
+    /// The peer's own address of this connection (`local_addr()` of its socket): when the
+    /// tracker sees another source address, the peer is behind a NAT router.
+    pub local_ip: IpAddr,
+    /// The peer says it cannot be connected to (behind NAT or a firewall) whatever the
+    /// addresses say.
+    pub behind_nat: bool,
+    /// Ask the tracker to introduce this peer to the listed peers that cannot be connected
+    /// to (an [`Introduce`] pushed to each): set on a session's first announce and when the
+    /// peer wants to try such peers again.
+    pub introduce: bool,
+}
+
+impl Announce {
+    /// An announce of `addr` in the lobby, its IP given explicitly (so the tracker registers
+    /// exactly `addr`): what tools and tests that speak for a peer send.
+    pub fn explicit(addr: SocketAddr) -> Announce {
+        Announce {
+            version: super::PROTOCOL_VERSION,
+            room: Room::lobby(),
+            listen_port: addr.port(),
+            explicit_ip: Some(addr.ip()),
+            local_ip: addr.ip(),
+            behind_nat: false,
+            introduce: false,
+        }
+    }
+}
+
+/// One registered peer in a [`PeerList`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// Where it listens (for a peer behind NAT: its router's address and its port).
+    pub addr: SocketAddr,
+    /// It cannot be connected to directly: it is behind a NAT router.
+    pub nat: bool,
 }
 
 /// The tracker's answer to an [`Announce`].
@@ -45,16 +171,69 @@ pub struct Announce {
 pub struct PeerList {
     /// How often, in seconds, the peer should announce again to stay registered.
     pub interval_secs: u32,
-    /// Other registered peers (never the requester), at most the tracker's response limit.
-    pub peers: Vec<SocketAddr>,
+    /// The address the tracker registered for the requester: the address others should use.
+    pub observed: SocketAddr,
+    /// The tracker takes the requester to be behind NAT.
+    pub nat: bool,
+    /// Other registered peers of the room (never the requester), at most the tracker's
+    /// response limit.
+    pub peers: Vec<PeerEntry>,
+}
+
+impl PeerList {
+    /// The listed addresses.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.peers.iter().map(|p| p.addr).collect()
+    }
+}
+
+/// How a peer that is told about another should reach it ([`Introduce`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum How {
+    /// Open a duplex link to it (this peer is behind NAT, the other is not).
+    Connect,
+    /// Both are behind NAT: connect to it at once, from the listening port, while it
+    /// connects here (TCP simultaneous open).
+    Punch,
+}
+
+/// A tracker's push on a session: a peer this one cannot be reached by on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Introduce {
+    /// The other peer's address (its router's, when behind NAT).
+    pub addr: SocketAddr,
+    /// What to do.
+    pub how: How,
+}
+
+/// A peer's request to a tracker to forget it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leave {
+    /// The room it announced in.
+    pub room: Room,
+    /// The port it announced.
+    pub listen_port: u16,
+    /// The explicit IP it announced, if any (else the source address names it).
+    pub explicit_ip: Option<IpAddr>,
+}
+
+impl Leave {
+    /// The leave of an [`Announce::explicit`] of `addr`.
+    pub fn explicit(addr: SocketAddr) -> Leave {
+        Leave {
+            room: Room::lobby(),
+            listen_port: addr.port(),
+            explicit_ip: Some(addr.ip()),
+        }
+    }
 }
 
 /// One frame of the protocol. See `docs/protocol.md` for who sends which and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// Kind 1: client to server, opens a peer link.
+    /// Kind 1: opens a peer link.
     Handshake(Handshake),
-    /// Kind 2: server to client, accepts a peer link.
+    /// Kind 2: accepts a peer link.
     Welcome(Welcome),
     /// Kind 3: either direction, refuses a link or request; the sender then closes.
     Refuse {
@@ -65,7 +244,7 @@ pub enum Frame {
     Ping,
     /// Kind 5: either direction, the sender is leaving; the link then closes.
     Goodbye,
-    /// Kind 16: server to client, one chat message of the server's user.
+    /// Kind 16: one chat message of the sender's user.
     Chat {
         /// The message text (UTF-8, at most the text limit).
         text: String,
@@ -74,13 +253,12 @@ pub enum Frame {
     Announce(Announce),
     /// Kind 33: tracker to peer, answer to an announce.
     PeerList(PeerList),
-    /// Kind 34: peer to tracker, remove this address now.
-    Leave {
-        /// The address to remove (the one announced).
-        listen_addr: SocketAddr,
-    },
+    /// Kind 34: peer to tracker, remove this registration now.
+    Leave(Leave),
     /// Kind 35: tracker to peer, the leave was done.
     LeaveAck,
+    /// Kind 36: tracker to peer, pushed on a session: reach this peer.
+    Introduce(Introduce),
 }
 
 pub(super) mod kind {
@@ -94,6 +272,7 @@ pub(super) mod kind {
     pub const PEER_LIST: u8 = 33;
     pub const LEAVE: u8 = 34;
     pub const LEAVE_ACK: u8 = 35;
+    pub const INTRODUCE: u8 = 36;
 }
 
 impl Frame {
@@ -108,8 +287,9 @@ impl Frame {
             Frame::Chat { .. } => kind::CHAT,
             Frame::Announce(_) => kind::ANNOUNCE,
             Frame::PeerList(_) => kind::PEER_LIST,
-            Frame::Leave { .. } => kind::LEAVE,
+            Frame::Leave(_) => kind::LEAVE,
             Frame::LeaveAck => kind::LEAVE_ACK,
+            Frame::Introduce(_) => kind::INTRODUCE,
         }
     }
 
@@ -124,8 +304,9 @@ impl Frame {
             Frame::Chat { .. } => "chat",
             Frame::Announce(_) => "announce",
             Frame::PeerList(_) => "peer list",
-            Frame::Leave { .. } => "leave",
+            Frame::Leave(_) => "leave",
             Frame::LeaveAck => "leave ack",
+            Frame::Introduce(_) => "introduce",
         }
     }
 }

@@ -36,14 +36,19 @@ mod validate;
 use std::sync::Arc;
 
 pub use codec::encode_chat;
-pub use frame::{Announce, Frame, Handshake, PeerList, Welcome};
+pub use frame::{
+    Announce, Frame, Handshake, How, Introduce, Leave, PeerEntry, PeerList, Room, Welcome,
+};
 pub(crate) use reader::Unchecked;
 pub use reader::{FrameReader, Incoming, READ_CHUNK, ReadError};
 pub use validate::{UsernameError, validate_text, validate_username};
 
 /// The protocol version this build speaks. A handshake or announce with another version is
 /// refused (see `docs/protocol.md`, "Versioning").
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// Longest room, in bytes (a room name today; a 32-byte room id with the secure rooms).
+pub const MAX_ROOM_BYTES: usize = 64;
 
 /// Default limit on one frame (kind byte and body), in bytes: 1 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;

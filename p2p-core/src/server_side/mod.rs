@@ -26,17 +26,15 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-pub(crate) use registry::Listeners;
-use registry::{ListenerHandle, QUEUE_ITEM_OVERHEAD, Refusal};
+use registry::QUEUE_ITEM_OVERHEAD;
+pub(crate) use registry::{ListenerHandle, Listeners, Refusal};
 
 use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::fanout::{Bell, Cursor};
-use crate::net::{AcceptWaker, Acceptor, read_frame_before, write_frame};
+use crate::link;
+use crate::net::{AcceptWaker, Acceptor, write_frame};
 use crate::node::Node;
-use crate::protocol::{
-    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, MAX_UPSTREAM_FRAME_BYTES,
-    PROTOCOL_VERSION, ReadError, Welcome, validate_username,
-};
+use crate::protocol::{Frame, FrameReader, Handshake, MAX_UPSTREAM_FRAME_BYTES, ReadError};
 use crate::threads::Role;
 
 /// Bytes a listener thread buffers before writing to the socket.
@@ -49,16 +47,31 @@ const IDLE_YIELDS: usize = 2;
 /// thread from writing.
 const MAX_UPSTREAM_READS: usize = 8;
 
-/// What the ServerSide does with a hello (a handshake that asks to be listened to in
-/// return), given the handshake and the address it came from. The peer wires it to the
-/// ClientSide.
-pub(crate) type OnHello = Arc<dyn Fn(&Handshake, SocketAddr) + Send + Sync>;
+/// What the ServerSide hands to the rest of the peer: the peer wires these to the
+/// ClientSide and the mesh (`peer.rs`), so that this module knows neither.
+pub(crate) trait Hooks: Send + Sync {
+    /// A one-way listener greeted this peer with a hello (`hs`, from `remote`): listen back.
+    fn hello(&self, hs: &Handshake, remote: SocketAddr);
+    /// A handshake asked for a duplex link: this one connection carries both directions.
+    /// The hook owns the connection from here on (and answers the handshake).
+    fn duplex(
+        &self,
+        stream: Arc<TcpStream>,
+        hs: Handshake,
+        reader: FrameReader,
+        remote: SocketAddr,
+    );
+    /// `Some` hook that takes over a connection accepted from `remote` when it is the
+    /// other end of a punch on which this peer sends the handshake (the other peer's
+    /// connection reached our listener rather than our own attempt).
+    fn punched(&self, remote: SocketAddr) -> Option<Box<dyn FnOnce(Arc<TcpStream>) + Send>>;
+}
 
 /// Everything a thread of the ServerSide reaches.
 struct Server {
     node: Arc<Node>,
     listeners: Arc<Listeners>,
-    on_hello: OnHello,
+    hooks: Arc<dyn Hooks>,
 }
 
 /// Starts the accept thread on `listener`; the waker it returns ends the thread's wait at
@@ -66,14 +79,14 @@ struct Server {
 pub(crate) fn spawn_accept(
     node: &Arc<Node>,
     listeners: &Arc<Listeners>,
-    on_hello: OnHello,
+    hooks: Arc<dyn Hooks>,
     listener: TcpListener,
 ) -> std::io::Result<AcceptWaker> {
     let (acceptor, waker) = Acceptor::new(listener)?;
     let server = Arc::new(Server {
         node: Arc::clone(node),
         listeners: Arc::clone(listeners),
-        on_hello,
+        hooks,
     });
     node.threads
         .spawn("p2p-accept", move || accept_loop(&server, acceptor))?;
@@ -124,58 +137,35 @@ fn accept_loop(server: &Arc<Server>, mut acceptor: Acceptor) {
 /// The life of one inbound connection: handshake, then writing to the listener.
 fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
     let Server {
-        node, listeners, ..
+        node,
+        listeners,
+        hooks,
     } = server;
     // One descriptor per connection: the socket is shared, never duplicated.
     let stream = Arc::new(stream);
+    let _ = stream.set_nodelay(true);
+    if let Some(take) = hooks.punched(remote) {
+        return take(stream);
+    }
     // While handshaking this thread blocks in reads: shutdown wakes it like a reader.
     let Some(handshaking) = node.threads.register(&stream, Role::Reader) else {
         return;
     };
-    let _ = stream.set_nodelay(true);
-    // A stranger may send a handshake and nothing larger: what it can make this thread
-    // buffer is small whatever length it announces (and only what it actually sends).
-    let max_frame = node.config.limits.max_frame_bytes;
-    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
-    let deadline = Instant::now() + node.config.timeouts.handshake;
-    let hs = match read_frame_before(&stream, &mut reader, deadline) {
-        Ok(Frame::Handshake(hs)) => hs,
-        Ok(other) => {
-            return refuse(
-                &stream,
-                remote,
-                &format!("expected a handshake, got a {} frame", other.name()),
-            );
-        }
-        Err(e) if e.is_timeout() => {
-            return refuse(&stream, remote, "no handshake within the handshake timeout");
-        }
-        Err(ReadError::Protocol(e)) => {
-            return refuse(&stream, remote, &e.to_string());
-        }
-        Err(e) => {
-            info!("closed connection from {remote}: {e}");
+    let (hs, mut reader) = match link::read_handshake(node, &stream) {
+        Ok(taken) => taken,
+        Err(link::Refusal::Refuse(reason)) => return refuse(&stream, remote, &reason),
+        Err(link::Refusal::Close(why)) => {
+            info!("closed connection from {remote}: {why}");
             return;
         }
     };
-    if let Err(e) = validate_username(&hs.username) {
-        return refuse(&stream, remote, &format!("invalid username: {e}"));
-    }
-    let welcome = Frame::Welcome(Welcome {
-        version: PROTOCOL_VERSION,
-        peer_id: node.peer_id,
-        username: node.config.username.clone(),
-    });
-    if hs.peer_id == node.peer_id {
-        // Our own ClientSide reached us: let it see our id and close.
-        debug!("connection from {remote} is this peer itself: closing it");
-        let _ = write_frame(&stream, &welcome);
-        return;
+    drop(handshaking);
+    if hs.duplex {
+        return hooks.duplex(stream, hs, reader, remote);
     }
     if listeners.has_peer(hs.peer_id) {
         return refuse(&stream, remote, "this peer already listens here");
     }
-    drop(handshaking);
     // From now on the listener sends only keep-alives and a goodbye.
     reader.set_max_frame(MAX_UPSTREAM_FRAME_BYTES);
     let Some(_socket) = node.threads.register(&stream, Role::Writer) else {
@@ -185,7 +175,7 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
     // after the welcome, in order.
     let info = PeerInfo {
         username: hs.username.clone(),
-        addr: hs.listen_addr,
+        addr: hs.listen_addr(remote.ip()),
     };
     let (handle, cursor) = match listeners.join(info, hs.peer_id, &stream, &node.stop) {
         Ok(joined) => joined,
@@ -194,7 +184,7 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
             return refuse(&stream, remote, "this peer already listens here");
         }
     };
-    if let Err(e) = write_frame(&stream, &welcome) {
+    if let Err(e) = link::welcome(node, &stream) {
         listeners.remove(&handle);
         info!("closed connection from {remote}: cannot send welcome: {e}");
         return;
@@ -206,9 +196,9 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
         let _ = write_frame(&stream, &Frame::Ping);
     });
     if hs.connect_back {
-        (server.on_hello)(&hs, remote);
+        hooks.hello(&hs, remote);
     }
-    let reason = write_loop(node, listeners, &stream, &handle, cursor, reader);
+    let reason = write_loop(node, listeners, &stream, &handle, cursor, Some(reader));
     listeners.remove(&handle);
     let reason = if handle.overflowed.load(Ordering::SeqCst) {
         Departure::Overflow
@@ -225,23 +215,21 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
 
 fn refuse(stream: &TcpStream, remote: SocketAddr, reason: &str) {
     info!("refused connection from {remote}: {reason}");
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
-    let _ = write_frame(
-        stream,
-        &Frame::Refuse {
-            reason: reason.to_owned(),
-        },
-    );
+    link::refuse(stream, reason);
 }
 
 /// Writes the log's frames to one listener until the link ends; returns why it ended.
-fn write_loop(
+///
+/// With `upstream`, it also reads what the listener sends up (keep-alives, a goodbye)
+/// between writes and ends the link when the listener falls silent; a duplex link gives
+/// none, as its reader thread reads everything that arrives.
+pub(crate) fn write_loop(
     node: &Node,
     listeners: &Listeners,
     stream: &TcpStream,
     handle: &ListenerHandle,
     mut cursor: Cursor,
-    mut upstream: FrameReader,
+    mut upstream: Option<FrameReader>,
 ) -> Departure {
     let timeouts = &node.config.timeouts;
     let bell = &listeners.bell;
@@ -300,13 +288,15 @@ fn write_loop(
             continue;
         }
         last_check = now;
-        match poll_upstream(stream, &mut upstream) {
-            Ok(true) => last_heard = now,
-            Ok(false) => {}
-            Err(departure) => return departure,
-        }
-        if now.duration_since(last_heard) > timeouts.peer {
-            return Departure::TimedOut;
+        if let Some(upstream) = upstream.as_mut() {
+            match poll_upstream(stream, upstream) {
+                Ok(true) => last_heard = now,
+                Ok(false) => {}
+                Err(departure) => return departure,
+            }
+            if now.duration_since(last_heard) > timeouts.peer {
+                return Departure::TimedOut;
+            }
         }
         if now.duration_since(last_write) >= timeouts.keepalive {
             match out.write_all(&ping).and_then(|()| out.flush()) {

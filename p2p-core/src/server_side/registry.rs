@@ -88,8 +88,8 @@ impl Counter {
 
 /// What the sending side holds of one listener.
 #[derive(Debug)]
-pub(super) struct ListenerHandle {
-    pub(super) info: PeerInfo,
+pub(crate) struct ListenerHandle {
+    pub(crate) info: PeerInfo,
     peer_id: u64,
     /// Bytes of the log (with the per-message overhead) this listener's thread has taken
     /// since it joined.
@@ -100,7 +100,7 @@ pub(super) struct ListenerHandle {
     /// `appended` when this listener joined: `appended - joined_at - taken` is how far it
     /// is behind.
     joined_at: u64,
-    pub(super) overflowed: AtomicBool,
+    pub(crate) overflowed: AtomicBool,
     /// Raised when the listener is taken out of the registry: its thread must stop.
     pub(super) removed: AtomicBool,
     /// The socket, shared, to cut a listener off without waiting for its thread.
@@ -119,7 +119,7 @@ impl ListenerHandle {
 type Taking = (Arc<ListenerHandle>, u64);
 
 /// Why a listener could not be registered.
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     /// A listener with this peer id is registered already.
     Duplicate,
     /// The peer is shutting down.
@@ -132,13 +132,13 @@ impl Listeners {
         lock(&self.list).iter().map(|h| h.info.clone()).collect()
     }
 
-    pub(super) fn has_peer(&self, peer_id: u64) -> bool {
+    pub(crate) fn has_peer(&self, peer_id: u64) -> bool {
         lock(&self.list).iter().any(|h| h.peer_id == peer_id)
     }
 
     /// Registers a listener, with a cursor at the end of the log: whatever is sent from now
     /// on reaches it, in order.
-    pub(super) fn join(
+    pub(crate) fn join(
         &self,
         info: PeerInfo,
         peer_id: u64,
@@ -170,7 +170,7 @@ impl Listeners {
         Ok((handle, log.tail.cursor()))
     }
 
-    pub(super) fn remove(&self, handle: &Arc<ListenerHandle>) {
+    pub(crate) fn remove(&self, handle: &Arc<ListenerHandle>) {
         {
             let mut list = lock(&self.list);
             list.retain(|h| !Arc::ptr_eq(h, handle));

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION, PeerList};
+use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION, PeerList, Room};
 use p2p_core::{Departure, Event, Mode, Peer, PeerConfig, PeerInfo, Timeouts};
 use tracker::{Tracker, TrackerConfig};
 
@@ -37,6 +37,7 @@ pub fn fast_timeouts() -> Timeouts {
         keepalive: Duration::from_millis(100),
         peer: Duration::from_millis(600),
         tick: Duration::from_millis(50),
+        punch: Duration::from_secs(5),
         stall: Duration::from_secs(5),
     }
 }
@@ -206,8 +207,11 @@ impl RawConn {
             version: PROTOCOL_VERSION,
             peer_id,
             username: name.into(),
-            listen_addr,
+            room: Room::lobby(),
+            listen_ip: Some(listen_addr.ip()),
+            listen_port: listen_addr.port(),
             connect_back: false,
+            duplex: false,
         }));
         self.recv().expect("an answer to the handshake")
     }
@@ -378,9 +382,10 @@ pub fn example(name: &str) -> std::path::PathBuf {
 }
 
 /// A tracker frozen after its first answer: it answers the first announce (asking for a
-/// re-announce every `interval_secs`), then accepts every connection and never answers,
-/// holding them open, as a tracker stopped with SIGSTOP does (the kernel still completes
-/// its connections). Each accepted connection after the first is reported on `frozen`.
+/// re-announce every `interval_secs`), then answers nothing more, on that session or on any
+/// connection it accepts and holds open, as a tracker stopped with SIGSTOP does (the kernel
+/// still completes its connections). Each accepted connection after the first is reported
+/// on `frozen`, and so is the session's first re-announce.
 pub struct FrozenTracker {
     pub addr: SocketAddr,
     pub frozen: Receiver<()>,
@@ -388,6 +393,22 @@ pub struct FrozenTracker {
 }
 
 pub fn frozen_tracker(interval_secs: u32) -> FrozenTracker {
+    fake_tracker(interval_secs, true)
+}
+
+/// A tracker that answers a peer's first announce, then closes that session, and from then
+/// on accepts connections and never answers, holding them open (each is reported on
+/// `frozen`): the peer opens its session again and waits for an answer, and a leave made
+/// on a fresh connection waits out its deadline.
+pub fn dropping_tracker() -> FrozenTracker {
+    fake_tracker(3600, false)
+}
+
+/// A tracker that answers the first announce (asking for a re-announce every
+/// `interval_secs`) and nothing after: with `keep_session`, it holds that session open and
+/// reports its re-announce on `frozen`; without, it closes it. Every later connection is
+/// held open, unanswered, and reported.
+fn fake_tracker(interval_secs: u32, keep_session: bool) -> FrozenTracker {
     let listener = TcpListener::bind(loopback(0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let held = Arc::new(Mutex::new(Vec::new()));
@@ -402,10 +423,20 @@ pub fn frozen_tracker(interval_secs: u32) -> FrozenTracker {
         };
         let answer = Frame::PeerList(PeerList {
             interval_secs,
+            observed: loopback(1),
+            nat: false,
             peers: Vec::new(),
         });
         p2p_core::net::write_frame(&first, &answer).unwrap();
-        drop(first);
+        if keep_session {
+            // Unanswered from now on, as with SIGSTOP; its re-announce is reported.
+            if let Ok(Frame::Announce(_)) = reader.read_frame(&mut &first) {
+                let _ = tx.send(());
+            }
+            keep.lock().unwrap().push(first);
+        } else {
+            drop(first);
+        }
         for conn in listener.incoming() {
             let Ok(conn) = conn else { return };
             keep.lock().unwrap().push(conn);

@@ -10,7 +10,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use p2p_core::protocol::{MAX_USERNAME_CHARS, UsernameError, validate_username};
+use p2p_core::protocol::{
+    MAX_ROOM_BYTES, MAX_USERNAME_CHARS, Room, UsernameError, validate_username,
+};
 
 /// Which tab of the connection details is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -21,6 +23,8 @@ pub enum Tab {
     Automatic,
     /// To given peers.
     Manual,
+    /// The room's peers on the local network, found by multicast DNS.
+    Lan,
 }
 
 /// What the form holds, as typed. Also what the command line prefills, and what the
@@ -30,8 +34,10 @@ pub enum Tab {
 pub struct Form {
     /// Username.
     pub username: String,
-    /// The address advertised to others.
+    /// The address advertised to others; empty: automatic (the address the others see).
     pub ip: String,
+    /// The room: only peers of the same room link.
+    pub room: String,
     /// The port to listen on.
     pub port: String,
     /// The tab shown.
@@ -52,7 +58,8 @@ impl Default for Form {
     fn default() -> Self {
         Form {
             username: String::new(),
-            ip: "127.0.0.1".into(),
+            ip: String::new(),
+            room: Room::LOBBY.into(),
             port: "0".into(),
             tab: Tab::Automatic,
             tracker_ip: "127.0.0.1".into(),
@@ -69,8 +76,10 @@ impl Default for Form {
 pub struct Request {
     /// The username.
     pub username: String,
-    /// The address advertised to the others.
-    pub ip: IpAddr,
+    /// The address advertised to the others; `None`: the one they see (automatic).
+    pub ip: Option<IpAddr>,
+    /// The room.
+    pub room: Room,
     /// The port to listen on (0: any free port).
     pub port: u16,
     /// How to join.
@@ -88,6 +97,8 @@ pub enum Join {
     Tracker(String),
     /// Start a tracker inside the app on this port, then join through it.
     HostTracker(u16),
+    /// Find the room's peers on the local network.
+    Lan,
 }
 
 /// Why a field is invalid.
@@ -115,6 +126,8 @@ pub enum FieldError {
     BadHost,
     /// This entry is not `host:port`.
     BadPeer(String),
+    /// Longer than the limit, in bytes of UTF-8.
+    TooLongBytes(usize),
 }
 
 /// The result of checking the form: an error per field, or the request it makes.
@@ -124,6 +137,8 @@ pub struct Checked {
     pub username: Option<FieldError>,
     /// IP error.
     pub ip: Option<FieldError>,
+    /// Room error.
+    pub room: Option<FieldError>,
     /// Port error.
     pub port: Option<FieldError>,
     /// Tracker host error.
@@ -150,12 +165,31 @@ pub fn check_username(value: &str) -> Result<String, FieldError> {
     }
 }
 
-/// The advertised address: an IPv4 or IPv6 address, white space around it ignored.
-pub fn check_ip(value: &str) -> Result<IpAddr, FieldError> {
+/// The advertised address: empty for automatic (the address the others see), or an IPv4
+/// or IPv6 address, white space around it ignored.
+pub fn check_ip(value: &str) -> Result<Option<IpAddr>, FieldError> {
     match value.trim() {
-        "" => Err(FieldError::Required),
-        ip => ip.parse().map_err(|_| FieldError::BadIp),
+        "" => Ok(None),
+        ip => ip.parse().map(Some).map_err(|_| FieldError::BadIp),
     }
+}
+
+/// The room: 1 to [`MAX_ROOM_BYTES`] bytes, no control characters, no white space at either
+/// end.
+pub fn check_room(value: &str) -> Result<Room, FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::Required);
+    }
+    if value.len() > MAX_ROOM_BYTES {
+        return Err(FieldError::TooLongBytes(MAX_ROOM_BYTES));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::ControlCharacter);
+    }
+    if value.trim() != value {
+        return Err(FieldError::SurroundingSpace);
+    }
+    Room::new(value).map_err(|_| FieldError::Required)
 }
 
 /// A port number from `low` to 65535, digits only (no sign, no spaces inside).
@@ -244,7 +278,18 @@ impl Request {
     /// This is the one place that names conversations: it becomes the room once peers join
     /// rooms.
     pub fn conversation_key(&self) -> String {
+        let key = self.place_key();
+        if self.room == Room::lobby() {
+            key
+        } else {
+            format!("{key} room {}", self.room)
+        }
+    }
+
+    /// Where one joins, for [`conversation_key`](Request::conversation_key).
+    fn place_key(&self) -> String {
         match &self.join {
+            Join::Lan => "lan".to_owned(),
             Join::Tracker(addr) => format!("tracker {addr}"),
             Join::HostTracker(port) => format!("tracker 127.0.0.1:{port}"),
             Join::Manual(peers) => {
@@ -268,6 +313,7 @@ impl Form {
             .map_err(|e| c.username = Some(e))
             .ok();
         let ip = check_ip(&self.ip).map_err(|e| c.ip = Some(e)).ok();
+        let room = check_room(&self.room).map_err(|e| c.room = Some(e)).ok();
         let port = check_port(&self.port, 0).map_err(|e| c.port = Some(e)).ok();
         let join = if self.alone {
             Some(Join::Alone)
@@ -290,12 +336,16 @@ impl Form {
                     .map(Join::Manual)
                     .map_err(|e| c.peers = Some(e))
                     .ok(),
+                Tab::Lan => Some(Join::Lan),
             }
         };
-        if let (Some(username), Some(ip), Some(port), Some(join)) = (username, ip, port, join) {
+        if let (Some(username), Some(ip), Some(room), Some(port), Some(join)) =
+            (username, ip, room, port, join)
+        {
             c.request = Some(Request {
                 username,
                 ip,
+                room,
                 port,
                 join,
             });
@@ -336,10 +386,14 @@ mod tests {
     }
 
     #[test]
-    fn ips_are_addresses_of_either_family() {
-        assert_eq!(check_ip(" 10.0.0.2 "), Ok("10.0.0.2".parse().unwrap()));
-        assert_eq!(check_ip("::1"), Ok("::1".parse().unwrap()));
-        assert_eq!(check_ip("  "), Err(FieldError::Required));
+    fn ips_are_addresses_of_either_family_or_automatic() {
+        assert_eq!(
+            check_ip(" 10.0.0.2 "),
+            Ok(Some("10.0.0.2".parse().unwrap()))
+        );
+        assert_eq!(check_ip("::1"), Ok(Some("::1".parse().unwrap())));
+        assert_eq!(check_ip("  "), Ok(None), "empty: automatic");
+        assert_eq!(Form::default().ip, "", "automatic is the default");
         assert_eq!(check_ip("1.2.3"), Err(FieldError::BadIp));
         assert_eq!(check_ip("localhost"), Err(FieldError::BadIp));
     }
@@ -519,13 +573,48 @@ mod tests {
     }
 
     #[test]
+    fn rooms_are_one_to_64_bytes_without_control_characters_or_surrounding_space() {
+        assert_eq!(check_room("lobby"), Ok(Room::lobby()));
+        assert_eq!(check_room("sala 3 ☕"), Ok(Room::new("sala 3 ☕").unwrap()));
+        assert_eq!(check_room(""), Err(FieldError::Required));
+        assert_eq!(
+            check_room(&"é".repeat(33)),
+            Err(FieldError::TooLongBytes(64))
+        );
+        assert_eq!(check_room("a\tb"), Err(FieldError::ControlCharacter));
+        assert_eq!(check_room(" a"), Err(FieldError::SurroundingSpace));
+        let f = Form {
+            tab: Tab::Lan,
+            ..form()
+        };
+        let request = f.check().request.unwrap();
+        assert_eq!((request.join, request.ip), (Join::Lan, None));
+        let f = Form {
+            room: String::new(),
+            ..f
+        };
+        assert_eq!(f.check().room, Some(FieldError::Required));
+        assert!(f.check().request.is_none());
+    }
+
+    #[test]
     fn each_way_of_joining_names_its_conversation() {
         let request = |join| Request {
             username: "alice".into(),
-            ip: "127.0.0.1".parse().unwrap(),
+            ip: Some("127.0.0.1".parse().unwrap()),
+            room: Room::lobby(),
             port: 7001,
             join,
         };
+        assert_eq!(request(Join::Lan).conversation_key(), "lan");
+        assert_eq!(
+            Request {
+                room: Room::new("attic").unwrap(),
+                ..request(Join::Lan)
+            }
+            .conversation_key(),
+            "lan room attic"
+        );
         assert_eq!(
             request(Join::Tracker("10.0.0.1:7000".into())).conversation_key(),
             "tracker 10.0.0.1:7000"

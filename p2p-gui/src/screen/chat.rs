@@ -443,6 +443,9 @@ impl Chat {
                 Event::ConnectFailed { addr, reason } => {
                     tasks.push(self.notice(fill(s.connect_failed, &[&addr, &reason])));
                 }
+                Event::Unreachable { addr, reason } => {
+                    tasks.push(self.notice(fill(s.unreachable, &[&addr, &reason])));
+                }
                 Event::TrackerUnreachable { reason } => {
                     self.tracker_lost = true;
                     tasks.push(self.notice(fill(s.tracker_unreachable, &[&reason])));

@@ -20,6 +20,7 @@ pub fn describe_field_error(error: &FieldError, s: &Strings) -> String {
     match error {
         FieldError::Required => s.err_required.into(),
         FieldError::TooLong(max) => fill(s.err_too_long, &[max]),
+        FieldError::TooLongBytes(max) => fill(s.err_too_long_bytes, &[max]),
         FieldError::ControlCharacter => s.err_control.into(),
         FieldError::InvisibleCharacter(c) => {
             fill(s.err_invisible, &[&format_args!("U+{:04X}", u32::from(*c))])
@@ -63,8 +64,10 @@ pub enum Message {
     Username(String),
     /// Typed in IP address.
     Ip(String),
-    /// Picked an address from the list.
-    PickIp(String),
+    /// Picked an address (or automatic) from the list.
+    PickIp(IpChoice),
+    /// Typed in Room.
+    Room(String),
     /// Typed in Port.
     Port(String),
     /// Chose a tab.
@@ -87,6 +90,24 @@ pub enum Message {
     Cancel,
     /// Cancelled a start under way: the form is editable again at once.
     CancelStart,
+}
+
+/// An entry of the IP field's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpChoice {
+    /// Automatic: the field left empty (shown in the window's language).
+    Automatic(&'static str),
+    /// One of this machine's addresses.
+    Address(String),
+}
+
+impl std::fmt::Display for IpChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpChoice::Automatic(label) => f.write_str(label),
+            IpChoice::Address(ip) => f.write_str(ip),
+        }
+    }
 }
 
 /// What the root must do after an update.
@@ -138,7 +159,9 @@ impl Connect {
         let f = &mut self.form;
         match message {
             Message::Username(v) => f.username = v,
-            Message::Ip(v) | Message::PickIp(v) => f.ip = v,
+            Message::Ip(v) | Message::PickIp(IpChoice::Address(v)) => f.ip = v,
+            Message::PickIp(IpChoice::Automatic(_)) => f.ip.clear(),
+            Message::Room(v) => f.room = v,
             Message::Port(v) => f.port = v,
             Message::Tab(tab) => f.tab = tab,
             Message::TrackerIp(v) => f.tracker_ip = v,
@@ -178,9 +201,11 @@ impl Connect {
         let editable = !working;
         let joining = editable && !f.alone;
 
+        let mut choices = vec![IpChoice::Automatic(s.automatic_ip)];
+        choices.extend(self.addresses.iter().cloned().map(IpChoice::Address));
         let ip_field = row![
-            input("ip", "127.0.0.1", &f.ip, Message::Ip, editable),
-            pick_list(self.addresses.as_slice(), None::<&String>, Message::PickIp)
+            input("ip", s.automatic_ip, &f.ip, Message::Ip, editable),
+            pick_list(choices, None::<IpChoice>, Message::PickIp)
                 .placeholder(s.choose_address)
                 .width(Length::Shrink),
         ]
@@ -219,7 +244,12 @@ impl Connect {
                     button::secondary
                 })
         };
-        let tabs = row![tab(s.automatic, Tab::Automatic), tab(s.manual, Tab::Manual)].spacing(4);
+        let tabs = row![
+            tab(s.automatic, Tab::Automatic),
+            tab(s.manual, Tab::Manual),
+            tab(s.local_network, Tab::Lan),
+        ]
+        .spacing(4);
 
         let details: Element<'_, Message> = match f.tab {
             Tab::Automatic => {
@@ -259,6 +289,9 @@ impl Connect {
                 .spacing(10)
                 .into()
             }
+            Tab::Lan => column![text(s.lan_help).size(13).style(text::secondary)]
+                .spacing(10)
+                .into(),
             Tab::Manual => column![
                 field(
                     s.peers,
@@ -298,9 +331,16 @@ impl Connect {
                 .into()
         };
 
+        let room = field(
+            s.room,
+            input("room", s.room_hint, &f.room, Message::Room, joining),
+            &checked.room,
+            s,
+        );
         let form = column![
             personal,
             heading(s.connection_details),
+            room,
             tabs,
             container(details)
                 .padding(12)
@@ -322,7 +362,10 @@ impl Connect {
             let addr = checked
                 .request
                 .as_ref()
-                .map_or_else(String::new, |r| join_host_port(&r.ip.to_string(), r.port));
+                .map_or_else(String::new, |r| match r.ip {
+                    Some(ip) => join_host_port(&ip.to_string(), r.port),
+                    None => format!("{}:{}", s.automatic_ip, r.port),
+                });
             let dialog = container(
                 column![
                     text(s.confirm_alone_title).size(18),

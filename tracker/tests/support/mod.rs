@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use p2p_core::net::{read_frame_before, write_frame};
-use p2p_core::protocol::{Announce, Frame, FrameReader, PROTOCOL_VERSION};
+use p2p_core::protocol::{Announce, Frame, FrameReader};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracker::{Tracker, TrackerConfig};
 
@@ -37,10 +37,7 @@ pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> io::Result<TcpStream> {
 
 /// An announce of `listen_addr`.
 pub fn announce(listen_addr: SocketAddr) -> Frame {
-    Frame::Announce(Announce {
-        version: PROTOCOL_VERSION,
-        listen_addr,
-    })
+    Frame::Announce(Announce::explicit(listen_addr))
 }
 
 /// Sends `request` on `stream` and reads the answer.
