@@ -42,6 +42,8 @@ use p2p_core::dht::{DhtConfig, DhtEngine, DhtEvent, InfoHash};
 use p2p_core::{Timeouts, tracker_client};
 use tracker::{Tracker, TrackerConfig};
 
+/// The room the tracker's announces are made in (any 16 bytes: a tracker sees rooms' ids).
+const ROOM: p2p_core::protocol::Room = p2p_core::protocol::Room::from_bytes([7; 16]);
 const ROUNDS: usize = 3;
 const PATIENCE: Duration = Duration::from_secs(120);
 /// How long a round waits for every engine to have found every other itself.
@@ -91,7 +93,7 @@ fn tracker_round(n: usize) -> (Vec<Duration>, Duration) {
                 let me = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 50_000 + i as u16);
                 barrier.wait();
                 let started = Instant::now();
-                tracker_client::announce(&addr, me, &Timeouts::default()).unwrap();
+                tracker_client::announce(&addr, ROOM, me, &Timeouts::default()).unwrap();
                 (started, started.elapsed())
             })
         })

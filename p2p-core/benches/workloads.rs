@@ -21,7 +21,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use p2p_core::protocol::Room;
 use p2p_core::{Batch, Event, Mode, Peer, PeerConfig};
+
+/// The room the tracker workload announces in (any 16 bytes: a tracker sees rooms' ids).
+const ROOM: Room = Room::from_bytes([7; 16]);
 use tracker::{Tracker, TrackerConfig};
 
 // ---------------------------------------------------------------------------------------
@@ -1047,7 +1051,7 @@ fn tracker_rate() {
                             format!("127.0.{}.{}:{}", c + 1, 1 + i % 200, 1000 + i)
                                 .parse()
                                 .unwrap();
-                        p2p_core::tracker_client::announce(&addr.to_string(), me, &timeouts)
+                        p2p_core::tracker_client::announce(&addr.to_string(), ROOM, me, &timeouts)
                             .unwrap();
                     }
                 })

@@ -1,29 +1,46 @@
 //! The terminal peer: the embedding example and the headless client.
 //!
 //! ```text
-//! chat --username NAME --port PORT [--ip IP] [--room ROOM]
+//! chat --username NAME --port PORT [--ip IP] [--room ROOM] [--data-dir DIR]
+//!      [--passphrase-file FILE]
 //!      (--tracker HOST:PORT | --peers "HOST:PORT ..." | --alone | --lan)
 //! ```
 //!
-//! Each line of standard input is sent to every listener; end of input, `/quit`, SIGINT
-//! (Ctrl+C) or SIGTERM leaves cleanly (goodbyes, tracker leave, every thread of the peer
-//! joined, exit status 0); a second signal while leaving ends the process at once. Each message received is printed to standard output as `[NAME]: TEXT`, one
-//! line, flushed at once (control characters in the text are escaped so that it stays one
-//! line). Everything else (the `listening on IP:PORT` line: the address others should use
-//! where it is known, else the bound one; notices, logs) goes to standard error. Exit status: 0 after a clean leave, 1 when the peer cannot start, 2 for bad
-//! arguments, each with one line on standard error.
+//! Each line of standard input is sent to every listener (a line longer than the text limit
+//! is not sent: one line on standard error says so, and the next lines go on); end of
+//! input, `/quit`, SIGINT (Ctrl+C) or SIGTERM leaves cleanly (goodbyes, tracker leave, every
+//! thread of the peer joined, exit status 0); a second signal while leaving ends the process
+//! at once. Each message received is printed to standard output as `[NAME]: TEXT`, one
+//! line, flushed at once (control characters, invisible formatting characters such as
+//! bidirectional overrides, and line separators in the text are escaped, so that it stays
+//! one line and prints as sent). Everything else goes to standard error: the
+//! `listening on IP:PORT` line (the address others should use where it is known, else the
+//! bound one), the `identity FINGERPRINT` line (this installation's key, which the others
+//! see beside its name), a line starting with `! ` when a known username arrives with
+//! another identity key, notices and logs. Exit status: 0 after a clean leave, 1 when the
+//! peer cannot start (port in use, tracker unreachable, wrong passphrase in manual mode, a
+//! damaged identity key file), 2 for bad arguments (an empty or unreadable passphrase
+//! included), each with one line on standard error.
+//!
+//! The passphrase of a closed room comes from the first line of `--passphrase-file`, else
+//! from the environment variable `P2P_PASSPHRASE`; never from the command line, which other
+//! users of the machine can read. The identity key and the known peers live in `--data-dir`
+//! (default: the platform's data directory, such as `~/.local/share/p2p-chat`).
 
 use std::io::{self, BufRead, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 
 use clap::{ArgGroup, Parser};
 use crossbeam_channel::{Receiver, Sender, select};
-use p2p_core::protocol::{Room, validate_username};
-use p2p_core::{Batch, Error, Event, Events, Mode, Peer, PeerConfig};
+use p2p_core::protocol::{DEFAULT_MAX_TEXT_BYTES, validate_username};
+use p2p_core::secure::{Identity, Passphrase, default_data_dir};
+use p2p_core::{Batch, Error, Event, Events, Mode, Peer, PeerConfig, RoomName};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
@@ -40,9 +57,17 @@ struct Cli {
     /// Without it, others use the address they see this peer at.
     #[arg(long)]
     ip: Option<IpAddr>,
-    /// The room: only peers of the same room link.
-    #[arg(long, default_value = Room::LOBBY, value_parser = parse_room)]
-    room: Room,
+    /// The room: only peers of the same room (and passphrase) link.
+    #[arg(long, default_value = RoomName::LOBBY)]
+    room: RoomName,
+    /// Where this installation's identity key and known peers are kept (default: the
+    /// platform's data directory).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Read the room's passphrase from the first line of FILE (else from the environment
+    /// variable P2P_PASSPHRASE; without either, the room is open).
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
     /// Join through the tracker at HOST:PORT (listen to everyone, and be listened to).
     #[arg(long, value_name = "HOST:PORT")]
     tracker: Option<String>,
@@ -57,16 +82,20 @@ struct Cli {
     lan: bool,
 }
 
-fn parse_room(name: &str) -> Result<Room, String> {
-    Room::new(name).map_err(|e| e.to_string())
-}
-
 impl Cli {
-    fn config(&self) -> PeerConfig {
+    fn config(
+        &self,
+        passphrase: Option<Passphrase>,
+        identity: Identity,
+        data_dir: PathBuf,
+    ) -> PeerConfig {
         let mut config = PeerConfig::new(self.username.clone());
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port);
         config.advertise_ip = self.ip;
         config.room = self.room.clone();
+        config.passphrase = passphrase;
+        config.identity = Some(identity);
+        config.data_dir = Some(data_dir);
         config.mode = match (&self.tracker, &self.peers) {
             (Some(tracker), _) => Mode::Tracker(tracker.clone()),
             (None, Some(peers)) => {
@@ -79,14 +108,19 @@ impl Cli {
     }
 }
 
-/// Escapes control characters so that a message prints as one line.
+/// Escapes what would break a message's line or change how the terminal shows it: control
+/// characters (Unicode Cc: newlines, escapes), invisible formatting characters (Cf: a
+/// right-to-left override would turn the rest of the line around, and the next lines'
+/// names with it), line and paragraph separators (Zl, Zp).
 fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+        match c.general_category() {
+            GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator => out.extend(c.escape_default()),
+            _ => out.push(c),
         }
     }
     out
@@ -95,7 +129,7 @@ fn one_line(text: &str) -> String {
 /// Prints events until the peer's channel disconnects (when the peer is dropped). Messages
 /// are read a batch at a time (all that one read from one link brought) and flushed once
 /// per batch, so a burst costs one write to standard output, not one per line.
-fn print_events(events: &Events) {
+fn print_events(events: &Events, room: &RoomName) {
     let stdout = io::stdout();
     while let Ok(batch) = events.recv_batch() {
         let event = match batch {
@@ -126,6 +160,15 @@ fn print_events(events: &Events) {
             }
             Event::TrackerUnreachable { reason } => eprintln!("* tracker unreachable: {reason}"),
             Event::Unreachable { addr, reason } => eprintln!("* cannot reach {addr}: {reason}"),
+            Event::IdentityChanged { peer, previous } => eprintln!(
+                "! {} ({}) arrived with identity {}, not {} as first seen: another person, \
+                 or the same one on another installation",
+                peer.username, peer.addr, peer.fingerprint, previous
+            ),
+            Event::WrongPassphrase { addr } => eprintln!(
+                "! wrong passphrase for room {room}: {addr} is in another room or has another \
+                 passphrase"
+            ),
             other => eprintln!("* {other:?}"),
         }
     }
@@ -196,7 +239,28 @@ fn watch_signals(leave: Sender<()>) -> io::Result<(Handle, thread::JoinHandle<()
 /// Runs the peer: lines of standard input to everyone, until end of input, `/quit` or a
 /// signal; then a clean leave.
 fn run(cli: &Cli, leave: &Receiver<()>) -> ExitCode {
-    let peer = match Peer::start(cli.config()) {
+    // A passphrase that cannot be read is a bad argument; an identity that cannot be
+    // loaded stops the start.
+    let passphrase = match Passphrase::from_file_or_env(cli.passphrase_file.as_deref()) {
+        Ok(passphrase) => passphrase,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = cli
+        .data_dir
+        .clone()
+        .map_or_else(default_data_dir, Ok)
+        .and_then(|dir| Identity::load_or_create(&dir).map(|identity| (identity, dir)));
+    let (identity, data_dir) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let peer = match Peer::start(cli.config(passphrase, identity, data_dir)) {
         Ok(peer) => peer,
         Err(e) => {
             eprintln!("error: {e}");
@@ -204,8 +268,10 @@ fn run(cli: &Cli, leave: &Receiver<()>) -> ExitCode {
         }
     };
     eprintln!("listening on {}", peer.local_addr());
+    eprintln!("identity {}", peer.fingerprint());
     let events = peer.events().clone();
-    let printer = thread::spawn(move || print_events(&events));
+    let room = cli.room.clone();
+    let printer = thread::spawn(move || print_events(&events, &room));
     // Standard input is read in a thread of its own, so that a signal can end the wait for
     // the next line. (A read of standard input cannot be interrupted: that thread ends with
     // the process.)
@@ -219,7 +285,17 @@ fn run(cli: &Cli, leave: &Receiver<()>) -> ExitCode {
             recv(lines) -> line => line,
             recv(leave) -> _ => break,
         };
-        let Ok(line) = line else { break }; // end of input
+        let line = match line {
+            Ok(Line::Text(line)) => line,
+            Ok(Line::TooLong(len)) => {
+                eprintln!(
+                    "* not sent: a line of {len} bytes is over the limit of {} bytes",
+                    peer.config().limits.max_text_bytes
+                );
+                continue;
+            }
+            Err(_) => break, // end of input
+        };
         let text = line.trim_end_matches(['\n', '\r']);
         if text == "/quit" {
             break;
@@ -242,29 +318,72 @@ fn run(cli: &Cli, leave: &Receiver<()>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A line of standard input, or the length at which one was given up.
+enum Line {
+    Text(String),
+    TooLong(usize),
+}
+
+/// The longest line read from standard input: the default text limit, its line ending and a
+/// little room. A longer line is skipped, not gathered: what a paste or a pipe can make this
+/// program hold stays within this.
+const MAX_LINE_BYTES: usize = DEFAULT_MAX_TEXT_BYTES + 64;
+
 /// Reads standard input line by line in a thread; the channel disconnects at its end.
-fn read_lines() -> Receiver<String> {
+fn read_lines() -> Receiver<Line> {
     let (tx, rx) = crossbeam_channel::bounded(4096);
     thread::spawn(move || {
         let mut stdin = io::stdin().lock();
-        let mut line = Vec::new();
         loop {
-            line.clear();
-            match stdin.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            let line = match read_line(&mut stdin, MAX_LINE_BYTES) {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
                 Err(e) => {
                     eprintln!("* cannot read standard input: {e}");
                     break;
                 }
-            }
-            if tx
-                .send(String::from_utf8_lossy(&line).into_owned())
-                .is_err()
-            {
+            };
+            if tx.send(line).is_err() {
                 break;
             }
         }
     });
     rx
+}
+
+/// Reads one line of at most `max` bytes (line ending included); a longer one is read to
+/// its end and dropped. `None` at the end of input.
+fn read_line(input: &mut impl BufRead, max: usize) -> io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    let mut len = 0;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (&available[..=at], true),
+            None => (available, false),
+        };
+        let used = chunk.len();
+        len += used;
+        if len <= max {
+            line.extend_from_slice(chunk);
+        } else {
+            line = Vec::new();
+        }
+        input.consume(used);
+        if done {
+            break;
+        }
+    }
+    Ok(match len {
+        0 => None,
+        len if len > max => Some(Line::TooLong(len)),
+        _ => Some(Line::Text(String::from_utf8_lossy(&line).into_owned())),
+    })
 }

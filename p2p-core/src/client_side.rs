@@ -1,9 +1,10 @@
 //! The ClientSide: one link per remote peer this peer listens to.
 //!
 //! Each link is one thread (started through the peer's [`ThreadSet`](crate::threads)) that
-//! connects, sends the handshake, waits for the welcome, and then reads the remote peer's
-//! frames until the link ends, turning chat frames into [`Event::Message`]s. The same thread
-//! sends the keep-alives upstream, and a goodbye when this peer shuts down.
+//! connects, runs the Noise handshake, sends the hello, waits for the welcome, and then
+//! reads the remote peer's frames out of the link's records until the link ends, turning
+//! chat frames into [`Event::Message`]s. The same thread (the link's one writer) sends the
+//! keep-alives upstream, and a goodbye when this peer shuts down.
 //!
 //! [`Links`] keeps one entry per remote listening address and per remote peer id, so a peer
 //! is never listened to twice (a second hello, or the same peer under another address).
@@ -17,11 +18,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use log::{debug, info};
 
+use crate::channel::{Inbound, Outbound};
 use crate::event::{Batch, Departure, Event, PeerInfo};
-use crate::link::{self, Ask, LocalPort};
-use crate::net::{check_listen_addr, write_frame};
+use crate::link::{self, Ask, LocalPort, Opened};
+use crate::net::check_listen_addr;
 use crate::node::Node;
-use crate::protocol::{Frame, FrameReader, Handshake, ProtocolError, ReadError, Unchecked};
+use crate::protocol::{Frame, Handshake, ProtocolError, ReadError, Unchecked};
 use crate::threads::{SocketGuard, lock};
 use crate::{Error, Result};
 
@@ -194,7 +196,8 @@ pub(crate) fn connect_back(
 /// An open link after a successful handshake.
 pub(crate) struct Link {
     pub(crate) stream: Arc<TcpStream>,
-    pub(crate) reader: FrameReader,
+    pub(crate) inbound: Inbound,
+    pub(crate) outbound: Outbound,
     /// The address the other peer listens on (the key of this link in [`Links`]).
     pub(crate) addr: SocketAddr,
     pub(crate) peer_id: u64,
@@ -220,6 +223,16 @@ fn run_link(node: &Node, links: &Links, target: &Target, spec: Spec, outcome: Ou
             match &outcome {
                 Outcome::Caller(_) => {}
                 _ if quiet => debug!("not connecting to {target}: {e}"),
+                Outcome::Mesh(_) | Outcome::ConnectBack
+                    if matches!(e, Error::WrongPassphrase { .. }) =>
+                {
+                    if node.first_wrong_key_report(target) {
+                        info!("cannot listen to {target}: {e}");
+                        node.emit(Event::WrongPassphrase {
+                            addr: target.to_owned(),
+                        });
+                    }
+                }
                 Outcome::Mesh(_) | Outcome::ConnectBack => {
                     info!("cannot listen to {target}: {e}");
                     node.emit(Event::ConnectFailed {
@@ -248,23 +261,27 @@ fn run_link(node: &Node, links: &Links, target: &Target, spec: Spec, outcome: Ou
 
 /// Reads a one-way link until it ends, and reports it.
 fn run_one_way(node: &Node, links: &Links, link: Link) {
-    // Keep-alives go out while a slow embedder leaves no room for the event.
-    let joined = Batch::Event(Event::ListeningTo(PeerInfo::clone(&link.info)));
-    node.emit_batch_or(joined, node.config.timeouts.keepalive, || {
-        let _ = write_frame(&link.stream, &Frame::Ping);
-    });
     let Link {
         stream,
-        reader,
+        inbound,
+        mut outbound,
         addr,
         peer_id,
         info,
         socket: _socket,
     } = link;
-    let reason = read_loop(node, &stream, reader, &info, true);
+    // Keep-alives go out while a slow embedder leaves no room for the events.
+    let warning = node.vouch(&info);
+    let joined = Event::ListeningTo(PeerInfo::clone(&info));
+    for event in warning.into_iter().chain([joined]) {
+        node.emit_batch_or(Batch::Event(event), node.config.timeouts.keepalive, || {
+            let _ = outbound.send(&stream, &Frame::Ping);
+        });
+    }
+    let reason = read_loop(node, &stream, inbound, &info, Some(&mut outbound));
     if reason == Departure::Shutdown {
         let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
-        let _ = write_frame(&stream, &Frame::Goodbye);
+        let _ = outbound.send(&stream, &Frame::Goodbye);
     }
     let _ = stream.shutdown(Shutdown::Both);
     links.release(addr, Some(peer_id));
@@ -318,17 +335,24 @@ fn open(node: &Node, links: &Links, target: &Target, ask: Ask, from: LocalPort) 
             source: last_err.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
         });
     };
-    let result = link::initiate(node, &stream, target, ask).and_then(|(remote, reader)| {
+    let result = link::initiate(node, &stream, target, ask).and_then(|opened| {
+        let Opened {
+            remote,
+            inbound,
+            outbound,
+        } = opened;
         let info = PeerInfo {
             username: remote.username,
             addr,
+            fingerprint: remote.key.fingerprint(),
         };
         if !links.confirm(addr, remote.peer_id, &info) {
             return Err(Error::AlreadyConnected(target.to_owned()));
         }
         Ok(Link {
             stream,
-            reader,
+            inbound,
+            outbound,
             addr,
             peer_id: remote.peer_id,
             info: Arc::new(info),
@@ -368,16 +392,18 @@ fn deliver_valid_prefix(
     error
 }
 
-/// Reads the remote peer's frames until the link ends; returns why it ended.
+/// Reads the remote peer's frames until the link ends; returns why it ended. A record that
+/// fails (tampered with, replayed, cut short) ends the link with the fault as the reason.
 ///
-/// With `pings`, it also keeps the link alive upstream (a ping every keep-alive interval);
-/// on a duplex link the writer thread does that, as it is the only one that writes.
+/// With `pings`, the link's writing half, it also keeps the link alive upstream (a ping
+/// every keep-alive interval); on a duplex link the writer thread does that, as it is the
+/// only one that writes.
 pub(crate) fn read_loop(
     node: &Node,
     stream: &TcpStream,
-    mut reader: FrameReader,
+    mut reader: Inbound,
     from: &Arc<PeerInfo>,
-    pings: bool,
+    mut pings: Option<&mut Outbound>,
 ) -> Departure {
     let timeouts = &node.config.timeouts;
     let max_text = node.config.limits.max_text_bytes;
@@ -433,7 +459,9 @@ pub(crate) fn read_loop(
                     let mut stalled = false;
                     node.emit_batch_or(batch, timeouts.keepalive, || {
                         stalled = true;
-                        if pings && write_frame(stream, &ping).is_ok() {
+                        if let Some(out) = pings.as_deref_mut()
+                            && out.send(stream, &ping).is_ok()
+                        {
                             last_ping = Instant::now();
                         }
                     });
@@ -458,8 +486,7 @@ pub(crate) fn read_loop(
         if node.stop.is_set() {
             return Departure::Shutdown;
         }
-        let mut src = stream;
-        let now = match reader.fill(&mut src) {
+        let now = match reader.fill() {
             Ok(_) => {
                 let now = Instant::now();
                 last_heard = now;
@@ -480,8 +507,10 @@ pub(crate) fn read_loop(
                 return Departure::Error(e.to_string());
             }
         };
-        if pings && now.duration_since(last_ping) >= timeouts.keepalive {
-            if let Err(e) = write_frame(stream, &ping) {
+        if let Some(out) = pings.as_deref_mut()
+            && now.duration_since(last_ping) >= timeouts.keepalive
+        {
+            if let Err(e) = out.send(stream, &ping) {
                 return Departure::Error(e.to_string());
             }
             last_ping = now;

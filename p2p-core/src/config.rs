@@ -2,13 +2,74 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::protocol::{
-    DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES, Room,
+    DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES, RoomNameError,
+    validate_room_name,
 };
+use crate::secure::{Identity, Passphrase};
 use crate::{Error, Result};
+
+/// A room's name, as people type it (`--room`, the app's Room field): checked by
+/// [`validate_room_name`]. Used byte for byte: `Lobby` and `lobby` are two rooms.
+///
+/// The name never travels on the network: the room's key is derived from it and the
+/// passphrase, and peers and trackers see only the opaque id derived from that key
+/// ([`Peer::room`](crate::Peer::room)).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// The room peers are in when none is given.
+    pub const LOBBY: &'static str = "lobby";
+
+    /// A room name, if it follows the rules of [`validate_room_name`].
+    pub fn new(name: impl Into<String>) -> std::result::Result<RoomName, RoomNameError> {
+        let name = name.into();
+        validate_room_name(&name)?;
+        Ok(RoomName(name))
+    }
+
+    /// The room named `lobby`.
+    pub fn lobby() -> RoomName {
+        RoomName(Self::LOBBY.to_owned())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RoomName {
+    fn default() -> RoomName {
+        RoomName::lobby()
+    }
+}
+
+impl FromStr for RoomName {
+    type Err = RoomNameError;
+
+    fn from_str(s: &str) -> std::result::Result<RoomName, RoomNameError> {
+        RoomName::new(s)
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoomName({:?})", self.0)
+    }
+}
 
 /// How a peer joins the network when it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,10 +243,15 @@ impl Eq for Resolver {}
 /// Everything needed to start a [`Peer`](crate::Peer).
 ///
 /// ```
-/// use p2p_core::{Mode, PeerConfig};
+/// use p2p_core::{Mode, PeerConfig, RoomName};
+/// use p2p_core::secure::Passphrase;
 /// let mut config = PeerConfig::new("alice");
 /// config.mode = Mode::Manual(vec!["localhost:7001".into()]);
+/// config.room = RoomName::new("attic").unwrap();
+/// config.passphrase = Some(Passphrase::new("correct horse battery staple").unwrap());
 /// assert_eq!(config.bind_addr.port(), 0); // any free port
+/// // The passphrase never shows.
+/// assert!(format!("{config:?}").contains("passphrase: Some(Passphrase(..))"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -199,8 +265,24 @@ pub struct PeerConfig {
     /// connects back to the hello's source address), so peers on one network need nothing
     /// typed.
     pub advertise_ip: Option<IpAddr>,
-    /// The room: peers of different rooms never link (default `lobby`).
-    pub room: Room,
+    /// The room: peers of different rooms never link (default `lobby`). With
+    /// [`passphrase`](PeerConfig::passphrase) it gives the room's key, derived once at
+    /// start; every link's handshake proves that both sides hold it.
+    pub room: RoomName,
+    /// The room's passphrase (default `None`: an open room, whose key comes from its name
+    /// alone; its links are encrypted all the same). Peers with another passphrase complete
+    /// no handshake with this one. Kept out of `Debug` output and zeroed when dropped.
+    pub passphrase: Option<Passphrase>,
+    /// This peer's identity key: the Noise static key its links are made with, whose
+    /// fingerprint other peers see ([`PeerInfo::fingerprint`](crate::PeerInfo)). Default
+    /// `None`: a new key generated at start, kept in memory only (tests, embedders that
+    /// keep nothing). The terminal peer and the app load theirs from the data directory
+    /// ([`Identity::load_or_create`]).
+    pub identity: Option<Identity>,
+    /// Where the known peers (trust on first use: which key each username was seen with)
+    /// are kept, in the file `known_peers` of this directory. Default `None`: in memory,
+    /// for this run only.
+    pub data_dir: Option<PathBuf>,
     /// Act as a peer that cannot be connected to even when no tracker says so (a firewall
     /// that drops incoming connections): links ask for duplex and the tracker is told
     /// (default `false`; a tracker that sees this peer's address translated sets it too).
@@ -228,7 +310,10 @@ impl PeerConfig {
             username: username.into(),
             bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
             advertise_ip: None,
-            room: Room::lobby(),
+            room: RoomName::lobby(),
+            passphrase: None,
+            identity: None,
+            data_dir: None,
             behind_nat: false,
             mode: Mode::Alone,
             limits: Limits::default(),

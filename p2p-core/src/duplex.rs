@@ -3,9 +3,9 @@
 //!
 //! A duplex link is a listener and a link over one socket, run by two threads: this
 //! module's caller's thread writes (the broadcast log to the socket, and the keep-alives:
-//! it is the only thread that writes, so frames never interleave and each direction could
-//! keep one cipher nonce counter), and a reader thread reads the other peer's frames into
-//! events. The link is registered both as a listener ([`Listeners`]) and as a link
+//! it owns the link's [`Outbound`](crate::channel::Outbound), so it is the only thread that
+//! writes, frames never interleave and a record nonce is never used twice), and a reader
+//! thread reads the other peer's frames out of the records into events. The link is registered both as a listener ([`Listeners`]) and as a link
 //! ([`Links`]), so the other peer is heard and hears us, and neither side opens a second
 //! connection to it. It reports [`Event::ListeningTo`] and [`Event::ListenerJoined`] when it
 //! starts and both left events, with one reason, when it ends.
@@ -16,13 +16,13 @@ use std::sync::{Arc, Mutex};
 
 use log::{debug, info};
 
+use crate::channel::Outbound;
 use crate::client_side::{self, Link, Links};
 use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::fanout::Cursor;
-use crate::link;
-use crate::net::write_frame;
+use crate::link::{self, Accepted};
 use crate::node::Node;
-use crate::protocol::{Frame, FrameReader, Handshake};
+use crate::protocol::Frame;
 use crate::server_side::{self, ListenerHandle, Listeners, Refusal};
 use crate::threads::{Role, lock};
 
@@ -62,8 +62,7 @@ pub(crate) fn run_opened(parts: &Parts, link: Link) {
 pub(crate) fn run_accepted(
     parts: &Parts,
     stream: Arc<TcpStream>,
-    hs: Handshake,
-    mut reader: FrameReader,
+    accepted: Accepted,
     remote: SocketAddr,
 ) {
     let Parts {
@@ -71,47 +70,55 @@ pub(crate) fn run_accepted(
         links,
         listeners,
     } = parts;
+    let Accepted {
+        hs,
+        key,
+        mut inbound,
+        mut outbound,
+    } = accepted;
     // As a reader: a close shuts its read side, which wakes the link's reader thread at
     // once; the writer still says goodbye on the write side.
     let Some(socket) = node.threads.register(&stream, Role::Reader) else {
         return;
     };
     let addr = hs.listen_addr(remote.ip());
-    let refuse = |reason: &str| {
+    let refuse = |out: &mut Outbound, reason: &str| {
         info!("refused duplex link from {remote} ({addr}): {reason}");
-        link::refuse(&stream, reason);
+        link::refuse(&stream, out, reason);
     };
     if !links.reserve(addr) {
-        return refuse("already linked to that address");
+        return refuse(&mut outbound, "already linked to that address");
     }
     let info = PeerInfo {
         username: hs.username.clone(),
         addr,
+        fingerprint: key.fingerprint(),
     };
     if !links.confirm(addr, hs.peer_id, &info) {
         links.release(addr, None);
-        return refuse("already linked to that peer");
+        return refuse(&mut outbound, "already linked to that peer");
     }
     let (handle, cursor) = match listeners.join(info.clone(), hs.peer_id, &stream, &node.stop) {
         Ok(joined) => joined,
         Err(refusal) => {
             links.release(addr, Some(hs.peer_id));
             if matches!(refusal, Refusal::Duplicate) {
-                refuse("this peer already listens here");
+                refuse(&mut outbound, "this peer already listens here");
             }
             return;
         }
     };
-    if let Err(e) = link::welcome(node, &stream) {
+    if let Err(e) = link::welcome(node, &stream, &mut outbound) {
         listeners.remove(&handle);
         links.release(addr, Some(hs.peer_id));
         info!("closed duplex link from {remote}: cannot send welcome: {e}");
         return;
     }
-    reader.set_max_frame(node.config.limits.max_frame_bytes);
+    inbound.set_max_frame(node.config.limits.max_frame_bytes);
     let link = Link {
         stream,
-        reader,
+        inbound,
+        outbound,
         addr,
         peer_id: hs.peer_id,
         info: Arc::new(info),
@@ -130,7 +137,8 @@ fn run(parts: &Parts, link: Link, handle: Arc<ListenerHandle>, cursor: Cursor) {
     } = parts;
     let Link {
         stream,
-        reader,
+        inbound,
+        mut outbound,
         addr,
         peer_id,
         info,
@@ -139,12 +147,14 @@ fn run(parts: &Parts, link: Link, handle: Arc<ListenerHandle>, cursor: Cursor) {
     debug!("duplex link with {info}");
     // Nothing reads yet: this thread is the only writer, keep-alives included.
     let keepalive = node.config.timeouts.keepalive;
-    for event in [
+    let warning = node.vouch(&info);
+    let joined = [
         Event::ListeningTo(PeerInfo::clone(&info)),
         Event::ListenerJoined(PeerInfo::clone(&info)),
-    ] {
+    ];
+    for event in warning.into_iter().chain(joined) {
         node.emit_batch_or(Batch::Event(event), keepalive, || {
-            let _ = write_frame(&stream, &Frame::Ping);
+            let _ = outbound.send(&stream, &Frame::Ping);
         });
     }
     let first: Arc<Mutex<Option<Departure>>> = Arc::default();
@@ -155,7 +165,7 @@ fn run(parts: &Parts, link: Link, handle: Arc<ListenerHandle>, cursor: Cursor) {
         let (r_stream, r_info, r_first) =
             (Arc::clone(&stream), Arc::clone(&info), Arc::clone(&first));
         node.threads.spawn("p2p-duplex-read", move || {
-            let reason = client_side::read_loop(&r_node, &r_stream, reader, &r_info, false);
+            let reason = client_side::read_loop(&r_node, &r_stream, inbound, &r_info, None);
             lock(&r_first).get_or_insert(reason);
             // Wakes the writer, which then ends the link.
             r_listeners.remove(&r_handle);
@@ -163,7 +173,8 @@ fn run(parts: &Parts, link: Link, handle: Arc<ListenerHandle>, cursor: Cursor) {
         })
     };
     if reading.is_ok() {
-        let reason = server_side::write_loop(node, listeners, &stream, &handle, cursor, None);
+        let reason =
+            server_side::write_loop(node, listeners, &stream, &handle, cursor, outbound, None);
         let reason = if handle.overflowed.load(Ordering::SeqCst) {
             Departure::Overflow
         } else {

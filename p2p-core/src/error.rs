@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::protocol::{ProtocolError, UsernameError};
+use crate::secure::SecureError;
 
 /// Everything that can go wrong when starting a peer, connecting, sending or talking to a
 /// tracker.
@@ -57,6 +58,20 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The peer at `addr` holds another room key: another passphrase for this room, or
+    /// another room. Its handshake failed before anything was exchanged.
+    #[error(
+        "wrong passphrase for room {room}: {addr} is in another room or has another passphrase"
+    )]
+    WrongPassphrase {
+        /// This peer's room name.
+        room: String,
+        /// The address as given.
+        addr: String,
+    },
+    /// The room key could not be derived, or the known-peers file cannot be read.
+    #[error(transparent)]
+    Secure(#[from] SecureError),
     /// The address leads back to this very peer.
     #[error("{0} is this peer itself")]
     SelfConnection(String),

@@ -11,20 +11,28 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
 
+use crate::secure::Fingerprint;
 use crate::threads::lock;
 
-/// Who a remote peer is: its username and the address its ServerSide listens on.
+/// Who a remote peer is: its username, the address its ServerSide listens on, and the
+/// fingerprint of its identity key.
+///
+/// The username is what the peer says it is; the fingerprint is what its link's handshake
+/// proved (its static key), so two peers that share a name are told apart by it. Show it
+/// beside the name (`alice (gifv-5km6-mu54-fnmt)`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerInfo {
     /// The username it gave in its handshake.
     pub username: String,
     /// The address it listens on (for a listener, the address it advertised).
     pub addr: SocketAddr,
+    /// The fingerprint of its identity key, proved by the link's handshake.
+    pub fingerprint: Fingerprint,
 }
 
 impl fmt::Display for PeerInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.username, self.addr)
+        write!(f, "{} ({}, {})", self.username, self.addr, self.fingerprint)
     }
 }
 
@@ -216,6 +224,27 @@ pub enum Event {
     TrackerUnreachable {
         /// Why.
         reason: String,
+    },
+    /// A known username arrived with another identity key than the one it was first seen
+    /// with (trust on first use, see [`PeerConfig::data_dir`](crate::PeerConfig)): another
+    /// person using the name, or the same person on another installation. Reported once per
+    /// name and new key, before the link's [`ListeningTo`](Event::ListeningTo) or
+    /// [`ListenerJoined`](Event::ListenerJoined); the new key is remembered beside the old.
+    /// Worth a visible warning that names the user and shows both fingerprints.
+    IdentityChanged {
+        /// Who arrived: the name, and in `peer.fingerprint` the new key's fingerprint.
+        peer: PeerInfo,
+        /// The fingerprint of the key the name was first seen with.
+        previous: Fingerprint,
+    },
+    /// A peer this peer tried to link to in the background (found by the tracker, the LAN
+    /// or [`Peer::offer`](crate::Peer::offer), or answering its hello) holds another room
+    /// key: it has another passphrase for this room, or is in another room. Nothing was
+    /// exchanged with it. Reported once per address. (In manual mode the same failure is
+    /// [`Error::WrongPassphrase`](crate::Error::WrongPassphrase).)
+    WrongPassphrase {
+        /// The address tried.
+        addr: String,
     },
     /// A peer the tracker introduced could not be reached: both are behind NAT routers and
     /// connecting to each other at once (hole punching) did not get through within
@@ -567,6 +596,7 @@ mod tests {
         let from = Arc::new(PeerInfo {
             username: "a".into(),
             addr: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!()),
+            fingerprint: crate::secure::PublicKey::from_bytes([1; 32]).fingerprint(),
         });
         let mut ends = Vec::new();
         let mut buf = String::new();
@@ -601,6 +631,7 @@ mod tests {
         Arc::new(PeerInfo {
             username: "alice".into(),
             addr: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!()),
+            fingerprint: crate::secure::PublicKey::from_bytes([1; 32]).fingerprint(),
         })
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Each peer registers one instance of the service [`SERVICE_TYPE`]: its name is the peer's
 //! id in hex, its port the listening port, its addresses those of the host's interfaces,
-//! and its TXT record holds `room=` (the room's bytes in hex) and `v=` (the protocol
-//! version). It browses the same type; every resolved instance of its room and version that
+//! and its TXT record holds `room=` (the room's opaque id in hex, never its name) and `v=`
+//! (the protocol version). It browses the same type; every resolved instance of its room and version that
 //! is not its own goes to the peer's [`Mesh`] (a hello, then the full mesh, as in tracker
 //! mode), again every [`REOFFER`] so that failed attempts are retried with back-off. A peer
 //! that leaves withdraws its record; one that vanishes is dropped by the links' keep-alive.
@@ -53,7 +53,7 @@ pub(crate) fn spawn(node: &Arc<Node>, mesh: Arc<Mesh>) -> Result<()> {
     let daemon = ServiceDaemon::new().map_err(fail)?;
     let instance = format!("{:016x}", node.peer_id);
     let host = format!("p2pchat-{instance}.local.");
-    let room = hex(node.config.room.as_bytes());
+    let room = hex(node.room.as_bytes());
     let version = PROTOCOL_VERSION.to_string();
     let properties = [("room", room.as_str()), ("v", version.as_str())];
     let registered = ServiceInfo::new(

@@ -56,6 +56,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod channel;
 mod client_side;
 mod config;
 pub mod dht;
@@ -63,6 +64,7 @@ mod duplex;
 mod error;
 mod event;
 mod fanout;
+mod known;
 mod lan;
 mod link;
 mod mesh;
@@ -75,7 +77,7 @@ mod server_side;
 mod threads;
 pub mod tracker_client;
 
-pub use config::{Limits, Mode, PeerConfig, Resolver, Timeouts};
+pub use config::{Limits, Mode, PeerConfig, Resolver, RoomName, Timeouts};
 pub use error::{Error, Result};
 pub use event::{Batch, BatchEvents, Departure, Event, Events, Messages, PeerInfo, Text};
 pub use peer::Peer;

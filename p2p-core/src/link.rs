@@ -4,9 +4,12 @@
 //!
 //! Every peer link goes through here: one-way links, duplex links and punched links, on the
 //! side that connects ([`initiate`]) and on the side that accepts ([`read_handshake`], then
-//! [`welcome`] or [`refuse`]). Wrapping every link (an encrypted handshake, a record layer)
-//! means changing these functions and nothing else: after them a link is a stream, a
-//! [`FrameReader`] holding what was read past the handshake, and the other peer's identity.
+//! [`welcome`] or [`refuse`]). Each runs the Noise handshake right after the TCP connection
+//! (the connecting side initiates; on a punched connection the role rule decides), which
+//! proves both sides hold the room's key and gives each the other's identity key; then the
+//! hello and its welcome travel as the first frames over the record layer. After these
+//! functions a link is a stream, its two halves ([`Inbound`], [`Outbound`]) and the other
+//! peer's identity.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -16,13 +19,13 @@ use std::time::{Duration, Instant};
 use log::debug;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::net::{read_frame_before, write_frame};
+use crate::channel::{self, Deadline, Inbound, Outbound};
 use crate::node::Node;
 use crate::protocol::{
-    Frame, FrameReader, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ReadError, Welcome,
+    Frame, Handshake, MAX_HANDSHAKE_FRAME_BYTES, PROTOCOL_VERSION, ReadError, Welcome,
     validate_username,
 };
-use crate::secure::Role;
+use crate::secure::{self, PublicKey, Role, SecureError, Secured};
 use crate::threads::{Role as SocketRole, SocketGuard};
 use crate::{Error, Result};
 
@@ -111,8 +114,8 @@ fn dial_from(
 }
 
 /// Which side of the handshake a peer plays on a connection both peers opened (a punch):
-/// the one whose external address is the lower sends the handshake
-/// ([`Role::for_simultaneous_open`], which the encrypted handshake uses the same way).
+/// the one whose external address is the lower initiates the Noise handshake
+/// ([`Role::for_simultaneous_open`]) and then sends the hello.
 /// `None` when the two addresses are one (a peer punching itself).
 pub(crate) fn punch_role(own: SocketAddr, peer: SocketAddr) -> Option<Role> {
     Role::for_simultaneous_open(own, peer)
@@ -128,7 +131,7 @@ pub(crate) const PUNCH_RESPONDER_WAIT: Duration = Duration::from_secs(1);
 /// The role this peer plays on a connection its punch made: the one
 /// [`punch_role`] gave, except that a responder whose other side sends nothing within
 /// [`PUNCH_RESPONDER_WAIT`] initiates (nothing was sent either way, so either role is still
-/// open; the other side is then a listener waiting for a handshake).
+/// open; the other side is then a listener waiting for the first handshake message).
 pub(crate) fn settle_punch_role(stream: &TcpStream, role: Role) -> Role {
     if role == Role::Initiator {
         return role;
@@ -164,6 +167,16 @@ pub(crate) struct Ask {
 pub(crate) struct Remote {
     pub(crate) peer_id: u64,
     pub(crate) username: String,
+    /// Its identity key, proved by the Noise handshake.
+    pub(crate) key: PublicKey,
+}
+
+/// A link whose handshake is done, on the connecting side.
+pub(crate) struct Opened {
+    pub(crate) remote: Remote,
+    /// Reads what follows the welcome, with the configured frame limit.
+    pub(crate) inbound: Inbound,
+    pub(crate) outbound: Outbound,
 }
 
 /// The handshake this peer sends.
@@ -172,7 +185,6 @@ fn our_handshake(node: &Node, ask: Ask) -> Frame {
         version: PROTOCOL_VERSION,
         peer_id: node.peer_id,
         username: node.config.username.clone(),
-        room: node.config.room.clone(),
         listen_ip: node.config.advertise_ip,
         listen_port: node.bound_addr.port(),
         connect_back: ask.hello,
@@ -180,28 +192,69 @@ fn our_handshake(node: &Node, ask: Ask) -> Frame {
     })
 }
 
-/// The connecting side's handshake: sends ours, reads the welcome (or refusal), checks it.
-/// Returns the other peer and a reader holding anything read past the welcome, whose limit
-/// is the configured frame limit.
-pub(crate) fn initiate(
+/// Runs the Noise handshake on `stream` in `role`, all of it before `deadline`.
+fn secure(
     node: &Node,
     stream: &TcpStream,
+    role: Role,
+    deadline: Instant,
+) -> std::result::Result<Secured, SecureError> {
+    let mut io = Deadline::new(stream, deadline);
+    match role {
+        Role::Initiator => secure::initiate(&mut io, &node.identity, &node.room_key),
+        Role::Responder => secure::respond(&mut io, &node.identity, &node.room_key),
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The connecting side's handshake: the Noise handshake as its initiator, then our hello
+/// and the welcome (or refusal) over the records, checked; all within the handshake
+/// timeout. The frames after the welcome get the configured frame limit.
+pub(crate) fn initiate(
+    node: &Node,
+    stream: &Arc<TcpStream>,
     target: &str,
     ask: Ask,
-) -> Result<(Remote, FrameReader)> {
+) -> Result<Opened> {
     let refused = |reason: String| Error::Refused {
         addr: target.to_owned(),
         reason,
     };
-    let timeouts = &node.config.timeouts;
-    stream.set_write_timeout(Some(timeouts.handshake))?;
-    write_frame(stream, &our_handshake(node, ask))?;
-    // The other side has proved nothing yet: its answer gets the handshake's small limit,
-    // and the frames after it the configured one.
+    let deadline = Instant::now() + node.config.timeouts.handshake;
+    let secured = match secure(node, stream, Role::Initiator, deadline) {
+        Ok(secured) => secured,
+        Err(_) if node.stop.is_set() => return Err(Error::Shutdown),
+        Err(SecureError::WrongRoomKey) => {
+            return Err(Error::WrongPassphrase {
+                room: node.config.room.to_string(),
+                addr: target.to_owned(),
+            });
+        }
+        Err(SecureError::Io(e)) if is_timeout(&e) => {
+            return Err(refused("no answer to the handshake".into()));
+        }
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    if secured.remote_key() == node.identity.public_key() {
+        return Err(Error::SelfConnection(target.to_owned()));
+    }
+    let key = secured.remote_key();
+    // The other side has proved it holds the room key, but not yet who it is: its answer
+    // gets the handshake's small limit, and the frames after it the configured one.
     let max_frame = node.config.limits.max_frame_bytes;
-    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
-    let deadline = Instant::now() + timeouts.handshake;
-    let welcome = match read_frame_before(stream, &mut reader, deadline) {
+    let (mut inbound, mut outbound) =
+        channel::halves(stream, secured, MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
+    let mut io = Deadline::new(stream, deadline);
+    let hello = our_handshake(node, ask).encode()?;
+    outbound.push(&hello);
+    outbound.flush_to(&mut io)?;
+    let welcome = match inbound.read_frame_before(deadline) {
         Ok(Frame::Welcome(w)) => w,
         Ok(Frame::Refuse { reason }) => return Err(refused(reason)),
         Ok(other) => return Err(refused(format!("answered with a {} frame", other.name()))),
@@ -211,79 +264,100 @@ pub(crate) fn initiate(
         }
         Err(e) => return Err(refused(e.to_string())),
     };
-    if welcome.peer_id == node.peer_id {
-        return Err(Error::SelfConnection(target.to_owned()));
-    }
     validate_username(&welcome.username).map_err(|e| refused(format!("invalid username: {e}")))?;
-    reader.set_max_frame(max_frame);
-    Ok((
-        Remote {
+    inbound.set_max_frame(max_frame);
+    Ok(Opened {
+        remote: Remote {
             peer_id: welcome.peer_id,
             username: welcome.username,
+            key,
         },
-        reader,
-    ))
+        inbound,
+        outbound,
+    })
+}
+
+/// A connection whose handshake was read and taken, on the accepting side.
+pub(crate) struct Accepted {
+    pub(crate) hs: Handshake,
+    /// The other peer's identity key, proved by the Noise handshake.
+    pub(crate) key: PublicKey,
+    /// Reads what follows the handshake; the caller sets its frame limit.
+    pub(crate) inbound: Inbound,
+    pub(crate) outbound: Outbound,
 }
 
 /// Why an accepted connection gets no link.
-#[derive(Debug)]
 pub(crate) enum Refusal {
-    /// Answer with a `Refuse` giving this reason, then close.
-    Refuse(String),
-    /// Close without a word (the connection failed, or it is this peer itself, which was
-    /// sent a welcome so that it sees its own id).
+    /// Answer with a `Refuse` giving this reason (over the records), then close.
+    Refuse(String, Outbound),
+    /// Close without a word: the connection failed, it is not a p2p-chat peer, or it is
+    /// this peer itself.
     Close(String),
+    /// Close without a word: a peer with another room key, already reported (in a log
+    /// whose lines about such peers are rate-limited).
+    Stranger,
 }
 
-/// The accepting side's first step: reads the handshake within the handshake timeout (with
-/// the handshake's small frame limit) and checks it: version, username, room, and that it
-/// is not this peer itself. Returns it with the reader, whose limit the caller sets for
-/// what follows.
+/// The accepting side's first step: the Noise handshake as its responder, then the hello
+/// read over the records (with the handshake's small frame limit) and checked: version,
+/// username, and that it is not this peer itself. All within the handshake timeout.
 pub(crate) fn read_handshake(
     node: &Node,
-    stream: &TcpStream,
-) -> std::result::Result<(Handshake, FrameReader), Refusal> {
-    // A stranger may send a handshake and nothing larger: what it can make this thread
-    // buffer is small whatever length it announces (and only what it actually sends).
-    let max_frame = node.config.limits.max_frame_bytes;
-    let mut reader = FrameReader::new(MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
+    stream: &Arc<TcpStream>,
+) -> std::result::Result<Accepted, Refusal> {
     let deadline = Instant::now() + node.config.timeouts.handshake;
-    let hs = match read_frame_before(stream, &mut reader, deadline) {
-        Ok(Frame::Handshake(hs)) => hs,
-        Ok(other) => {
-            return Err(Refusal::Refuse(format!(
-                "expected a handshake, got a {} frame",
-                other.name()
-            )));
+    let secured = match secure(node, stream, Role::Responder, deadline) {
+        Ok(secured) => secured,
+        Err(SecureError::WrongRoomKey) => {
+            node.stranger_with_another_key(stream.peer_addr().ok());
+            return Err(Refusal::Stranger);
         }
-        Err(e) if e.is_timeout() => {
-            return Err(Refusal::Refuse(
+        Err(SecureError::Io(e)) if is_timeout(&e) => {
+            return Err(Refusal::Close(
                 "no handshake within the handshake timeout".into(),
             ));
         }
-        Err(ReadError::Protocol(e)) => return Err(Refusal::Refuse(e.to_string())),
+        Err(e) => return Err(Refusal::Close(e.to_string())),
+    };
+    if secured.remote_key() == node.identity.public_key() {
+        // Our own ClientSide reached us; it sees the same key and gives up.
+        return Err(Refusal::Close("this peer itself".into()));
+    }
+    let key = secured.remote_key();
+    // A peer of the room may send a hello and nothing larger before it is linked: what it
+    // can make this thread buffer is small whatever length it announces.
+    let max_frame = node.config.limits.max_frame_bytes;
+    let (mut inbound, outbound) =
+        channel::halves(stream, secured, MAX_HANDSHAKE_FRAME_BYTES.min(max_frame));
+    let hs = match inbound.read_frame_before(deadline) {
+        Ok(Frame::Handshake(hs)) => hs,
+        Ok(other) => {
+            let reason = format!("expected a handshake, got a {} frame", other.name());
+            return Err(Refusal::Refuse(reason, outbound));
+        }
+        Err(e) if e.is_timeout() => {
+            let reason = "no handshake within the handshake timeout".to_owned();
+            return Err(Refusal::Refuse(reason, outbound));
+        }
+        Err(ReadError::Protocol(e)) => return Err(Refusal::Refuse(e.to_string(), outbound)),
         Err(e) => return Err(Refusal::Close(e.to_string())),
     };
     if let Err(e) = validate_username(&hs.username) {
-        return Err(Refusal::Refuse(format!("invalid username: {e}")));
+        return Err(Refusal::Refuse(format!("invalid username: {e}"), outbound));
     }
-    if hs.room != node.config.room {
-        return Err(Refusal::Refuse(format!(
-            "another room: this peer is in room {}, not {}",
-            node.config.room, hs.room
-        )));
-    }
-    if hs.peer_id == node.peer_id {
-        // Our own ClientSide reached us: let it see our id and close.
-        let _ = welcome(node, stream);
-        return Err(Refusal::Close("this peer itself".into()));
-    }
-    Ok((hs, reader))
+    Ok(Accepted {
+        hs,
+        key,
+        inbound,
+        outbound,
+    })
 }
 
 /// The accepting side's answer to a handshake it takes.
-pub(crate) fn welcome(node: &Node, stream: &TcpStream) -> io::Result<()> {
-    write_frame(
+pub(crate) fn welcome(node: &Node, stream: &TcpStream, out: &mut Outbound) -> io::Result<()> {
+    let _ = stream.set_write_timeout(Some(node.config.timeouts.handshake));
+    out.send(
         stream,
         &Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -295,9 +369,9 @@ pub(crate) fn welcome(node: &Node, stream: &TcpStream) -> io::Result<()> {
 
 /// The accepting side's refusal: one `Refuse` frame (within half a second), then the
 /// caller closes.
-pub(crate) fn refuse(stream: &TcpStream, reason: &str) {
+pub(crate) fn refuse(stream: &TcpStream, out: &mut Outbound, reason: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
-    let _ = write_frame(
+    let _ = out.send(
         stream,
         &Frame::Refuse {
             reason: reason.to_owned(),

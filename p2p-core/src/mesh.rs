@@ -437,24 +437,30 @@ impl Mesh {
             hello: true,
             duplex: true,
         };
-        let opened =
-            link::initiate(node, &stream, &peer.to_string(), ask).and_then(|(remote, reader)| {
-                let info = PeerInfo {
-                    username: remote.username,
-                    addr: peer,
-                };
-                if !links.confirm(peer, remote.peer_id, &info) {
-                    return Err(Error::AlreadyConnected(peer.to_string()));
-                }
-                Ok(Link {
-                    stream,
-                    reader,
-                    addr: peer,
-                    peer_id: remote.peer_id,
-                    info: Arc::new(info),
-                    socket,
-                })
-            });
+        let opened = link::initiate(node, &stream, &peer.to_string(), ask).and_then(|opened| {
+            let link::Opened {
+                remote,
+                inbound,
+                outbound,
+            } = opened;
+            let info = PeerInfo {
+                username: remote.username,
+                addr: peer,
+                fingerprint: remote.key.fingerprint(),
+            };
+            if !links.confirm(peer, remote.peer_id, &info) {
+                return Err(Error::AlreadyConnected(peer.to_string()));
+            }
+            Ok(Link {
+                stream,
+                inbound,
+                outbound,
+                addr: peer,
+                peer_id: remote.peer_id,
+                info: Arc::new(info),
+                socket,
+            })
+        });
         if opened.is_err() {
             links.release(peer, None);
         }
@@ -469,13 +475,18 @@ impl Mesh {
             return;
         };
         match link::read_handshake(node, &stream) {
-            Ok((hs, reader)) if hs.duplex => {
+            Ok(accepted) if accepted.hs.duplex => {
                 drop(handshaking);
-                duplex::run_accepted(&self.parts, stream, hs, reader, peer);
+                duplex::run_accepted(&self.parts, stream, accepted, peer);
             }
-            Ok(_) => link::refuse(&stream, "a punched connection is a duplex link"),
-            Err(link::Refusal::Refuse(reason)) => link::refuse(&stream, &reason),
+            Ok(mut accepted) => link::refuse(
+                &stream,
+                &mut accepted.outbound,
+                "a punched connection is a duplex link",
+            ),
+            Err(link::Refusal::Refuse(reason, mut out)) => link::refuse(&stream, &mut out, &reason),
             Err(link::Refusal::Close(why)) => info!("punched connection to {peer} closed: {why}"),
+            Err(link::Refusal::Stranger) => {}
         }
     }
 

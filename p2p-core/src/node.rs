@@ -1,27 +1,54 @@
-//! What every thread of one peer shares: its configuration and identity, the event channel
-//! to the embedder, the stop signal and the set of its threads.
+//! What every thread of one peer shares: its configuration and identity, the room's key, the
+//! known peers (trust on first use), the event channel to the embedder, the stop signal and
+//! the set of its threads.
 //!
 //! The ServerSide, the ClientSide and the tracker client each take a [`Node`] and their own
 //! state; none of them knows the others. [`Peer`](crate::Peer) (`peer.rs`) builds them and
 //! wires them together.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Select, Sender, TrySendError, select};
+use log::warn;
 
 use crate::config::PeerConfig;
-use crate::event::{Batch, Event};
+use crate::event::{Batch, Event, PeerInfo};
+use crate::known::Known;
 use crate::link::LocalPort;
+use crate::protocol::Room;
+use crate::secure::{Identity, RoomKey};
 use crate::threads::{Stop, ThreadSet, lock};
+
+/// How often, at most, the log says that peers with another room key tried to connect.
+const STRANGER_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Most addresses remembered as holding another room key (each reported once).
+const MAX_WRONG_KEY_REPORTS: usize = 256;
 
 /// The context of one peer, shared by all its threads.
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) config: PeerConfig,
     pub(crate) peer_id: u64,
+    /// This peer's identity key (the configured one, or one made at start).
+    pub(crate) identity: Identity,
+    /// The room's key, derived once at start from the room's name and passphrase: every
+    /// link's handshake uses it, and the room's opaque id (what trackers and LAN records
+    /// see) and DHT infohash come from it.
+    pub(crate) room_key: RoomKey,
+    /// The room as the network sees it: [`RoomKey::room_id`].
+    pub(crate) room: Room,
+    /// Which key each username was seen with.
+    known: Mutex<Known>,
+    /// Peers with another room key that connected to us: when the log last said so, and
+    /// how many it did not mention since.
+    strangers: Mutex<(Option<Instant>, u64)>,
+    /// Addresses already reported as holding another room key.
+    wrong_keys: Mutex<HashSet<String>>,
     /// The address the ServerSide is bound to.
     pub(crate) bound_addr: SocketAddr,
     /// The address a tracker observed for this peer (its router's, behind NAT), once one
@@ -35,9 +62,18 @@ pub(crate) struct Node {
     pub(crate) threads: Arc<ThreadSet>,
 }
 
+/// What a peer is made of besides its configuration: set up by [`Peer::start`](crate::Peer)
+/// before any thread runs.
+pub(crate) struct Keys {
+    pub(crate) identity: Identity,
+    pub(crate) room_key: RoomKey,
+    pub(crate) known: Known,
+}
+
 impl Node {
     pub(crate) fn new(
         config: PeerConfig,
+        keys: Keys,
         peer_id: u64,
         bound_addr: SocketAddr,
         events: Sender<Batch>,
@@ -46,6 +82,12 @@ impl Node {
             nat: AtomicBool::new(config.behind_nat),
             config,
             peer_id,
+            room: Room::from(keys.room_key.room_id()),
+            identity: keys.identity,
+            room_key: keys.room_key,
+            known: Mutex::new(keys.known),
+            strangers: Mutex::new((None, 0)),
+            wrong_keys: Mutex::default(),
             bound_addr,
             observed: Mutex::new(None),
             events,
@@ -89,6 +131,51 @@ impl Node {
         } else {
             LocalPort::Any
         }
+    }
+
+    /// Checks the key `peer` came with against the keys its username was seen with (trust
+    /// on first use) and remembers it; returns the warning to give when the name was known
+    /// with another key.
+    pub(crate) fn vouch(&self, peer: &PeerInfo) -> Option<Event> {
+        let previous = lock(&self.known).check_and_remember(&peer.username, peer.fingerprint)?;
+        warn!(
+            "{} arrived with identity {}, not the {} it was first seen with",
+            peer.username, peer.fingerprint, previous
+        );
+        Some(Event::IdentityChanged {
+            peer: peer.clone(),
+            previous,
+        })
+    }
+
+    /// Logs that a peer with another room key tried to link to this one: at most once per
+    /// [`STRANGER_LOG_EVERY`], with the count of those not mentioned since.
+    pub(crate) fn stranger_with_another_key(&self, from: Option<SocketAddr>) {
+        let now = Instant::now();
+        let mut strangers = lock(&self.strangers);
+        let (last, unmentioned) = &mut *strangers;
+        if last.is_some_and(|at| now.duration_since(at) < STRANGER_LOG_EVERY) {
+            *unmentioned += 1;
+            return;
+        }
+        let from = from.map_or_else(|| "a peer".to_owned(), |a| a.to_string());
+        let more = match *unmentioned {
+            0 => String::new(),
+            n => format!(" ({n} more since the last such line)"),
+        };
+        warn!(
+            "{from} tried to link with another room key (another passphrase, or another room): \
+             refused{more}"
+        );
+        *last = Some(now);
+        *unmentioned = 0;
+    }
+
+    /// `true` the first time `addr` is reported as holding another room key (so that a
+    /// retried candidate is reported once).
+    pub(crate) fn first_wrong_key_report(&self, addr: &str) -> bool {
+        let mut reported = lock(&self.wrong_keys);
+        reported.len() < MAX_WRONG_KEY_REPORTS && reported.insert(addr.to_owned())
     }
 
     /// Hands an event to the embedder, waiting while the channel is full, unless the peer

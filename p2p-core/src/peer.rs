@@ -14,11 +14,14 @@ use crate::client_side::{self, Links, Outcome, Spec, Target};
 use crate::config::{Mode, PeerConfig};
 use crate::duplex;
 use crate::event::{Events, PeerInfo};
+use crate::known::Known;
 use crate::lan;
+use crate::link::Accepted;
 use crate::mesh::{Candidate, Mesh};
 use crate::net::AcceptWaker;
-use crate::node::Node;
-use crate::protocol::{FrameReader, Handshake, encode_chat, validate_text};
+use crate::node::{Keys, Node};
+use crate::protocol::{Handshake, Room, encode_chat, validate_text};
+use crate::secure::{Fingerprint, Identity, PublicKey, RoomKey};
 use crate::server_side::{self, Listeners};
 use crate::tracker_client::{self, TrackerAddr};
 use crate::{Error, Result, net};
@@ -65,14 +68,8 @@ impl server_side::Hooks for Wiring {
         client_side::connect_back(&self.node, &self.links, hs, remote);
     }
 
-    fn duplex(
-        &self,
-        stream: Arc<TcpStream>,
-        hs: Handshake,
-        reader: FrameReader,
-        remote: SocketAddr,
-    ) {
-        duplex::run_accepted(&self.parts, stream, hs, reader, remote);
+    fn duplex(&self, stream: Arc<TcpStream>, accepted: Accepted, remote: SocketAddr) {
+        duplex::run_accepted(&self.parts, stream, accepted, remote);
     }
 
     fn punched(&self, remote: SocketAddr) -> Option<Box<dyn FnOnce(Arc<TcpStream>) + Send>> {
@@ -94,15 +91,29 @@ fn random_id() -> u64 {
 }
 
 impl Peer {
-    /// Starts a peer: binds its ServerSide, then joins the network as `config.mode` says.
+    /// Starts a peer: derives the room's key, binds its ServerSide, then joins the network
+    /// as `config.mode` says.
+    ///
+    /// The room key costs one argon2id run (tens of milliseconds and 19 MiB, once per
+    /// start): call this off a user interface's thread. Without a configured identity a new
+    /// one is made; with a data directory its known peers are read.
     ///
     /// Returns once the peer is reachable and, in manual mode, listens to every given peer;
     /// in tracker mode, once the tracker has answered (the links to the listed peers are
     /// made in the background and reported as events). Fails, leaving nothing running, if
-    /// the port cannot be bound, the tracker cannot be reached, or a manual peer cannot be
-    /// listened to.
+    /// the port cannot be bound, the tracker cannot be reached, a manual peer cannot be
+    /// listened to ([`Error::WrongPassphrase`] if it holds another room key), or the known
+    /// peers file cannot be read.
     pub fn start(config: PeerConfig) -> Result<Peer> {
         config.validate()?;
+        let keys = Keys {
+            identity: match &config.identity {
+                Some(identity) => identity.clone(),
+                None => Identity::generate()?,
+            },
+            room_key: RoomKey::derive(config.room.as_str(), config.passphrase.as_ref())?,
+            known: Known::open(config.data_dir.as_deref())?,
+        };
         let backlog = u32::try_from(config.limits.max_inbound).unwrap_or(u32::MAX);
         let listener =
             net::listen_shared(config.bind_addr, backlog).map_err(|source| Error::Bind {
@@ -112,7 +123,7 @@ impl Peer {
         let bound_addr = listener.local_addr()?;
         let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity);
         let mode = config.mode.clone();
-        let node = Arc::new(Node::new(config, random_id(), bound_addr, events_tx));
+        let node = Arc::new(Node::new(config, keys, random_id(), bound_addr, events_tx));
         let listeners = Arc::default();
         let links = Arc::default();
         let mesh = Mesh::new(&node, &links, &listeners);
@@ -297,6 +308,30 @@ impl Peer {
     /// This peer's username.
     pub fn username(&self) -> &str {
         &self.node.config.username
+    }
+
+    /// This peer's identity key, which every peer it links to sees.
+    pub fn public_key(&self) -> PublicKey {
+        self.node.identity.public_key()
+    }
+
+    /// The fingerprint of this peer's identity key: what to show as "you" (the terminal
+    /// peer prints `identity FINGERPRINT` at start, the app puts it in its window title), so
+    /// that people can compare it with what their peers show beside this peer's name.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.node.identity.fingerprint()
+    }
+
+    /// The room as the network sees it: its opaque id, derived from the room's name and
+    /// passphrase (what a tracker registers and the LAN record carries).
+    pub fn room(&self) -> Room {
+        self.node.room
+    }
+
+    /// The room's key, derived at start (for a discovery that needs what is derived from
+    /// it, such as the DHT infohash: [`RoomKey::infohash`]).
+    pub fn room_key(&self) -> &RoomKey {
+        &self.node.room_key
     }
 
     /// The configuration this peer was started with.

@@ -78,15 +78,20 @@ impl TrackerAddr {
     }
 }
 
-/// Registers `listen_addr` (its IP given explicitly) in the room `lobby` of the tracker at
-/// `tracker` (`host:port`) and returns its answer: the other peers and how often to announce
-/// again. One request on a fresh connection, closed after the answer.
-pub fn announce(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> Result<PeerList> {
+/// Registers `listen_addr` (its IP given explicitly) in `room` at the tracker at `tracker`
+/// (`host:port`) and returns its answer: the other peers and how often to announce again.
+/// One request on a fresh connection, closed after the answer.
+pub fn announce(
+    tracker: &str,
+    room: Room,
+    listen_addr: SocketAddr,
+    timeouts: &Timeouts,
+) -> Result<PeerList> {
     let tracker = TrackerAddr::resolve(tracker, &Resolver::system())?;
     let request = |local_ip| {
         Frame::Announce(Announce {
             version: PROTOCOL_VERSION,
-            room: Room::lobby(),
+            room,
             listen_port: listen_addr.port(),
             explicit_ip: Some(listen_addr.ip()),
             local_ip,
@@ -101,12 +106,18 @@ pub fn announce(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> 
     }
 }
 
-/// Tells the tracker at `tracker` to forget `listen_addr` (announced with [`announce`]) now.
-pub fn leave(tracker: &str, listen_addr: SocketAddr, timeouts: &Timeouts) -> Result<()> {
+/// Tells the tracker at `tracker` to forget `listen_addr` (announced in `room` with
+/// [`announce`]) now.
+pub fn leave(
+    tracker: &str,
+    room: Room,
+    listen_addr: SocketAddr,
+    timeouts: &Timeouts,
+) -> Result<()> {
     let tracker = TrackerAddr::resolve(tracker, &Resolver::system())?;
     let deadline = Instant::now() + timeouts.connect + timeouts.handshake;
     let request = Leave {
-        room: Room::lobby(),
+        room,
         listen_port: listen_addr.port(),
         explicit_ip: Some(listen_addr.ip()),
     };
@@ -198,7 +209,7 @@ pub(crate) struct Session {
 fn announce_frame(node: &Node, local_ip: IpAddr, introduce: bool) -> Frame {
     Frame::Announce(Announce {
         version: PROTOCOL_VERSION,
-        room: node.config.room.clone(),
+        room: node.room,
         listen_port: node.bound_addr.port(),
         explicit_ip: node.config.advertise_ip,
         local_ip,
@@ -366,7 +377,7 @@ fn session_loop(
 
 fn our_leave(node: &Node) -> Leave {
     Leave {
-        room: node.config.room.clone(),
+        room: node.room,
         listen_port: node.bound_addr.port(),
         explicit_ip: node.config.advertise_ip,
     }

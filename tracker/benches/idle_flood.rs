@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracker::{Tracker, TrackerConfig};
 
+/// The room the honest peers announce in (any 16 bytes: a tracker sees only rooms' ids).
+const ROOM: p2p_core::protocol::Room = p2p_core::protocol::Room::from_bytes([7; 16]);
 const ROUNDS: usize = 5;
 const HONEST_FOR: Duration = Duration::from_secs(3);
 const FLOOD: usize = 1_000;
@@ -82,7 +84,7 @@ fn honest(tracker: SocketAddr) -> (usize, Vec<Duration>) {
         let me = SocketAddr::new([127, 0, 0, 1].into(), 20_000 + (made % 1_000) as u16);
         made += 1;
         let started = Instant::now();
-        if p2p_core::tracker_client::announce(&tracker.to_string(), me, &timeouts).is_ok() {
+        if p2p_core::tracker_client::announce(&tracker.to_string(), ROOM, me, &timeouts).is_ok() {
             latencies.push(started.elapsed());
         }
     }

@@ -2,9 +2,12 @@
 //! of bogus addresses, or probes which peers it lists.
 //!
 //! ```text
-//! flood --tracker HOST:PORT --count N [--threads T] [--net A.B] [--for-secs S]
-//! flood --tracker HOST:PORT --probe IP:PORT [--rounds R]
+//! flood --tracker HOST:PORT [--room NAME] --count N [--threads T] [--net A.B] [--for-secs S]
+//! flood --tracker HOST:PORT [--room NAME] --probe IP:PORT [--rounds R]
 //! ```
+//!
+//! Both speak in the room NAME (default `lobby`) without a passphrase: the tracker sees the
+//! room's opaque id, derived as a peer derives it.
 //!
 //! Flood: announces the addresses `A.B.x.y:port` (default `10.200`), N distinct ones, from
 //! T threads; with `--for-secs` it keeps announcing the same N over and over for that long
@@ -23,8 +26,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use p2p_core::RoomName;
 use p2p_core::net::{connect, read_frame_before, write_frame};
-use p2p_core::protocol::{Announce, Frame, FrameReader, Leave};
+use p2p_core::protocol::{Announce, Frame, FrameReader, Leave, Room};
+use p2p_core::secure::RoomKey;
 
 /// Floods a tracker with announces of bogus addresses, or lists what it answers.
 #[derive(Debug, Parser)]
@@ -32,6 +37,9 @@ struct Cli {
     /// The tracker, HOST:PORT.
     #[arg(long)]
     tracker: String,
+    /// The room to announce in (without a passphrase).
+    #[arg(long, default_value = RoomName::LOBBY)]
+    room: RoomName,
     /// Distinct bogus addresses to announce.
     #[arg(long, default_value_t = 1000)]
     count: u32,
@@ -85,14 +93,14 @@ fn request(tracker: &str, frame: &Frame) -> Result<Answer, String> {
     }
 }
 
-fn announce(listen_addr: SocketAddr) -> Frame {
-    Frame::Announce(Announce::explicit(listen_addr))
+fn announce(room: Room, listen_addr: SocketAddr) -> Frame {
+    Frame::Announce(Announce::explicit(room, listen_addr))
 }
 
-fn probe(cli: &Cli, me: SocketAddr) -> ExitCode {
+fn probe(cli: &Cli, room: Room, me: SocketAddr) -> ExitCode {
     let mut seen = BTreeSet::new();
     for _ in 0..cli.rounds.max(1) {
-        match request(&cli.tracker, &announce(me)) {
+        match request(&cli.tracker, &announce(room, me)) {
             Ok(Answer::Listed(peers)) => seen.extend(peers),
             Ok(Answer::Refused(reason)) => {
                 eprintln!("probe refused: {reason}");
@@ -108,7 +116,7 @@ fn probe(cli: &Cli, me: SocketAddr) -> ExitCode {
             }
         }
     }
-    let _ = request(&cli.tracker, &Frame::Leave(Leave::explicit(me)));
+    let _ = request(&cli.tracker, &Frame::Leave(Leave::explicit(room, me)));
     for addr in seen {
         println!("{addr}");
     }
@@ -125,7 +133,7 @@ struct Tally {
     first_failure: Option<String>,
 }
 
-fn flood(cli: &Cli, net: [u8; 2]) -> ExitCode {
+fn flood(cli: &Cli, room: Room, net: [u8; 2]) -> ExitCode {
     let tally = Mutex::new(Tally::default());
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(cli.for_secs.max(0.0));
@@ -142,7 +150,7 @@ fn flood(cli: &Cli, net: [u8; 2]) -> ExitCode {
                             1024 + (n >> 16) as u16,
                         );
                         mine.requests += 1;
-                        match request(&cli.tracker, &announce(addr)) {
+                        match request(&cli.tracker, &announce(room, addr)) {
                             Ok(Answer::Listed(_)) => {
                                 mine.registered.insert(addr);
                             }
@@ -192,13 +200,20 @@ fn flood(cli: &Cli, net: [u8; 2]) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let room = match RoomKey::derive(cli.room.as_str(), None) {
+        Ok(key) => Room::from(key.room_id()),
+        Err(e) => {
+            eprintln!("cannot derive the room's id: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(me) = cli.probe {
-        return probe(&cli, me);
+        return probe(&cli, room, me);
     }
     let net: Vec<u8> = cli.net.split('.').filter_map(|o| o.parse().ok()).collect();
     let Ok(net) = <[u8; 2]>::try_from(net) else {
         eprintln!("--net must be two octets, such as 10.200");
         return ExitCode::from(2);
     };
-    flood(&cli, net)
+    flood(&cli, room, net)
 }

@@ -16,8 +16,10 @@
 //!     ..TrackerConfig::default()
 //! })?;
 //! let me = "127.0.0.1:7001".parse().unwrap();
+//! // Peers announce their room's opaque id (`Peer::room`); any 16 bytes will do here.
+//! let room = p2p_core::protocol::Room::from_bytes([7; 16]);
 //! let answer = tracker_client::announce(
-//!     &tracker.local_addr().to_string(), me, &Default::default())?;
+//!     &tracker.local_addr().to_string(), room, me, &Default::default())?;
 //! assert!(answer.peers.is_empty());
 //! assert_eq!(tracker.peers(), vec![me]);
 //! tracker.shutdown();

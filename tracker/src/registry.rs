@@ -388,6 +388,9 @@ mod tests {
 
     const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    /// The room most tests use (any 16 bytes: the tracker never sees a name).
+    const LOBBY: Room = Room::from_bytes([1; 16]);
+
     /// The tests' shorthands: the lobby, peers not behind NAT, answers as addresses.
     impl Registry {
         fn ann(
@@ -396,11 +399,11 @@ mod tests {
             source: IpAddr,
             now: Instant,
         ) -> Result<Announced, Refusal> {
-            self.announce(&Room::lobby(), addr, false, source, now)
+            self.announce(&LOBBY, addr, false, source, now)
         }
 
         fn lv(&mut self, addr: SocketAddr, source: IpAddr) -> Result<bool, Refusal> {
-            self.leave(&Room::lobby(), addr, source)
+            self.leave(&LOBBY, addr, source)
         }
     }
 
@@ -513,7 +516,7 @@ mod tests {
             ..limits()
         });
         let now = Instant::now();
-        let other = Room::new("other").unwrap();
+        let other = Room::from_bytes([2; 16]);
         r.ann(a("127.0.0.1:1"), LO, now).unwrap();
         let answer = r.announce(&other, a("127.0.0.1:2"), true, LO, now).unwrap();
         assert!(
@@ -535,7 +538,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.lv(a("127.0.0.1:1"), LO), Ok(true));
         assert_eq!(r.peers_in(&other, now).len(), 3);
-        assert!(r.peers_in(&Room::lobby(), now).is_empty());
+        assert!(r.peers_in(&LOBBY, now).is_empty());
     }
 
     #[test]

@@ -205,7 +205,7 @@ mod tests {
         let addr: SocketAddr = addr.parse().unwrap();
         Frame::Announce(Announce {
             version: PROTOCOL_VERSION,
-            room: Room::lobby(),
+            room: Room::from_bytes([1; 16]),
             listen_port: addr.port(),
             explicit_ip: Some(addr.ip()),
             local_ip: addr.ip(),
@@ -219,7 +219,7 @@ mod tests {
     fn observed(port: u16, local_ip: &str, introduce: bool) -> Frame {
         Frame::Announce(Announce {
             version: PROTOCOL_VERSION,
-            room: Room::lobby(),
+            room: Room::from_bytes([1; 16]),
             listen_port: port,
             explicit_ip: None,
             local_ip: local_ip.parse().unwrap(),
@@ -292,7 +292,7 @@ mod tests {
         let a = answer(&mut r, announce("127.0.0.1:6"), lo(), now, 20);
         assert_eq!(list(&a).addrs(), ["127.0.0.1:5".parse().unwrap()]);
         let leave = Frame::Leave(Leave {
-            room: Room::lobby(),
+            room: Room::from_bytes([1; 16]),
             listen_port: 5,
             explicit_ip: Some(LO),
         });

@@ -14,9 +14,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2p_core::net::{read_frame_before, write_frame};
-use p2p_core::protocol::{Announce, Frame, FrameReader, Leave, PeerList};
+use p2p_core::protocol::{Announce, Frame, FrameReader, Leave, PeerList, Room};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracker::{Tracker, TrackerConfig};
+
+/// The room the flood announces in (any 16 bytes: a tracker sees only rooms' opaque ids).
+const ROOM: Room = Room::from_bytes([7; 16]);
 
 /// The tests measure the whole process's memory and load the machine: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -58,7 +61,7 @@ fn request_from(source: Ipv4Addr, tracker: SocketAddr, request: &Frame) -> io::R
 }
 
 fn announce(listen_addr: SocketAddr) -> Frame {
-    Frame::Announce(Announce::explicit(listen_addr))
+    Frame::Announce(Announce::explicit(ROOM, listen_addr))
 }
 
 /// Announces `addr` from `source` and returns the peers listed; panics on anything else.
@@ -188,7 +191,7 @@ fn a_flood_from_one_source_cannot_push_out_hijack_or_remove_other_sources_peers(
         Answer::Refused(reason) => assert!(reason.contains("another address"), "{reason}"),
         other => panic!("the flooder re-registered alice's address: {other:?}"),
     }
-    match request_from(flooder, addr, &Frame::Leave(Leave::explicit(bob))).unwrap() {
+    match request_from(flooder, addr, &Frame::Leave(Leave::explicit(ROOM, bob))).unwrap() {
         Answer::Refused(reason) => assert!(reason.contains("another address"), "{reason}"),
         other => panic!("the flooder removed bob: {other:?}"),
     }

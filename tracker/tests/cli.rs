@@ -8,7 +8,11 @@ use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use p2p_core::protocol::Room;
 use p2p_core::tracker_client;
+
+/// The room the tests announce in (any 16 bytes: a tracker sees only rooms' opaque ids).
+const ROOM: Room = Room::from_bytes([7; 16]);
 
 struct Running(Child);
 
@@ -50,18 +54,18 @@ fn serves_announces_with_a_positional_port_or_flags() {
     let timeouts = p2p_core::Timeouts::default();
     let me: SocketAddr = "127.0.0.1:4100".parse().unwrap();
     let other: SocketAddr = "127.0.0.1:4101".parse().unwrap();
-    let first = tracker_client::announce(&local(addr), me, &timeouts).unwrap();
+    let first = tracker_client::announce(&local(addr), ROOM, me, &timeouts).unwrap();
     assert!(first.peers.is_empty());
     assert_eq!(first.interval_secs, 20, "a third of the default 60 s TTL");
-    let second = tracker_client::announce(&local(addr), other, &timeouts).unwrap();
+    let second = tracker_client::announce(&local(addr), ROOM, other, &timeouts).unwrap();
     assert_eq!(second.addrs(), vec![me]);
-    tracker_client::leave(&local(addr), me, &timeouts).unwrap();
-    let third = tracker_client::announce(&local(addr), other, &timeouts).unwrap();
+    tracker_client::leave(&local(addr), ROOM, me, &timeouts).unwrap();
+    let third = tracker_client::announce(&local(addr), ROOM, other, &timeouts).unwrap();
     assert!(third.peers.is_empty(), "the leave took effect at once");
 
     let (_t, addr) = start(&["--port", "0", "--bind", "127.0.0.1", "--ttl", "3"]);
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
-    let answer = tracker_client::announce(&local(addr), me, &timeouts).unwrap();
+    let answer = tracker_client::announce(&local(addr), ROOM, me, &timeouts).unwrap();
     assert_eq!(answer.interval_secs, 1);
 }
 
@@ -162,7 +166,7 @@ fn sigterm_and_sigint_stop_it_cleanly_with_a_log_line_and_status_0() {
         let lines = thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
         let timeouts = p2p_core::Timeouts::default();
         let me: SocketAddr = "127.0.0.1:4100".parse().unwrap();
-        tracker_client::announce(&local(addr), me, &timeouts).unwrap();
+        tracker_client::announce(&local(addr), ROOM, me, &timeouts).unwrap();
         // Connections that send nothing are open when the signal comes.
         let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
 
@@ -215,7 +219,7 @@ fn a_second_signal_while_it_stops_ends_the_process_at_once() {
     let mut answered = 0;
     for port in 1_000..60_000u16 {
         let me = SocketAddr::new([127, 0, 0, 1].into(), port);
-        if tracker_client::announce(&local(addr), me, &timeouts).is_err() {
+        if tracker_client::announce(&local(addr), ROOM, me, &timeouts).is_err() {
             break;
         }
         answered += 1;
@@ -262,7 +266,7 @@ fn summary_lines_and_the_stats_endpoint_follow_their_flags() {
     let timeouts = p2p_core::Timeouts::default();
     for port in [4_201, 4_202, 4_203] {
         let me = SocketAddr::new([127, 0, 0, 1].into(), port);
-        tracker_client::announce(&local(addr), me, &timeouts).unwrap();
+        tracker_client::announce(&local(addr), ROOM, me, &timeouts).unwrap();
     }
     // The stats address was logged at start; the summary comes within a second or so.
     let stats = before

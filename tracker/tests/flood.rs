@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use p2p_core::protocol::Frame;
 use p2p_core::tracker_client;
-use support::{announce, closed_by_peer, connect_from, eventually, exchange, start};
+use support::{ROOM, announce, closed_by_peer, connect_from, eventually, exchange, start};
 use tracker::TrackerConfig;
 
 /// Each test opens thousands of sockets and loads the machine: one at a time.
@@ -85,7 +85,7 @@ fn a_host_holding_a_thousand_idle_connections_keeps_no_other_host_out() {
     let mut failures = Vec::new();
     for i in 0..200u16 {
         let me: SocketAddr = SocketAddr::new([127, 0, 0, 1].into(), 20_000 + i);
-        if let Err(e) = tracker_client::announce(&addr.to_string(), me, &timeouts) {
+        if let Err(e) = tracker_client::announce(&addr.to_string(), ROOM, me, &timeouts) {
             failures.push(e.to_string());
         }
     }

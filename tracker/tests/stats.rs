@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use p2p_core::tracker_client;
-use support::eventually;
+use support::{ROOM, eventually};
 use tracker::{Tracker, TrackerConfig};
 
 /// One HTTP request to `addr`; returns the status line and the body.
@@ -64,16 +64,16 @@ fn the_stats_endpoint_counts_announces_leaves_and_refusals_as_they_happen() {
         for round in 0..20 {
             for port in 5_001..=5_005 {
                 let me = SocketAddr::new([127, 0, 0, 1].into(), port);
-                tracker_client::announce(&target, me, &timeouts).unwrap();
+                tracker_client::announce(&target, ROOM, me, &timeouts).unwrap();
             }
             if round == 0 {
                 // One refused announce: port 0 is no address to list.
                 let bad = SocketAddr::new([127, 0, 0, 1].into(), 0);
-                assert!(tracker_client::announce(&target, bad, &timeouts).is_err());
+                assert!(tracker_client::announce(&target, ROOM, bad, &timeouts).is_err());
             }
         }
         let me = SocketAddr::new([127, 0, 0, 1].into(), 5_001);
-        tracker_client::leave(&target, me, &timeouts).unwrap();
+        tracker_client::leave(&target, ROOM, me, &timeouts).unwrap();
     });
     let mut seen = Vec::new();
     eventually("the announces to be counted", || {

@@ -9,14 +9,25 @@ use super::{
     Frame, FrameBytes, HARD_MAX_FRAME_BYTES, HEADER_BYTES, PROTOCOL_VERSION, ProtocolError,
 };
 
-type Config = Configuration<BigEndian, Varint, Limit<HARD_MAX_FRAME_BYTES>>;
+type Config<const LIMIT: usize> = Configuration<BigEndian, Varint, Limit<LIMIT>>;
 
-const fn config() -> Config {
+const fn config<const LIMIT: usize>() -> Config<LIMIT> {
     bincode::config::standard()
         .with_big_endian()
         .with_variable_int_encoding()
-        .with_limit::<HARD_MAX_FRAME_BYTES>()
+        .with_limit::<LIMIT>()
 }
+
+/// What bincode may set aside while decoding a body, as a multiple of the body's length.
+/// bincode counts what a body claims (a string's bytes, each decoded value's size in
+/// memory) against its limit, and allocates a string's claimed length before it reads the
+/// bytes: the limit therefore follows the body's size, so that a small body cannot make it
+/// set aside more than this many times what was received. An honest body claims at most
+/// its own length for a string, and for a list of peer entries (7 bytes each at least on
+/// the wire, about 40 in memory) less than 6 times it. (serde sets aside room for a list's
+/// claimed count of items, at most 1 MiB of them, before decoding them one by one: only a
+/// tracker's answer holds a list.)
+const CLAIM_FACTOR: usize = 8;
 
 impl Frame {
     /// Encodes this frame, header included, into a new buffer.
@@ -60,9 +71,7 @@ impl Frame {
         let frame = match kind {
             kind::HANDSHAKE => {
                 check_version(body)?;
-                let hs: Handshake = decode_body(body)?;
-                hs.room.check()?;
-                Frame::Handshake(hs)
+                Frame::Handshake(decode_body::<Handshake>(body)?)
             }
             kind::WELCOME => {
                 check_version(body)?;
@@ -78,16 +87,10 @@ impl Frame {
             },
             kind::ANNOUNCE => {
                 check_version(body)?;
-                let announce: Announce = decode_body(body)?;
-                announce.room.check()?;
-                Frame::Announce(announce)
+                Frame::Announce(decode_body::<Announce>(body)?)
             }
             kind::PEER_LIST => Frame::PeerList(decode_body(body)?),
-            kind::LEAVE => {
-                let leave: Leave = decode_body(body)?;
-                leave.room.check()?;
-                Frame::Leave(leave)
-            }
+            kind::LEAVE => Frame::Leave(decode_body::<Leave>(body)?),
             kind::LEAVE_ACK => empty(body, Frame::LeaveAck)?,
             kind::INTRODUCE => Frame::Introduce(decode_body(body)?),
             other => return Err(ProtocolError::UnknownKind(other)),
@@ -205,14 +208,40 @@ fn take_be<const N: usize>(bytes: &[u8]) -> Result<([u8; N], &[u8]), ProtocolErr
 }
 
 fn encode_body<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
-    bincode::serde::encode_into_std_write(value, out, config())
+    bincode::serde::encode_into_std_write(value, out, config::<HARD_MAX_FRAME_BYTES>())
         .map(|_| ())
         .map_err(|e| ProtocolError::Encode(e.to_string()))
 }
 
+/// Decodes a body with a limit on what bincode may set aside that follows the body's length
+/// (see [`CLAIM_FACTOR`]): the smallest of a few fixed limits (bincode takes its limit as a
+/// constant) that is at least [`CLAIM_FACTOR`] times the body.
 fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(body, config())
-        .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    const KIB: usize = 1024;
+    let claimable = body.len().saturating_mul(CLAIM_FACTOR);
+    if claimable <= KIB {
+        decode_within::<T, KIB>(body)
+    } else if claimable <= 16 * KIB {
+        decode_within::<T, { 16 * KIB }>(body)
+    } else if claimable <= 256 * KIB {
+        decode_within::<T, { 256 * KIB }>(body)
+    } else if claimable <= 4096 * KIB {
+        decode_within::<T, { 4096 * KIB }>(body)
+    } else {
+        decode_within::<T, { CLAIM_FACTOR * HARD_MAX_FRAME_BYTES }>(body)
+    }
+}
+
+fn decode_within<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    body: &[u8],
+) -> Result<T, ProtocolError> {
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(body, config::<LIMIT>())
+        .map_err(|e| match e {
+            bincode::error::DecodeError::LimitExceeded => {
+                ProtocolError::Malformed("a length claims more than the frame holds".into())
+            }
+            e => ProtocolError::Malformed(e.to_string()),
+        })?;
     if used != body.len() {
         return Err(ProtocolError::TrailingBytes(body.len() - used));
     }
@@ -230,7 +259,7 @@ fn empty(body: &[u8], frame: Frame) -> Result<Frame, ProtocolError> {
 /// Reads the version that starts a handshake, welcome or announce body, and refuses any
 /// version but ours before the rest of the body is looked at.
 fn check_version(body: &[u8]) -> Result<(), ProtocolError> {
-    let (version, _) = bincode::serde::decode_from_slice::<u16, _>(body, config())
+    let (version, _) = bincode::serde::decode_from_slice::<u16, _>(body, config::<16>())
         .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     if version != PROTOCOL_VERSION {
         return Err(ProtocolError::Version {
@@ -246,7 +275,7 @@ pub(super) mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::protocol::{How, Introduce, MAX_ROOM_BYTES, PeerEntry, PeerList, Room, Welcome};
+    use crate::protocol::{How, Introduce, PeerEntry, PeerList, Room, Welcome};
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -258,7 +287,6 @@ pub(super) mod tests {
                 version: PROTOCOL_VERSION,
                 peer_id: 42,
                 username: "alice".into(),
-                room: Room::lobby(),
                 listen_ip: Some("127.0.0.1".parse().unwrap()),
                 listen_port: 4000,
                 connect_back: true,
@@ -279,7 +307,7 @@ pub(super) mod tests {
             },
             Frame::Announce(Announce {
                 version: PROTOCOL_VERSION,
-                room: Room::new(vec![0, 255, 7]).unwrap(),
+                room: Room::from_bytes([0, 255, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
                 listen_port: 9,
                 explicit_ip: None,
                 local_ip: "::1".parse().unwrap(),
@@ -302,7 +330,7 @@ pub(super) mod tests {
                 ],
             }),
             Frame::Leave(Leave {
-                room: Room::lobby(),
+                room: Room::from_bytes([9; 16]),
                 listen_port: 1,
                 explicit_ip: Some("127.0.0.1".parse().unwrap()),
             }),
@@ -333,10 +361,9 @@ pub(super) mod tests {
             &[0, 0, 0, 4, 16, 2, b'h', b'i']
         );
         let hs = Frame::Handshake(Handshake {
-            version: 2,
+            version: 3,
             peer_id: 7,
             username: "a".into(),
-            room: Room::new("r").unwrap(),
             listen_ip: None,
             listen_port: 258,
             connect_back: true,
@@ -344,8 +371,18 @@ pub(super) mod tests {
         });
         assert_eq!(
             hs.encode().unwrap(),
-            [0, 0, 0, 13, 1, 2, 7, 1, b'a', 1, b'r', 0, 251, 1, 2, 1, 1]
+            [0, 0, 0, 11, 1, 3, 7, 1, b'a', 0, 251, 1, 2, 1, 1]
         );
+        // A room is its 16 id bytes, without a length.
+        let leave = Frame::Leave(Leave {
+            room: Room::from_bytes([0xab; 16]),
+            listen_port: 1,
+            explicit_ip: None,
+        });
+        let mut expected = vec![0, 0, 0, 19, 34];
+        expected.extend_from_slice(&[0xab; 16]);
+        expected.extend_from_slice(&[1, 0]);
+        assert_eq!(leave.encode().unwrap(), expected);
         let introduce = Frame::Introduce(Introduce {
             addr: addr("10.0.0.1:258"),
             how: How::Punch,
@@ -398,18 +435,18 @@ pub(super) mod tests {
         let body = [kind::HANDSHAKE, 1, 0xff, 0xff];
         assert_eq!(
             Frame::decode(&body),
-            Err(ProtocolError::Version { got: 1, ours: 2 })
+            Err(ProtocolError::Version { got: 1, ours: 3 })
         );
     }
 
     /// The tracker reads requests of at most 256 bytes; an announce stays under 100 even
-    /// with a 32-byte room id and IPv6 addresses (the secure-rooms issue's).
+    /// with IPv6 addresses.
     #[test]
     fn an_announce_is_under_100_bytes() {
         let v6 = "2001:db8::1".parse().unwrap();
         let announce = Frame::Announce(Announce {
             version: PROTOCOL_VERSION,
-            room: Room::new(vec![0xab; 32]).unwrap(),
+            room: Room::from_bytes([0xab; 16]),
             listen_port: 65535,
             explicit_ip: Some(v6),
             local_ip: v6,
@@ -420,29 +457,56 @@ pub(super) mod tests {
         assert!(len < 100, "{len} bytes");
     }
 
+    /// A small body cannot make the decoder set aside what a length in it claims: the claim
+    /// is refused against a limit that follows the body's size, before anything is
+    /// allocated (bincode allocates what a length claims before it reads the bytes).
     #[test]
-    fn rooms_past_the_limit_or_empty_are_refused_when_decoded() {
-        let mut hs = Handshake {
+    fn a_small_body_claiming_a_huge_string_is_refused_before_allocating() {
+        // A handshake whose username claims 16 MiB - 1 (varint 252 + u32), in a 20-byte body.
+        let mut body = vec![kind::HANDSHAKE, 3, 7, 252];
+        body.extend_from_slice(&((16u32 << 20) - 1).to_be_bytes());
+        body.extend_from_slice(b"alice");
+        body.extend_from_slice(&[0, 1, 0, 0]);
+        assert_eq!(
+            Frame::decode(&body),
+            Err(ProtocolError::Malformed(
+                "a length claims more than the frame holds".into()
+            ))
+        );
+        // The same for a refusal's reason (15 MiB claimed in a 6-byte body).
+        let refuse = [kind::REFUSE, 252, 0, 0xf0, 0, 0, b'x'];
+        assert_eq!(
+            Frame::decode(&refuse),
+            Err(ProtocolError::Malformed(
+                "a length claims more than the frame holds".into()
+            ))
+        );
+        // Honest frames near each limit's edge still decode.
+        let name = "é".repeat(32);
+        let hs = Frame::Handshake(Handshake {
             version: PROTOCOL_VERSION,
-            peer_id: 1,
-            username: "a".into(),
-            room: Room::lobby(),
-            listen_ip: None,
-            listen_port: 1,
-            connect_back: false,
-            duplex: false,
-        };
-        assert!(Room::new(vec![1; MAX_ROOM_BYTES]).is_ok());
-        assert!(Room::new(vec![1; MAX_ROOM_BYTES + 1]).is_err());
-        assert!(Room::new("").is_err());
-        for bad in [Room(Vec::new()), Room(vec![b'x'; MAX_ROOM_BYTES + 1])] {
-            hs.room = bad;
-            let bytes = Frame::Handshake(hs.clone()).encode().unwrap();
-            assert!(matches!(
-                Frame::decode(&bytes[4..]),
-                Err(ProtocolError::Malformed(_))
-            ));
-        }
+            peer_id: u64::MAX,
+            username: name,
+            listen_ip: Some("2001:db8::1".parse().unwrap()),
+            listen_port: 65535,
+            connect_back: true,
+            duplex: true,
+        });
+        let bytes = hs.encode().unwrap();
+        assert_eq!(Frame::decode(&bytes[4..]), Ok(hs));
+        let many = Frame::PeerList(PeerList {
+            interval_secs: 1,
+            observed: addr("10.0.0.1:1"),
+            nat: false,
+            peers: (0..5000u16)
+                .map(|i| PeerEntry {
+                    addr: SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1)),
+                    nat: false,
+                })
+                .collect(),
+        });
+        let bytes = many.encode().unwrap();
+        assert_eq!(Frame::decode(&bytes[4..]), Ok(many));
     }
 
     #[test]

@@ -6,64 +6,39 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_ROOM_BYTES, ProtocolError};
+use crate::secure::RoomId;
+use crate::secure::room::ROOM_ID_BYTES;
 
-/// The room a peer is in: an opaque string of at most [`MAX_ROOM_BYTES`] bytes. Peers of
-/// different rooms never link (the handshake refuses them), a tracker lists a peer only to
-/// peers of its room, and the LAN discovery record carries it.
-///
-/// Today it holds the room's name as typed (`--room`, default [`Room::LOBBY`]); the
-/// secure-rooms issue puts an opaque room id (derived from the name and passphrase) in its
-/// place, without changing the wire format.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Room(pub(super) Vec<u8>);
+/// The room a peer is in, as the network sees it: the opaque room id of
+/// [`RoomKey::room_id`](crate::secure::RoomKey::room_id) (16 bytes derived from the room's name
+/// and passphrase), never the name. A tracker keys its registry by it and lists a peer only
+/// to peers of its room; the LAN discovery record carries it. Peers of different rooms never
+/// link: their room keys differ, so their handshakes fail.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Room([u8; ROOM_ID_BYTES]);
 
 impl Room {
-    /// The room peers are in when none is given.
-    pub const LOBBY: &'static str = "lobby";
-
-    /// A room from its bytes; refuses an empty one or one longer than [`MAX_ROOM_BYTES`].
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Room, ProtocolError> {
-        let room = Room(bytes.into());
-        room.check()?;
-        Ok(room)
+    /// A room from the bytes of its id.
+    pub const fn from_bytes(bytes: [u8; ROOM_ID_BYTES]) -> Room {
+        Room(bytes)
     }
 
-    /// The room named `lobby`.
-    pub fn lobby() -> Room {
-        Room(Self::LOBBY.as_bytes().to_vec())
-    }
-
-    /// The room's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
+    /// The room's id bytes.
+    pub fn as_bytes(&self) -> &[u8; ROOM_ID_BYTES] {
         &self.0
     }
+}
 
-    /// Checks the length rule (decoded rooms are checked before they are used).
-    pub(super) fn check(&self) -> Result<(), ProtocolError> {
-        if self.0.is_empty() || self.0.len() > MAX_ROOM_BYTES {
-            return Err(ProtocolError::Malformed(format!(
-                "a room is 1 to {MAX_ROOM_BYTES} bytes, not {}",
-                self.0.len()
-            )));
-        }
-        Ok(())
+impl From<RoomId> for Room {
+    fn from(id: RoomId) -> Room {
+        Room(*id.as_bytes())
     }
 }
 
-impl Default for Room {
-    fn default() -> Room {
-        Room::lobby()
-    }
-}
-
-/// A room prints as its name when that is printable UTF-8, else as hex.
+/// A room prints as its id in hex (32 digits).
 impl fmt::Display for Room {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match std::str::from_utf8(&self.0) {
-            Ok(s) if !s.chars().any(char::is_control) => f.write_str(s),
-            _ => self.0.iter().try_for_each(|b| write!(f, "{b:02x}")),
-        }
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
@@ -73,7 +48,9 @@ impl fmt::Debug for Room {
     }
 }
 
-/// The first frame on a peer link, sent by the side that opens it.
+/// The first frame on a peer link, sent by the side that opens it, once the link's Noise
+/// handshake is done (so only the other peer of the room reads it). No room: the handshake
+/// already proved that both sides hold the room's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshake {
     /// Protocol version of the sender; always the first field, so any version can read it.
@@ -82,8 +59,6 @@ pub struct Handshake {
     pub peer_id: u64,
     /// The sender's username.
     pub username: String,
-    /// The sender's room: a peer of another room is refused.
-    pub room: Room,
     /// The IP address the sender was told to advertise (`--ip`), if any. Without one, the
     /// receiver takes the connection's source address.
     pub listen_ip: Option<IpAddr>,
@@ -142,12 +117,12 @@ pub struct Announce {
 }
 
 impl Announce {
-    /// An announce of `addr` in the lobby, its IP given explicitly (so the tracker registers
+    /// An announce of `addr` in `room`, its IP given explicitly (so the tracker registers
     /// exactly `addr`): what tools and tests that speak for a peer send.
-    pub fn explicit(addr: SocketAddr) -> Announce {
+    pub fn explicit(room: Room, addr: SocketAddr) -> Announce {
         Announce {
             version: super::PROTOCOL_VERSION,
-            room: Room::lobby(),
+            room,
             listen_port: addr.port(),
             explicit_ip: Some(addr.ip()),
             local_ip: addr.ip(),
@@ -218,10 +193,10 @@ pub struct Leave {
 }
 
 impl Leave {
-    /// The leave of an [`Announce::explicit`] of `addr`.
-    pub fn explicit(addr: SocketAddr) -> Leave {
+    /// The leave of an [`Announce::explicit`] of `addr` in `room`.
+    pub fn explicit(room: Room, addr: SocketAddr) -> Leave {
         Leave {
-            room: Room::lobby(),
+            room,
             listen_port: addr.port(),
             explicit_ip: Some(addr.ip()),
         }

@@ -41,14 +41,15 @@ pub use frame::{
 };
 pub(crate) use reader::Unchecked;
 pub use reader::{FrameReader, Incoming, READ_CHUNK, ReadError};
-pub use validate::{UsernameError, validate_text, validate_username};
+pub use validate::{
+    MAX_ROOM_NAME_BYTES, RoomNameError, UsernameError, validate_room_name, validate_text,
+    validate_username,
+};
 
 /// The protocol version this build speaks. A handshake or announce with another version is
-/// refused (see `docs/protocol.md`, "Versioning").
-pub const PROTOCOL_VERSION: u16 = 2;
-
-/// Longest room, in bytes (a room name today; a 32-byte room id with the secure rooms).
-pub const MAX_ROOM_BYTES: usize = 64;
+/// refused (see `docs/protocol.md`, "Versioning"). Version 3 secures every peer link (a Noise
+/// handshake, then records) and names rooms by their opaque id.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Default limit on one frame (kind byte and body), in bytes: 1 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
@@ -64,10 +65,10 @@ pub const HARD_MAX_FRAME_BYTES: usize = 16 << 20;
 pub const MAX_USERNAME_CHARS: usize = 32;
 
 /// Limit on a frame before a link is established: the handshake, and the welcome or
-/// refusal that answers it. They are under 200 bytes in this version (a 32-character
-/// username is at most 128 bytes); 1 KiB leaves room for what a later version adds to the
-/// handshake (keys, a room id, a signature) while keeping what a stranger can make a peer
-/// buffer small.
+/// refusal that answers it (sent over the record layer once the Noise handshake is done).
+/// They are under 200 bytes in this version (a 32-character username is at most 128 bytes);
+/// 1 KiB leaves room for what a later version adds while keeping what a peer that has not
+/// introduced itself can make this one buffer small. Tracker requests have the same limit.
 pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 1024;
 
 /// Limit on a frame a listener sends upstream on an established link: keep-alives and the

@@ -54,6 +54,12 @@ pub fn validate_username(name: &str) -> Result<(), UsernameError> {
     if name.chars().count() > MAX_USERNAME_CHARS {
         return Err(UsernameError::TooLong);
     }
+    check_characters(name)
+}
+
+/// The character rules usernames and room names share: no Cc, Cf, Zl or Zp characters, no
+/// white space at either end.
+fn check_characters(name: &str) -> Result<(), UsernameError> {
     for c in name.chars() {
         match c.general_category() {
             GeneralCategory::Control => return Err(UsernameError::ControlCharacter),
@@ -68,6 +74,45 @@ pub fn validate_username(name: &str) -> Result<(), UsernameError> {
         return Err(UsernameError::SurroundingSpace);
     }
     Ok(())
+}
+
+/// Longest room name, in bytes of UTF-8.
+pub const MAX_ROOM_NAME_BYTES: usize = 64;
+
+/// Why a room name is not acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomNameError {
+    /// No characters.
+    #[error("it is empty")]
+    Empty,
+    /// More than [`MAX_ROOM_NAME_BYTES`] bytes of UTF-8.
+    #[error("it is longer than {MAX_ROOM_NAME_BYTES} bytes")]
+    TooLong,
+    /// A character usernames may not hold either (control, invisible formatting, line
+    /// separators, white space at either end).
+    #[error(transparent)]
+    Character(UsernameError),
+}
+
+/// Checks the room name rules: 1 to [`MAX_ROOM_NAME_BYTES`] bytes, and the characters
+/// usernames may hold (see [`validate_username`]). A room's name never travels on the
+/// network (peers and trackers see the room's opaque id), but it is printed and typed, and
+/// two names that print alike must not be two rooms.
+///
+/// ```
+/// use p2p_core::protocol::validate_room_name;
+/// assert!(validate_room_name("sala 3 ☕").is_ok());
+/// assert!(validate_room_name("lobby\u{200b}").is_err());
+/// ```
+pub fn validate_room_name(name: &str) -> Result<(), RoomNameError> {
+    if name.is_empty() {
+        return Err(RoomNameError::Empty);
+    }
+    if name.len() > MAX_ROOM_NAME_BYTES {
+        return Err(RoomNameError::TooLong);
+    }
+    check_characters(name).map_err(RoomNameError::Character)
 }
 
 /// Checks a chat text against the text limit.
@@ -108,6 +153,28 @@ mod tests {
         ] {
             assert_eq!(validate_username(good), Ok(()), "{good:?}");
         }
+    }
+
+    #[test]
+    fn room_names() {
+        assert_eq!(validate_room_name(""), Err(RoomNameError::Empty));
+        assert_eq!(validate_room_name(&"é".repeat(32)), Ok(()));
+        assert_eq!(
+            validate_room_name(&"é".repeat(33)),
+            Err(RoomNameError::TooLong)
+        );
+        assert_eq!(
+            validate_room_name("a\tb"),
+            Err(RoomNameError::Character(UsernameError::ControlCharacter))
+        );
+        assert_eq!(
+            validate_room_name(" lobby"),
+            Err(RoomNameError::Character(UsernameError::SurroundingSpace))
+        );
+        assert_eq!(
+            validate_room_name("lo\u{202e}bby").unwrap_err().to_string(),
+            "it contains an invisible formatting character (U+202E)"
+        );
     }
 
     /// Names that print like another name, or span lines, are refused with a message that

@@ -222,6 +222,16 @@ impl Identity {
     }
 }
 
+/// Two identities are equal when their public keys are (the public key follows from the
+/// private one).
+impl PartialEq for Identity {
+    fn eq(&self, other: &Identity) -> bool {
+        self.public == other.public
+    }
+}
+
+impl Eq for Identity {}
+
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")

@@ -43,7 +43,7 @@
 //! ```
 
 mod error;
-mod files;
+pub(crate) mod files;
 mod fingerprint;
 pub mod handshake;
 mod hex;

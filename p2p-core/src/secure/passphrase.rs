@@ -130,6 +130,15 @@ impl Passphrase {
     }
 }
 
+/// Two passphrases are equal when their bytes are (so that configurations compare).
+impl PartialEq for Passphrase {
+    fn eq(&self, other: &Passphrase) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Passphrase {}
+
 impl fmt::Debug for Passphrase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Passphrase(..)")

@@ -4,21 +4,23 @@
 //!
 //! - one **accept** thread: takes connections, refuses those past the inbound cap, and
 //!   starts a listener thread for each of the others;
-//! - one **listener** thread per connection: reads the handshake (within the handshake
-//!   timeout), answers with a welcome, then writes to that listener every frame appended to
-//!   the broadcast log until the link ends. Between writes it reads the listener's
-//!   keep-alives without blocking, so a listener that vanishes is noticed.
+//! - one **listener** thread per connection: runs the Noise handshake and reads the hello
+//!   (within the handshake timeout), answers with a welcome, then writes to that listener
+//!   every frame appended to the broadcast log until the link ends, sealing each batch into
+//!   records with the link's own keys. Between writes it reads the listener's keep-alives
+//!   without blocking, so a listener that vanishes is noticed.
 //!
 //! [`Listeners::broadcast`] (in `registry`) encodes nothing: it is handed the frame bytes
 //! once and appends them once to the broadcast log ([`crate::fanout`]) that every listener
-//! thread reads at its own pace, whatever the number of listeners. How far a listener may
+//! thread reads at its own pace, whatever the number of listeners. The log holds plaintext
+//! frames: each listener thread seals what it takes from it, a whole batch at a time. How far a listener may
 //! fall behind is bounded by bytes: a sender that would take the slowest listener past the
 //! bound waits for it, and a listener that takes nothing for the stall timeout is cut off
 //! and reported.
 
 mod registry;
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,16 +31,14 @@ use log::{debug, info, warn};
 use registry::QUEUE_ITEM_OVERHEAD;
 pub(crate) use registry::{ListenerHandle, Listeners, Refusal};
 
+use crate::channel::{Inbound, Outbound, SEAL_BATCH};
 use crate::event::{Batch, Departure, Event, PeerInfo};
 use crate::fanout::{Bell, Cursor};
-use crate::link;
-use crate::net::{AcceptWaker, Acceptor, write_frame};
+use crate::link::{self, Accepted};
+use crate::net::{AcceptWaker, Acceptor};
 use crate::node::Node;
-use crate::protocol::{Frame, FrameReader, Handshake, MAX_UPSTREAM_FRAME_BYTES, ReadError};
+use crate::protocol::{Frame, Handshake, MAX_UPSTREAM_FRAME_BYTES, ReadError};
 use crate::threads::Role;
-
-/// Bytes a listener thread buffers before writing to the socket.
-const WRITE_BUFFER: usize = 64 * 1024;
 
 /// How many times an idle listener thread yields the processor before it sleeps.
 const IDLE_YIELDS: usize = 2;
@@ -54,13 +54,7 @@ pub(crate) trait Hooks: Send + Sync {
     fn hello(&self, hs: &Handshake, remote: SocketAddr);
     /// A handshake asked for a duplex link: this one connection carries both directions.
     /// The hook owns the connection from here on (and answers the handshake).
-    fn duplex(
-        &self,
-        stream: Arc<TcpStream>,
-        hs: Handshake,
-        reader: FrameReader,
-        remote: SocketAddr,
-    );
+    fn duplex(&self, stream: Arc<TcpStream>, accepted: Accepted, remote: SocketAddr);
     /// `Some` hook that takes over a connection accepted from `remote` when it is the
     /// other end of a punch on which this peer sends the handshake (the other peer's
     /// connection reached our listener rather than our own attempt).
@@ -151,23 +145,37 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
     let Some(handshaking) = node.threads.register(&stream, Role::Reader) else {
         return;
     };
-    let (hs, mut reader) = match link::read_handshake(node, &stream) {
-        Ok(taken) => taken,
-        Err(link::Refusal::Refuse(reason)) => return refuse(&stream, remote, &reason),
+    let accepted = match link::read_handshake(node, &stream) {
+        Ok(accepted) => accepted,
+        Err(link::Refusal::Refuse(reason, mut out)) => {
+            return refuse(&stream, &mut out, remote, &reason);
+        }
         Err(link::Refusal::Close(why)) => {
             info!("closed connection from {remote}: {why}");
             return;
         }
+        Err(link::Refusal::Stranger) => return,
     };
     drop(handshaking);
-    if hs.duplex {
-        return hooks.duplex(stream, hs, reader, remote);
+    if accepted.hs.duplex {
+        return hooks.duplex(stream, accepted, remote);
     }
+    let Accepted {
+        hs,
+        key,
+        mut inbound,
+        mut outbound,
+    } = accepted;
     if listeners.has_peer(hs.peer_id) {
-        return refuse(&stream, remote, "this peer already listens here");
+        return refuse(
+            &stream,
+            &mut outbound,
+            remote,
+            "this peer already listens here",
+        );
     }
     // From now on the listener sends only keep-alives and a goodbye.
-    reader.set_max_frame(MAX_UPSTREAM_FRAME_BYTES);
+    inbound.set_max_frame(MAX_UPSTREAM_FRAME_BYTES);
     let Some(_socket) = node.threads.register(&stream, Role::Writer) else {
         return;
     };
@@ -176,29 +184,46 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
     let info = PeerInfo {
         username: hs.username.clone(),
         addr: hs.listen_addr(remote.ip()),
+        fingerprint: key.fingerprint(),
     };
     let (handle, cursor) = match listeners.join(info, hs.peer_id, &stream, &node.stop) {
         Ok(joined) => joined,
         Err(Refusal::Stopping) => return,
         Err(Refusal::Duplicate) => {
-            return refuse(&stream, remote, "this peer already listens here");
+            return refuse(
+                &stream,
+                &mut outbound,
+                remote,
+                "this peer already listens here",
+            );
         }
     };
-    if let Err(e) = link::welcome(node, &stream) {
+    if let Err(e) = link::welcome(node, &stream, &mut outbound) {
         listeners.remove(&handle);
         info!("closed connection from {remote}: cannot send welcome: {e}");
         return;
     }
     debug!("{} listens to us (from {remote})", handle.info);
-    // Keep-alives go out while a slow embedder leaves no room for the event.
-    let joined = Batch::Event(Event::ListenerJoined(handle.info.clone()));
-    node.emit_batch_or(joined, node.config.timeouts.keepalive, || {
-        let _ = write_frame(&stream, &Frame::Ping);
-    });
+    // Keep-alives go out while a slow embedder leaves no room for the events.
+    let warning = node.vouch(&handle.info);
+    let joined = Event::ListenerJoined(handle.info.clone());
+    for event in warning.into_iter().chain([joined]) {
+        node.emit_batch_or(Batch::Event(event), node.config.timeouts.keepalive, || {
+            let _ = outbound.send(&stream, &Frame::Ping);
+        });
+    }
     if hs.connect_back {
         hooks.hello(&hs, remote);
     }
-    let reason = write_loop(node, listeners, &stream, &handle, cursor, Some(reader));
+    let reason = write_loop(
+        node,
+        listeners,
+        &stream,
+        &handle,
+        cursor,
+        outbound,
+        Some(inbound),
+    );
     listeners.remove(&handle);
     let reason = if handle.overflowed.load(Ordering::SeqCst) {
         Departure::Overflow
@@ -213,12 +238,13 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
     });
 }
 
-fn refuse(stream: &TcpStream, remote: SocketAddr, reason: &str) {
+fn refuse(stream: &TcpStream, out: &mut Outbound, remote: SocketAddr, reason: &str) {
     info!("refused connection from {remote}: {reason}");
-    link::refuse(stream, reason);
+    link::refuse(stream, out, reason);
 }
 
-/// Writes the log's frames to one listener until the link ends; returns why it ended.
+/// Writes the log's frames to one listener until the link ends, sealed with `out`; returns
+/// why it ended. This thread is the link's only writer.
 ///
 /// With `upstream`, it also reads what the listener sends up (keep-alives, a goodbye)
 /// between writes and ends the link when the listener falls silent; a duplex link gives
@@ -229,26 +255,26 @@ pub(crate) fn write_loop(
     stream: &TcpStream,
     handle: &ListenerHandle,
     mut cursor: Cursor,
-    mut upstream: Option<FrameReader>,
+    mut out: Outbound,
+    mut upstream: Option<Inbound>,
 ) -> Departure {
     let timeouts = &node.config.timeouts;
     let bell = &listeners.bell;
     // A write that takes nothing for the stall timeout ends the link: the listener is
     // stuck, however healthy its connection looks.
     let _ = stream.set_write_timeout(Some(timeouts.stall));
-    let progress = Progress {
+    let mut sink = Progress {
         stream,
         handle,
         room: &listeners.room,
     };
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, progress);
     let ping = Frame::Ping.encode().unwrap_or_default();
     let mut last_write = Instant::now();
     let mut last_heard = Instant::now();
     let mut last_check = Instant::now();
     let mut taken = 0;
     loop {
-        match write_batch(&mut out, handle, &mut cursor, &mut taken) {
+        match write_batch(&mut out, &mut sink, handle, &mut cursor, &mut taken) {
             Ok(true) => last_write = Instant::now(),
             Ok(false) => {}
             Err(e) if is_timeout(&e) => {
@@ -266,7 +292,7 @@ pub(crate) fn write_loop(
             if handle.overflowed.load(Ordering::SeqCst) {
                 return Departure::Overflow;
             }
-            say_goodbye(&mut out);
+            say_goodbye(&mut out, &mut sink);
             return Departure::Shutdown;
         }
         let now = Instant::now();
@@ -299,7 +325,8 @@ pub(crate) fn write_loop(
             }
         }
         if now.duration_since(last_write) >= timeouts.keepalive {
-            match out.write_all(&ping).and_then(|()| out.flush()) {
+            out.push(&ping);
+            match out.flush_to(&mut sink) {
                 Ok(()) => {}
                 Err(e) if is_timeout(&e) => return Departure::Overflow,
                 Err(e) => return Departure::Error(e.to_string()),
@@ -340,11 +367,13 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Writes every frame past the cursor, then flushes once. `Ok(true)` if anything was
-/// written. `taken` counts the log's bytes this thread has taken; it is published after
-/// every frame, so a sender waiting for room sees it as soon as it is made.
+/// Writes every frame past the cursor, sealed into records a batch of [`SEAL_BATCH`] bytes
+/// at a time. `Ok(true)` if anything was written. `taken` counts the log's bytes this
+/// thread has taken; it is published after every frame, so a sender waiting for room sees
+/// it as soon as it is made.
 fn write_batch(
-    out: &mut BufWriter<Progress<'_>>,
+    out: &mut Outbound,
+    sink: &mut Progress<'_>,
     handle: &ListenerHandle,
     cursor: &mut Cursor,
     taken: &mut u64,
@@ -352,36 +381,41 @@ fn write_batch(
     let mut any = false;
     while let Some(bytes) = cursor.next_frame() {
         any = true;
-        out.write_all(bytes)?;
+        out.push(bytes);
         *taken += (bytes.len() + QUEUE_ITEM_OVERHEAD) as u64;
         handle.taken.set(*taken);
+        if out.pending() >= SEAL_BATCH {
+            out.flush_to(sink)?;
+        }
     }
     if any {
-        out.flush()?;
+        out.flush_to(sink)?;
     }
     Ok(any)
 }
 
-fn say_goodbye(out: &mut BufWriter<Progress<'_>>) {
-    let stream = out.get_ref().stream;
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+fn say_goodbye(out: &mut Outbound, sink: &mut Progress<'_>) {
+    let _ = sink
+        .stream
+        .set_write_timeout(Some(Duration::from_millis(500)));
     if let Ok(bytes) = Frame::Goodbye.encode() {
-        let _ = out.write_all(&bytes).and_then(|()| out.flush());
+        out.push(&bytes);
+        let _ = out.flush_to(sink);
     }
 }
 
 /// Reads, without blocking, what the listener sent us since the last check: keep-alives,
 /// or a goodbye. `Ok(true)` if anything arrived.
-fn poll_upstream(stream: &TcpStream, upstream: &mut FrameReader) -> Result<bool, Departure> {
+fn poll_upstream(stream: &TcpStream, upstream: &mut Inbound) -> Result<bool, Departure> {
     stream
         .set_nonblocking(true)
         .map_err(|e| Departure::Error(e.to_string()))?;
-    let result = read_upstream(stream, upstream);
+    let result = read_upstream(upstream);
     let _ = stream.set_nonblocking(false);
     result
 }
 
-fn read_upstream(stream: &TcpStream, upstream: &mut FrameReader) -> Result<bool, Departure> {
+fn read_upstream(upstream: &mut Inbound) -> Result<bool, Departure> {
     let mut heard = false;
     for _ in 0..MAX_UPSTREAM_READS {
         loop {
@@ -398,8 +432,7 @@ fn read_upstream(stream: &TcpStream, upstream: &mut FrameReader) -> Result<bool,
                 Err(e) => return Err(Departure::Error(e.to_string())),
             }
         }
-        let mut src = stream;
-        match upstream.fill(&mut src) {
+        match upstream.fill() {
             Ok(_) => heard = true,
             Err(e) if e.is_timeout() => return Ok(heard),
             Err(ReadError::Closed) => return Err(Departure::Closed),

@@ -5,12 +5,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION, PeerList, Room};
+use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION, PeerList};
+use p2p_core::secure::{
+    Identity, Passphrase, PublicKey, RecordReader, RecordWriter, RoomKey, SecureError, initiate,
+    respond,
+};
 use p2p_core::{Departure, Event, Mode, Peer, PeerConfig, PeerInfo, Timeouts};
 use tracker::{Tracker, TrackerConfig};
 
@@ -174,7 +178,9 @@ pub fn names(peers: &[PeerInfo]) -> Vec<String> {
     names
 }
 
-/// A raw connection that speaks (or abuses) the protocol by hand.
+/// A raw TCP connection that sends bytes and reads plaintext frames: what speaks to a
+/// tracker (whose protocol is not encrypted), and what abuses a peer's port below its Noise
+/// handshake.
 pub struct RawConn {
     pub stream: TcpStream,
     pub reader: FrameReader,
@@ -202,20 +208,6 @@ impl RawConn {
         self.send_bytes(&frame.encode().unwrap()).unwrap();
     }
 
-    pub fn handshake(&mut self, name: &str, peer_id: u64, listen_addr: SocketAddr) -> Frame {
-        self.send(&Frame::Handshake(Handshake {
-            version: PROTOCOL_VERSION,
-            peer_id,
-            username: name.into(),
-            room: Room::lobby(),
-            listen_ip: Some(listen_addr.ip()),
-            listen_port: listen_addr.port(),
-            connect_back: false,
-            duplex: false,
-        }));
-        self.recv().expect("an answer to the handshake")
-    }
-
     pub fn recv(&mut self) -> Option<Frame> {
         self.reader.read_frame(&mut self.stream).ok()
     }
@@ -234,11 +226,144 @@ impl RawConn {
             }
         }
     }
+
+    /// Reads bytes until the other side closes (or resets); panics if it does not within
+    /// [`PATIENCE`]. Returns the bytes.
+    pub fn expect_closed_bytes(&mut self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        match self.stream.read_to_end(&mut bytes) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "connection was not closed"
+            ),
+        }
+        bytes
+    }
+}
+
+/// The key of the room every test peer is in unless told otherwise: `lobby`, without a
+/// passphrase (derived once: a derivation costs an argon2id run).
+pub fn lobby_key() -> &'static RoomKey {
+    static KEY: OnceLock<RoomKey> = OnceLock::new();
+    KEY.get_or_init(|| RoomKey::derive("lobby", None).unwrap())
+}
+
+/// The key of `room` with `passphrase`.
+pub fn room_key(room: &str, passphrase: Option<&str>) -> RoomKey {
+    let passphrase = passphrase.map(|p| Passphrase::new(p).unwrap());
+    RoomKey::derive(room, passphrase.as_ref()).unwrap()
+}
+
+/// A connection to a peer that speaks the protocol by hand, above its Noise handshake:
+/// frames are sealed into records and read out of them, as a peer's are. For fake peers,
+/// listeners that never read, and peers that break the rules once they are in.
+pub struct SecureConn {
+    pub stream: TcpStream,
+    pub reader: FrameReader,
+    records: RecordReader<TcpStream>,
+    writer: RecordWriter,
+    /// The other side's identity key.
+    pub remote: PublicKey,
+    pub identity: Identity,
+}
+
+impl SecureConn {
+    /// Connects to `addr` and runs the handshake as its initiator, in the lobby.
+    pub fn connect(addr: SocketAddr) -> SecureConn {
+        SecureConn::try_connect(addr, lobby_key(), Identity::generate().unwrap())
+            .expect("the Noise handshake")
+    }
+
+    /// Connects to `addr` and runs the handshake with `key` and `identity`.
+    pub fn try_connect(
+        addr: SocketAddr,
+        key: &RoomKey,
+        identity: Identity,
+    ) -> Result<SecureConn, SecureError> {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        let secured = initiate(&mut stream, &identity, key)?;
+        Ok(SecureConn::wrap(stream, secured, identity))
+    }
+
+    /// Runs the handshake as its responder on a connection a peer made to us, in the lobby.
+    pub fn accept(mut stream: TcpStream) -> SecureConn {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        let identity = Identity::generate().unwrap();
+        let secured = respond(&mut stream, &identity, lobby_key()).expect("the Noise handshake");
+        SecureConn::wrap(stream, secured, identity)
+    }
+
+    fn wrap(stream: TcpStream, secured: p2p_core::secure::Secured, identity: Identity) -> Self {
+        let remote = secured.remote_key();
+        let (records, writer) = secured.into_records(stream.try_clone().unwrap());
+        SecureConn {
+            stream,
+            reader: FrameReader::new(p2p_core::protocol::DEFAULT_MAX_FRAME_BYTES),
+            records,
+            writer,
+            remote,
+            identity,
+        }
+    }
+
+    /// Seals `plaintext` (frames, or anything) into records and sends them.
+    pub fn send_bytes(&mut self, plaintext: &[u8]) -> std::io::Result<()> {
+        let mut sealed = Vec::new();
+        self.writer
+            .write_sealed(&mut self.stream, plaintext, &mut sealed)
+    }
+
+    pub fn send(&mut self, frame: &Frame) {
+        self.send_bytes(&frame.encode().unwrap()).unwrap();
+    }
+
+    /// Sends a hello-less handshake as `name` listening at `listen_addr`, and returns the
+    /// answer.
+    pub fn handshake(&mut self, name: &str, peer_id: u64, listen_addr: SocketAddr) -> Frame {
+        self.send(&Frame::Handshake(Handshake {
+            version: PROTOCOL_VERSION,
+            peer_id,
+            username: name.into(),
+            listen_ip: Some(listen_addr.ip()),
+            listen_port: listen_addr.port(),
+            connect_back: false,
+            duplex: false,
+        }));
+        self.recv().expect("an answer to the handshake")
+    }
+
+    pub fn recv(&mut self) -> Option<Frame> {
+        self.reader.read_frame(&mut self.records).ok()
+    }
+
+    /// Reads and discards until the other side closes; panics if it does not within
+    /// [`PATIENCE`]. Returns the frames seen.
+    pub fn expect_closed(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            assert!(Instant::now() < deadline, "connection was not closed");
+            match self.reader.read_frame(&mut self.records) {
+                Ok(frame) => frames.push(frame),
+                Err(e) if e.is_timeout() => panic!("connection was not closed: {e}"),
+                Err(_) => return frames,
+            }
+        }
+    }
 }
 
 /// A child process whose standard output and error are read line by line.
 pub struct Proc {
     pub child: Child,
+    /// The terminal peer's data directory (its identity and known peers), removed with it.
+    pub data_dir: Option<tempfile::TempDir>,
     pub stdin: Option<ChildStdin>,
     pub stdout: Receiver<String>,
     pub stderr: Receiver<String>,
@@ -272,12 +397,49 @@ impl Proc {
         let stderr = lines(child.stderr.take().unwrap());
         Proc {
             child,
+            data_dir: None,
             stdin,
             stdout,
             stderr,
             out_log: Vec::new(),
             err_log: Vec::new(),
         }
+    }
+
+    /// The terminal peer (`examples/chat`) with `args`, and a data directory of its own (a
+    /// fresh identity, no known peers), without `RUST_LOG` or `P2P_PASSPHRASE` from the
+    /// test's environment.
+    pub fn chat(args: &[&str]) -> Proc {
+        let dir = tempfile::tempdir().unwrap();
+        Proc::chat_in(args, dir.path(), |_| {}).with_data_dir(dir)
+    }
+
+    /// The terminal peer with `args` and the data directory `data_dir`; `env` sets more of
+    /// its environment.
+    pub fn chat_in(
+        args: &[&str],
+        data_dir: &std::path::Path,
+        env: impl FnOnce(&mut Command),
+    ) -> Proc {
+        let mut cmd = Command::new(example("chat"));
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("RUST_LOG")
+            .env_remove("P2P_PASSPHRASE");
+        env(&mut cmd);
+        Proc::spawn(cmd)
+    }
+
+    fn with_data_dir(mut self, dir: tempfile::TempDir) -> Proc {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    /// The fingerprint in the `identity FINGERPRINT` line.
+    pub fn identity(&mut self) -> String {
+        let line = self.wait_stderr("the identity line", |l| l.starts_with("identity "));
+        line["identity ".len()..].to_owned()
     }
 
     /// Waits for a line on standard error that satisfies `pred`, and returns it.

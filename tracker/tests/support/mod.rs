@@ -8,12 +8,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use p2p_core::net::{read_frame_before, write_frame};
-use p2p_core::protocol::{Announce, Frame, FrameReader};
+use p2p_core::protocol::{Announce, Frame, FrameReader, Room};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracker::{Tracker, TrackerConfig};
 
 /// How long a test waits for anything that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The room the tests announce in (any 16 bytes: a tracker sees only rooms' opaque ids).
+pub const ROOM: Room = Room::from_bytes([7; 16]);
 
 /// Starts a tracker bound to every address (so that requests from any 127.x.y.z reach it)
 /// and returns it with its address on 127.0.0.1.
@@ -37,7 +40,7 @@ pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> io::Result<TcpStream> {
 
 /// An announce of `listen_addr`.
 pub fn announce(listen_addr: SocketAddr) -> Frame {
-    Frame::Announce(Announce::explicit(listen_addr))
+    Frame::Announce(Announce::explicit(ROOM, listen_addr))
 }
 
 /// Sends `request` on `stream` and reads the answer.
