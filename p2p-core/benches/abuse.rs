@@ -28,7 +28,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use p2p_core::protocol::{Frame, Handshake, PROTOCOL_VERSION};
+use p2p_core::secure::{Identity, RoomKey, initiate};
 use p2p_core::{Event, Mode, Peer, PeerConfig};
 
 /// Messages per burst, each way.
@@ -428,12 +431,17 @@ fn garbage(mut target: Target, mut pace: Pace, stop: &AtomicBool, counts: &Count
     }
 }
 
+/// The key of the honest peers' room (`lobby`, open), derived once.
+fn lobby_key() -> &'static RoomKey {
+    static KEY: OnceLock<RoomKey> = OnceLock::new();
+    KEY.get_or_init(|| RoomKey::derive("lobby", None).unwrap())
+}
+
 fn handshake_bytes(n: u64) -> Vec<u8> {
     Frame::Handshake(Handshake {
         version: PROTOCOL_VERSION,
         peer_id: 0xbad0_0000_0000_0000 | n,
         username: format!("mallory{n}"),
-        room: p2p_core::protocol::Room::lobby(),
         listen_ip: Some("127.0.0.1".parse().unwrap()),
         listen_port: 9,
         connect_back: false,
@@ -444,11 +452,13 @@ fn handshake_bytes(n: u64) -> Vec<u8> {
 }
 
 /// Holds [`HELD`] handshakes that never finish: half send nothing, half send the first
-/// half of a handshake. The peer refuses and closes them at its handshake deadline; each is
-/// then opened again. The sockets are looked at without blocking, twenty times a second.
+/// half of the Noise handshake's first message (its 2-byte length says 48 bytes, 24
+/// come). The peer closes them at its handshake deadline; each is then opened again. The
+/// sockets are looked at without blocking, twenty times a second.
 fn hold(mut target: Target, stop: &AtomicBool, counts: &Counts) {
-    let half = handshake_bytes(0);
-    let half = &half[..half.len() / 2];
+    let mut half = vec![0u8, 48];
+    half.extend_from_slice(&[0x42; 24]);
+    let half = &half[..];
     let mut open = |i: usize| -> Option<TcpStream> {
         let mut conn = TcpStream::connect(target.next()).ok()?;
         if i % 2 == 1 {
@@ -482,12 +492,14 @@ fn hold(mut target: Target, stop: &AtomicBool, counts: &Counts) {
     }
 }
 
-/// Completes a handshake (the peer now counts it as a listener and sends it the chat),
-/// then sends garbage upstream: the peer must cut it off at its next look upstream. Four
-/// at a time.
+/// Completes a handshake (the Noise handshake with the room key, then a hello sealed as a
+/// record: the peer now counts it as a listener and sends it the chat), then sends garbage
+/// upstream, which fails as a record: the peer must cut it off at its next look upstream.
+/// Four at a time.
 fn handshake_then_garbage(mut target: Target, mut pace: Pace, stop: &AtomicBool, counts: &Counts) {
     let mut noise = Noise(0x5151_5151);
     let mut n = 1u64;
+    let identity = Identity::generate().unwrap();
     while !stop.load(Ordering::Relaxed) {
         let mut conns = Vec::new();
         for _ in 0..4 {
@@ -495,7 +507,16 @@ fn handshake_then_garbage(mut target: Target, mut pace: Pace, stop: &AtomicBool,
             let Ok(mut conn) = TcpStream::connect(target.next()) else {
                 continue;
             };
-            if conn.write_all(&handshake_bytes(n)).is_ok() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(secured) = initiate(&mut conn, &identity, lobby_key()) else {
+                continue;
+            };
+            let (_, mut writer) = secured.into_records(std::io::empty());
+            let mut sealed = Vec::new();
+            if writer
+                .write_sealed(&mut conn, &handshake_bytes(n), &mut sealed)
+                .is_ok()
+            {
                 conns.push(conn);
             }
             n += 1;

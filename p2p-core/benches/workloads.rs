@@ -21,12 +21,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use p2p_core::protocol::Room;
+use p2p_core::protocol::Room as RoomId;
 use p2p_core::{Batch, Event, Mode, Peer, PeerConfig};
+use tracker::{Tracker, TrackerConfig};
 
 /// The room the tracker workload announces in (any 16 bytes: a tracker sees rooms' ids).
-const ROOM: Room = Room::from_bytes([7; 16]);
-use tracker::{Tracker, TrackerConfig};
+const ROOM: RoomId = RoomId::from_bytes([7; 16]);
 
 // ---------------------------------------------------------------------------------------
 // What every workload measures: receipts, checked for order and counted.

@@ -5,15 +5,12 @@
 mod support;
 
 use std::net::TcpListener;
-use std::process::Command;
 use std::time::Duration;
 
 use support::*;
 
 fn chat(args: &[&str]) -> Proc {
-    let mut cmd = Command::new(example("chat"));
-    cmd.args(args).env_remove("RUST_LOG");
-    Proc::spawn(cmd)
+    Proc::chat(args)
 }
 
 /// Runs `chat` with `args` to completion; returns (exit code, stdout lines, stderr lines).

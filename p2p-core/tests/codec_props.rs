@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use p2p_core::protocol::{
     Announce, DEFAULT_MAX_FRAME_BYTES, Frame, FrameReader, HARD_MAX_FRAME_BYTES, HEADER_BYTES,
-    Handshake, How, Incoming, Introduce, Leave, MAX_ROOM_BYTES, PROTOCOL_VERSION, PeerEntry,
-    PeerList, ProtocolError, READ_CHUNK, ReadError, Room, Welcome, encode_chat,
+    Handshake, How, Incoming, Introduce, Leave, PROTOCOL_VERSION, PeerEntry, PeerList,
+    ProtocolError, READ_CHUNK, ReadError, Room, Welcome, encode_chat,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -73,9 +73,9 @@ fn version() -> impl Strategy<Value = u16> {
     prop_oneof![4 => Just(PROTOCOL_VERSION), 1 => any::<u16>()]
 }
 
-/// A room: 1 to 64 bytes of anything.
+/// A room: any 16-byte id.
 fn room() -> impl Strategy<Value = Room> {
-    prop::collection::vec(any::<u8>(), 1..=MAX_ROOM_BYTES).prop_map(|b| Room::new(b).unwrap())
+    any::<[u8; 16]>().prop_map(Room::from_bytes)
 }
 
 fn ip() -> impl Strategy<Value = IpAddr> {
@@ -85,7 +85,7 @@ fn ip() -> impl Strategy<Value = IpAddr> {
 fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
         (
-            (version(), any::<u64>(), any::<String>(), room()),
+            (version(), any::<u64>(), any::<String>()),
             (
                 prop::option::of(ip()),
                 any::<u16>(),
@@ -94,15 +94,11 @@ fn frame() -> impl Strategy<Value = Frame> {
             )
         )
             .prop_map(
-                |(
-                    (version, peer_id, username, room),
-                    (listen_ip, listen_port, connect_back, duplex),
-                )| {
+                |((version, peer_id, username), (listen_ip, listen_port, connect_back, duplex))| {
                     Frame::Handshake(Handshake {
                         version,
                         peer_id,
                         username,
-                        room,
                         listen_ip,
                         listen_port,
                         connect_back,

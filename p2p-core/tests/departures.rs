@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use p2p_core::{Departure, Mode};
@@ -41,9 +40,7 @@ fn a_clean_leave_is_reported_at_once_and_removed_from_the_tracker() {
 }
 
 fn chat_process(name: &str, tracker: &str) -> Proc {
-    let mut cmd = Command::new(example("chat"));
-    cmd.args(["--username", name, "--port", "0", "--tracker", tracker]);
-    Proc::spawn(cmd)
+    Proc::chat(&["--username", name, "--port", "0", "--tracker", tracker])
 }
 
 #[test]
@@ -96,7 +93,7 @@ fn a_silent_link_times_out_with_short_timeouts() {
     let server = std::net::TcpListener::bind(loopback(0)).unwrap();
     let addr = server.local_addr().unwrap();
     let silent = std::thread::spawn(move || {
-        let mut conn = RawConn::from_stream(server.accept().unwrap().0);
+        let mut conn = SecureConn::accept(server.accept().unwrap().0);
         let Some(p2p_core::protocol::Frame::Handshake(_)) = conn.recv() else {
             panic!("expected a handshake");
         };

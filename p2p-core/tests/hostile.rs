@@ -11,8 +11,12 @@ use std::time::Duration;
 use p2p_core::protocol::{
     Announce, Frame, Handshake, PROTOCOL_VERSION, Room, Welcome, encode_chat,
 };
+use p2p_core::secure::{Identity, SecureError};
 use p2p_core::{Departure, Mode, Peer, PeerConfig};
 use support::*;
+
+/// The room the tracker tests announce in (any 16 bytes: a tracker sees rooms' ids).
+const ROOM: Room = Room::from_bytes([7; 16]);
 
 /// Alice (alone) and Bob (listening to her): the honest chat that must go on.
 fn honest_pair(tweak: impl Fn(&mut PeerConfig)) -> (TestPeer, TestPeer) {
@@ -52,26 +56,41 @@ fn bad_bytes_and_bad_handshakes_close_only_their_connection() {
     let (a, mut b) = honest_pair(|c| c.timeouts.handshake = Duration::from_millis(300));
     let target = a.peer.local_addr();
 
-    // Random bytes.
+    // Random bytes, where the Noise handshake's first message should be.
     for seed in 1..=20 {
         let mut conn = RawConn::connect(target);
         let _ = conn.send_bytes(&noise(4096, seed));
-        conn.expect_closed();
+        conn.expect_closed_bytes();
     }
     still_chatting(&a, &mut b, "after noise");
 
-    // A length prefix of 4 GiB.
+    // A Noise message that claims 64 KiB, and a plaintext frame of 4 GiB: refused as soon
+    // as the length is in.
+    for bytes in [&[0xff, 0xff, 1][..], &[0xff, 0xff, 0xff, 0xff, 1, 0, 0]] {
+        let mut conn = RawConn::connect(target);
+        conn.send_bytes(bytes).unwrap();
+        assert!(conn.expect_closed_bytes().is_empty());
+    }
+    // Half a Noise message, then silence: closed at the handshake timeout, nothing said.
     let mut conn = RawConn::connect(target);
-    conn.send_bytes(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0]).unwrap();
-    conn.expect_closed();
+    conn.send_bytes(&[0, 32, 1, 2, 3]).unwrap();
+    assert!(conn.expect_closed_bytes().is_empty());
+    // A handshake with another room key: it fails, and the stranger is told nothing else.
+    let other = room_key("another room", None);
+    let stranger = SecureConn::try_connect(target, &other, Identity::generate().unwrap());
+    assert!(
+        matches!(stranger, Err(SecureError::WrongRoomKey)),
+        "{:?}",
+        stranger.err()
+    );
 
-    // A frame of the wrong protocol version: refused with a reason, then closed.
-    let mut conn = RawConn::connect(target);
+    // Past the Noise handshake, the hello's rules hold as before. A hello of the wrong
+    // protocol version: refused with a reason, then closed.
+    let mut conn = SecureConn::connect(target);
     let mut hs = Frame::Handshake(Handshake {
         version: PROTOCOL_VERSION,
         peer_id: 9,
         username: "mallory".into(),
-        room: Room::lobby(),
         listen_ip: None,
         listen_port: 1,
         connect_back: false,
@@ -79,7 +98,7 @@ fn bad_bytes_and_bad_handshakes_close_only_their_connection() {
     })
     .encode()
     .unwrap();
-    hs[5] = 1; // the version byte: version 1, which this build no longer speaks
+    hs[5] = 2; // the version byte: version 2, which this build no longer speaks
     conn.send_bytes(&hs).unwrap();
     match conn.expect_closed().first() {
         Some(Frame::Refuse { reason }) => assert!(reason.contains("version"), "{reason}"),
@@ -87,33 +106,36 @@ fn bad_bytes_and_bad_handshakes_close_only_their_connection() {
     }
 
     // A frame of the wrong type (a chat instead of a handshake), and an unknown type.
-    let mut conn = RawConn::connect(target);
+    let mut conn = SecureConn::connect(target);
     conn.send_bytes(&encode_chat("let me in").unwrap()).unwrap();
     assert!(matches!(
         conn.expect_closed().first(),
         Some(Frame::Refuse { .. })
     ));
-    let mut conn = RawConn::connect(target);
+    let mut conn = SecureConn::connect(target);
     conn.send_bytes(&[0, 0, 0, 1, 200]).unwrap();
-    conn.expect_closed();
-
-    // A handshake that never comes: closed after the handshake timeout.
-    let mut conn = RawConn::connect(target);
-    conn.send_bytes(&[0, 0]).unwrap(); // half a length prefix, then nothing
     assert!(matches!(
         conn.expect_closed().first(),
         Some(Frame::Refuse { .. })
     ));
 
+    // A hello that never comes after the Noise handshake: refused at the handshake timeout.
+    let mut conn = SecureConn::connect(target);
+    conn.send_bytes(&[0, 0]).unwrap(); // half a length prefix, then nothing
+    match conn.expect_closed().first() {
+        Some(Frame::Refuse { reason }) => assert!(reason.contains("timeout"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
     // A bad username, and names that would print like another one.
-    let mut conn = RawConn::connect(target);
+    let mut conn = SecureConn::connect(target);
     let answer = conn.handshake("bad\nname", 10, loopback(1));
     assert!(matches!(answer, Frame::Refuse { .. }), "{answer:?}");
     for (i, name) in ["ali\u{200b}ce", "\u{202e}bob", "bob ", "a\u{2029}b"]
         .into_iter()
         .enumerate()
     {
-        let mut conn = RawConn::connect(target);
+        let mut conn = SecureConn::connect(target);
         let answer = conn.handshake(name, 11 + i as u64, loopback(1));
         assert!(
             matches!(&answer, Frame::Refuse { reason } if reason.contains("invalid username")),
@@ -132,7 +154,7 @@ fn mallory_sends(b: &mut TestPeer, peer_id: u64, bytes: Vec<u8>, expected: &[&st
     let fake = TcpListener::bind(loopback(0)).unwrap();
     let fake_addr = fake.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        let mut conn = RawConn::from_stream(fake.accept().unwrap().0);
+        let mut conn = SecureConn::accept(fake.accept().unwrap().0);
         assert!(matches!(conn.recv(), Some(Frame::Handshake(_))));
         conn.send(&Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -226,7 +248,7 @@ fn the_tracker_refuses_bad_requests_and_keeps_serving() {
         let mut conn = RawConn::connect(t);
         conn.send(&Frame::Announce(Announce {
             version: PROTOCOL_VERSION,
-            room: Room::lobby(),
+            room: ROOM,
             listen_port: listen.port(),
             explicit_ip: Some(listen.ip()),
             local_ip: listen.ip(),
@@ -255,12 +277,20 @@ fn the_tracker_refuses_bad_requests_and_keeps_serving() {
     conn.send_bytes(&[0xff; 8]).unwrap();
     conn.expect_closed();
     let mut conn = RawConn::connect(t);
-    let answer = conn.handshake("mallory", 1, loopback(5));
-    assert!(matches!(answer, Frame::Refuse { .. }));
+    conn.send(&Frame::Handshake(Handshake {
+        version: PROTOCOL_VERSION,
+        peer_id: 1,
+        username: "mallory".into(),
+        listen_ip: None,
+        listen_port: 5,
+        connect_back: false,
+        duplex: false,
+    }));
+    assert!(matches!(conn.recv(), Some(Frame::Refuse { .. })));
     let mut conn = RawConn::connect(t);
     let mut announce = Frame::Announce(Announce {
         version: PROTOCOL_VERSION,
-        room: Room::lobby(),
+        room: ROOM,
         listen_port: 4000,
         explicit_ip: None,
         local_ip: loopback(0).ip(),
@@ -305,12 +335,11 @@ fn hellos_are_answered_only_for_valid_addresses_and_a_bounded_number_at_once() {
     let mut named: Vec<SocketAddr> = vec!["0.0.0.0:7".parse().unwrap(), loopback(0)];
     named.extend(silent.iter().map(|l| l.local_addr().unwrap()));
     for (i, addr) in named.iter().enumerate() {
-        let mut mallory = RawConn::connect(a.peer.local_addr());
+        let mut mallory = SecureConn::connect(a.peer.local_addr());
         mallory.send(&Frame::Handshake(Handshake {
             version: PROTOCOL_VERSION,
             peer_id: 9000 + i as u64,
             username: format!("m{i}"),
-            room: Room::lobby(),
             listen_ip: Some(addr.ip()),
             listen_port: addr.port(),
             connect_back: true,

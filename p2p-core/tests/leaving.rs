@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,7 +57,7 @@ fn close_returns_within_the_bound_with_listeners_that_take_nothing() {
     // their sockets are full.
     let mut stuck = Vec::new();
     for i in 0..3 {
-        let mut conn = RawConn::connect(a.peer.local_addr());
+        let mut conn = SecureConn::connect(a.peer.local_addr());
         let welcome = conn.handshake(&format!("stuck{i}"), 100 + i, loopback(9));
         assert!(matches!(welcome, Frame::Welcome(_)));
         stuck.push(conn);
@@ -132,11 +131,8 @@ fn close_does_not_wait_for_a_host_name_that_never_resolves() {
 #[test]
 fn the_terminal_peer_leaves_within_the_bound_with_a_frozen_tracker() {
     let tracker = frozen_tracker(1);
-    let mut cmd = Command::new(example("chat"));
     let t = tracker.addr.to_string();
-    cmd.args(["--username", "alice", "--port", "0", "--tracker", &t])
-        .env_remove("RUST_LOG");
-    let mut chat = Proc::spawn(cmd);
+    let mut chat = Proc::chat(&["--username", "alice", "--port", "0", "--tracker", &t]);
     chat.listening_addr();
     tracker.frozen.recv_timeout(PATIENCE).unwrap();
     let started = Instant::now();
@@ -154,14 +150,11 @@ fn the_terminal_peer_leaves_within_the_bound_with_a_frozen_tracker() {
 /// nothing hold its writes (their sockets full).
 #[test]
 fn the_terminal_peer_leaves_within_the_bound_with_listeners_that_take_nothing() {
-    let mut cmd = Command::new(example("chat"));
-    cmd.args(["--username", "alice", "--port", "0", "--alone"])
-        .env_remove("RUST_LOG");
-    let mut chat = Proc::spawn(cmd);
+    let mut chat = Proc::chat(&["--username", "alice", "--port", "0", "--alone"]);
     let addr = chat.listening_addr();
     let mut stuck = Vec::new();
     for i in 0..3 {
-        let mut conn = RawConn::connect(addr);
+        let mut conn = SecureConn::connect(addr);
         let welcome = conn.handshake(&format!("stuck{i}"), 200 + i, loopback(9));
         assert!(matches!(welcome, Frame::Welcome(_)));
         chat.wait_stderr("the listener", |l| {

@@ -10,8 +10,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use p2p_core::protocol::Room;
-use p2p_core::{Error, Event, Mode, Peer, PeerConfig};
+use p2p_core::{Error, Event, Mode, Peer, PeerConfig, RoomName};
 use support::*;
 
 /// The TCP connections established between `a` and `b` (both on this host), counted once
@@ -195,7 +194,7 @@ fn a_punch_that_gets_nowhere_ends_with_an_unreachable_event() {
     };
     let announce = p2p_core::protocol::Frame::Announce(p2p_core::protocol::Announce {
         behind_nat: true,
-        ..p2p_core::protocol::Announce::explicit(nobody)
+        ..p2p_core::protocol::Announce::explicit(lobby_key().room_id().into(), nobody)
     });
     let mut raw = RawConn::connect(tracker.local_addr());
     raw.send(&announce);
@@ -224,26 +223,32 @@ fn a_punch_that_gets_nowhere_ends_with_an_unreachable_event() {
     drop(raw);
 }
 
-/// Peers of different rooms never link: a handshake from another room is refused with a
-/// reason that says so, and a tracker lists each peer only to its room.
+/// Peers of different rooms never link: their handshake fails (their room keys differ),
+/// which the connecting side reports plainly, and a tracker lists each peer only to its
+/// room.
 #[test]
 fn peers_of_another_room_are_refused_and_not_listed() {
     let mut c = config("alice", Mode::Alone);
-    c.room = Room::new("attic").unwrap();
+    c.room = RoomName::new("attic").unwrap();
     let alice = Peer::start(c).unwrap();
     let bob = Peer::start(config("bob", Mode::Alone)).unwrap();
     match bob.connect(&alice.local_addr().to_string()) {
-        Err(Error::Refused { reason, .. }) => assert!(reason.contains("room"), "{reason}"),
+        Err(e @ Error::WrongPassphrase { .. }) => {
+            assert!(
+                e.to_string().contains("wrong passphrase for room lobby"),
+                "{e}"
+            )
+        }
         other => panic!("a peer of another room was not refused: {other:?}"),
     }
 
     let tracker = start_tracker(Duration::from_secs(60));
     let mut c = in_tracker("carol", tracker.local_addr());
-    c.room = Room::new("attic").unwrap();
+    c.room = RoomName::new("attic").unwrap();
     let carol = Peer::start(c).unwrap();
     let mut dan = TestPeer::start(in_tracker("dan", tracker.local_addr()));
     let mut c = in_tracker("eve", tracker.local_addr());
-    c.room = Room::new("attic").unwrap();
+    c.room = RoomName::new("attic").unwrap();
     let mut eve = TestPeer::start(c);
     eve.wait_links(1);
     assert_eq!(names(&eve.peer.listening_to()), ["carol"]);

@@ -6,16 +6,12 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::*;
 
 fn chat(name: &str, tracker: &str) -> Proc {
-    let mut cmd = Command::new(example("chat"));
-    cmd.args(["--username", name, "--port", "0", "--tracker", tracker])
-        .env_remove("RUST_LOG");
-    Proc::spawn(cmd)
+    Proc::chat(&["--username", name, "--port", "0", "--tracker", tracker])
 }
 
 #[test]

@@ -21,7 +21,7 @@ fn a_stuck_listener_is_cut_off_after_the_stall_timeout_while_the_others_get_ever
         Mode::Manual(vec![a.peer.local_addr().to_string()]),
     ));
     // The stuck listener handshakes, then never reads again.
-    let mut stuck = RawConn::connect(a.peer.local_addr());
+    let mut stuck = SecureConn::connect(a.peer.local_addr());
     let welcome = stuck.handshake("stuck", 1234, loopback(9));
     assert!(matches!(welcome, p2p_core::protocol::Frame::Welcome(_)));
     a.wait("two listeners", |p| p.peer.listeners().len() == 2);

@@ -1,6 +1,6 @@
 //! What strangers cost a peer before they have proved anything: a terminal peer (a real
-//! process, so that its memory is its own) with a thousand connections that announce a
-//! frame and stall. One test in this file, so that nothing else runs beside it.
+//! process, so that its memory is its own) with a thousand connections that stall in the
+//! Noise handshake. One test in this file, so that nothing else runs beside it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
@@ -8,9 +8,7 @@ mod support;
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::process::Command;
 
-use p2p_core::protocol::{DEFAULT_MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES};
 use support::*;
 
 /// How many strangers: below the default inbound cap of 1,024, so that all of them are let
@@ -30,15 +28,12 @@ fn status(pid: u32, key: &str) -> u64 {
         .unwrap()
 }
 
-/// Opens `STRANGERS` connections that each send the header of a frame of `announced`
-/// bytes, its kind byte (a handshake) and nothing more.
-fn strangers(addr: std::net::SocketAddr, announced: usize) -> Vec<TcpStream> {
-    let mut prefix = u32::try_from(announced).unwrap().to_be_bytes().to_vec();
-    prefix.push(1);
+/// Opens `STRANGERS` connections that each send `prefix` and nothing more.
+fn strangers(addr: std::net::SocketAddr, prefix: &[u8]) -> Vec<TcpStream> {
     (0..STRANGERS)
         .map(|_| {
             let mut conn = RawConn::connect(addr);
-            conn.send_bytes(&prefix).unwrap();
+            conn.send_bytes(prefix).unwrap();
             conn.stream
         })
         .collect()
@@ -46,35 +41,32 @@ fn strangers(addr: std::net::SocketAddr, announced: usize) -> Vec<TcpStream> {
 
 #[test]
 fn a_thousand_stalled_strangers_cost_little() {
-    let mut cmd = Command::new(example("chat"));
-    cmd.args(["--username", "host", "--port", "0", "--alone"])
-        .env_remove("RUST_LOG");
-    let mut host = Proc::spawn(cmd);
+    let mut host = Proc::chat(&["--username", "host", "--port", "0", "--alone"]);
     let addr = host.listening_addr();
     let pid = host.child.id();
     let threads_before = status(pid, "Threads");
     let rss_before = status(pid, "VmRSS");
 
-    // A thousand strangers announce a frame of the largest size an established link may
-    // carry, send one byte of it and stall. A handshake may not be that large: each is
-    // refused as soon as its header is in, and closed.
-    let mut held = strangers(addr, DEFAULT_MAX_FRAME_BYTES);
+    // A thousand strangers announce a first handshake message of 64 KiB (the most its
+    // 2-byte length can claim), send one byte of it and stall. A handshake message is 256
+    // bytes at most: each is refused as soon as its length is in, and closed.
+    let mut held = strangers(addr, &[0xff, 0xff, 1]);
     for conn in &mut held {
         conn.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut sink = Vec::new();
-        // A refusal, then the end of the connection (or a reset): never a timeout.
+        // The end of the connection (or a reset): never a timeout, and nothing said.
         match conn.read_to_end(&mut sink) {
-            Ok(_) => {}
+            Ok(_) => assert!(sink.is_empty(), "a stranger was told {sink:?}"),
             Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not closed"),
         }
     }
     let peak = status(pid, "VmHWM");
     eprintln!(
-        "{STRANGERS} strangers announcing {DEFAULT_MAX_FRAME_BYTES} bytes: resident {rss_before} KiB before, peak {peak} KiB"
+        "{STRANGERS} strangers announcing 64 KiB messages: resident {rss_before} KiB before, peak {peak} KiB"
     );
     assert!(
         peak.saturating_sub(rss_before) < BUDGET_KIB,
-        "{STRANGERS} strangers announcing a large frame raised the peak to {peak} KiB (from {rss_before} KiB)"
+        "{STRANGERS} strangers announcing a large message raised the peak to {peak} KiB (from {rss_before} KiB)"
     );
     drop(held);
     // (The terminal peer's own threads may still be starting: a few more are fine.)
@@ -82,10 +74,10 @@ fn a_thousand_stalled_strangers_cost_little() {
         status(pid, "Threads") <= threads_before + 16
     });
 
-    // A thousand strangers announce a frame as large as a handshake may be, and stall: each
-    // holds a thread until the handshake timeout, and buffers what it sent.
+    // A thousand strangers send half of a first handshake message and stall: each holds a
+    // thread until the handshake timeout, and buffers what it sent.
     let rss_before = status(pid, "VmRSS");
-    let held = strangers(addr, MAX_HANDSHAKE_FRAME_BYTES);
+    let held = strangers(addr, &[0, 32, 1, 2, 3, 4, 5, 6, 7, 8]);
     eventually("a thread for every stranger", || {
         status(pid, "Threads") >= threads_before + STRANGERS as u64
     });
@@ -102,7 +94,7 @@ fn a_thousand_stalled_strangers_cost_little() {
     drop(held);
 
     // The peer still works.
-    let mut guest = RawConn::connect(addr);
+    let mut guest = SecureConn::connect(addr);
     let answer = guest.handshake("guest", 7, loopback(1));
     assert!(
         matches!(answer, p2p_core::protocol::Frame::Welcome(_)),

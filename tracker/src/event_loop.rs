@@ -349,7 +349,7 @@ impl EventLoop {
 /// The registration a connection's session keeps alive.
 fn registration(conn: &Conn) -> Option<(Room, SocketAddr)> {
     match &conn.state {
-        State::Session(session) => session.registered.clone(),
+        State::Session(session) => session.registered,
         _ => None,
     }
 }

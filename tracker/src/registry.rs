@@ -143,7 +143,7 @@ impl Registry {
         check_address(addr, source)?;
         self.purge(now);
         let expires = now + self.limits.ttl;
-        let key = (room.clone(), addr);
+        let key = (*room, addr);
         let mut evicted = None;
         match self.entries.get_mut(&key) {
             Some(entry) if entry.expires > now => {
@@ -196,20 +196,17 @@ impl Registry {
             .iter()
             .filter_map(|key| Some((self.entries.get(key)?.expires, key)))
             .min()
-            .map(|(_, key)| key.clone())
+            .map(|(_, key)| *key)
     }
 
     fn insert(&mut self, key: Key, source: IpAddr, expires: Instant, nat: bool) {
         let before = self.count(source);
         self.sizes.remove(&(before, source));
         self.sizes.insert((before + 1, source));
-        self.per_source
-            .entry(source)
-            .or_default()
-            .insert(key.clone());
-        let room = self.rooms.entry(key.0.clone()).or_default();
+        self.per_source.entry(source).or_default().insert(key);
+        let room = self.rooms.entry(key.0).or_default();
         self.entries.insert(
-            key.clone(),
+            key,
             Entry {
                 source,
                 expires,
@@ -227,7 +224,7 @@ impl Registry {
         addr: SocketAddr,
         source: IpAddr,
     ) -> Result<bool, Refusal> {
-        let key = (room.clone(), addr);
+        let key = (*room, addr);
         match self.entries.get(&key) {
             None => Ok(false),
             Some(entry) if entry.source != source => Err(Refusal::NotOwner(addr)),
@@ -290,7 +287,7 @@ impl Registry {
         } else {
             0
         };
-        let mut key = (room.clone(), requester);
+        let mut key = (*room, requester);
         for i in 0..total {
             let addr = order.order[(start + i) % total];
             if addr == requester {
@@ -314,7 +311,7 @@ impl Registry {
         if let Some(room) = self.rooms.get_mut(&key.0) {
             room.order.swap_remove(entry.slot);
             if let Some(moved) = room.order.get(entry.slot)
-                && let Some(e) = self.entries.get_mut(&(key.0.clone(), *moved))
+                && let Some(e) = self.entries.get_mut(&(key.0, *moved))
             {
                 e.slot = entry.slot;
             }
@@ -343,7 +340,7 @@ impl Registry {
             .entries
             .iter()
             .filter(|(_, e)| e.expires <= now)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         for key in expired {
             self.remove(&key);

@@ -210,7 +210,7 @@ impl Service {
                     answer
                         .introductions
                         .iter()
-                        .map(|(to, intro)| (room.clone(), *to, *intro)),
+                        .map(|(to, intro)| (*room, *to, *intro)),
                 );
                 session.registered = Some(registered);
             }

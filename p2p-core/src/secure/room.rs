@@ -18,9 +18,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Mutex, PoisonError};
+
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use blake2::digest::{Digest, KeyInit, Mac};
 use blake2::{Blake2s256, Blake2sMac256};
+use zeroize::Zeroize;
 use zeroize::Zeroizing;
 
 use super::error::SecureError;
@@ -65,13 +68,15 @@ impl RoomKey {
     pub fn derive(room: &str, passphrase: Option<&Passphrase>) -> Result<RoomKey, SecureError> {
         let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, Some(32))
             .map_err(|_| SecureError::Crypto("argon2 parameters"))?;
+        let blocks = params.block_count();
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let salt = hash_parts(&[b"p2p-chat room salt v1", room.as_bytes()]);
         let secret = passphrase.map_or(&[][..], Passphrase::as_bytes);
         let mut key = Zeroizing::new([0u8; 32]);
-        argon2
-            .hash_password_into(secret, &salt, &mut key[..])
-            .map_err(|_| SecureError::Crypto("argon2id key derivation"))?;
+        with_working_memory(blocks, |memory| {
+            argon2.hash_password_into_with_memory(secret, &salt, &mut key[..], memory)
+        })
+        .map_err(|_| SecureError::Crypto("argon2id key derivation"))?;
         Ok(RoomKey::from_key(&key))
     }
 
@@ -186,6 +191,23 @@ impl fmt::Debug for InfoHash {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not {0} hex digits")]
 pub struct InvalidHex(usize);
+
+/// Runs `f` with argon2id's working memory (19 MiB), zeroed afterwards. The memory is kept
+/// for the process's later derivations, which take turns with it: freed instead, it would
+/// stay with the allocator all the same (glibc serves blocks of this size from the heap of
+/// the thread that asked, once the first one has been freed), once per thread that derived
+/// a key, so a process that starts many peers (tests, benchmarks) would keep many of them.
+fn with_working_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    static MEMORY: Mutex<Vec<Block>> = Mutex::new(Vec::new());
+    let mut memory = MEMORY.lock().unwrap_or_else(PoisonError::into_inner);
+    if memory.len() != blocks {
+        memory.clear();
+        memory.resize(blocks, Block::default());
+    }
+    let result = f(&mut memory);
+    memory.iter_mut().for_each(Zeroize::zeroize);
+    result
+}
 
 /// BLAKE2s-256 of the parts, each preceded by its length, so that no two lists of parts
 /// hash the same input.

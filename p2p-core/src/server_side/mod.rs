@@ -336,20 +336,28 @@ pub(crate) fn write_loop(
     }
 }
 
-/// A listener's socket as its thread writes it: counts the bytes the kernel takes (what
-/// tells a listener that takes slowly from one that takes nothing) and wakes a sender that
-/// waits for room.
+/// A listener's socket as its thread writes it: notes which write calls the kernel takes
+/// bytes from (what tells a listener that takes slowly from one that takes nothing) and
+/// wakes a sender that waits for room. Each call writes at most [`WRITE_CHUNK`] bytes, so
+/// that a listener that takes slowly shows it within a sender's wait.
 struct Progress<'a> {
     stream: &'a TcpStream,
     handle: &'a ListenerHandle,
     room: &'a Bell,
 }
 
+/// Most bytes one write call hands the kernel.
+const WRITE_CHUNK: usize = 16 * 1024;
+
 impl Write for Progress<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut stream = self.stream;
-        let n = stream.write(buf)?;
-        self.handle.wrote.add(n as u64);
+        let call = self.handle.writes_begun.get() + 1;
+        self.handle.writes_begun.set(call);
+        let n = stream.write(&buf[..buf.len().min(WRITE_CHUNK)])?;
+        if n > 0 {
+            self.handle.last_progress.set(call);
+        }
         self.room.ring();
         Ok(n)
     }

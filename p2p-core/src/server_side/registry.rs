@@ -80,10 +80,6 @@ impl Counter {
     pub(super) fn set(&self, n: u64) {
         self.0.store(n, Ordering::Relaxed);
     }
-
-    pub(super) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
 }
 
 /// What the sending side holds of one listener.
@@ -94,9 +90,14 @@ pub(crate) struct ListenerHandle {
     /// Bytes of the log (with the per-message overhead) this listener's thread has taken
     /// since it joined.
     pub(super) taken: Counter,
-    /// Bytes the kernel has accepted on this listener's socket: what tells a listener that
-    /// takes slowly from one that takes nothing.
-    pub(super) wrote: Counter,
+    /// Write calls begun on this listener's socket.
+    pub(super) writes_begun: Counter,
+    /// The number (as counted by `writes_begun`) of the last write call that the kernel
+    /// took bytes from: what tells a listener that takes slowly from one that takes
+    /// nothing. A blocking write that is cut short by its timeout returns the bytes it took
+    /// before, maybe long before, so only a call begun after a sender started waiting shows
+    /// that the listener took something meanwhile.
+    pub(super) last_progress: Counter,
     /// `appended` when this listener joined: `appended - joined_at - taken` is how far it
     /// is behind.
     joined_at: u64,
@@ -115,7 +116,7 @@ impl ListenerHandle {
     }
 }
 
-/// A listener and the bytes its socket had taken when it was looked at.
+/// A listener and the number of write calls begun on its socket when it was looked at.
 type Taking = (Arc<ListenerHandle>, u64);
 
 /// Why a listener could not be registered.
@@ -159,7 +160,8 @@ impl Listeners {
             info,
             peer_id,
             taken: Counter::default(),
-            wrote: Counter::default(),
+            writes_begun: Counter::default(),
+            last_progress: Counter::default(),
             joined_at: log.appended,
             overflowed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
@@ -205,13 +207,13 @@ impl Listeners {
         limit.saturating_sub(behind)
     }
 
-    /// The listeners that leave less than `needed` of room under `limit`, with how much
-    /// their sockets have taken so far.
+    /// The listeners that leave less than `needed` of room under `limit`, with the write
+    /// calls begun on their sockets so far.
     fn blocking(&self, appended: u64, limit: u64, needed: u64) -> Vec<Taking> {
         lock(&self.list)
             .iter()
             .filter(|h| limit.saturating_sub(h.behind(appended)) < needed)
-            .map(|h| (Arc::clone(h), h.wrote.get()))
+            .map(|h| (Arc::clone(h), h.writes_begun.get()))
             .collect()
     }
 
@@ -264,8 +266,10 @@ impl Listeners {
                 let stalled: Vec<_> = self
                     .blocking(appended, limit, needed)
                     .into_iter()
-                    .filter(|(h, wrote)| {
-                        before.iter().any(|(b, w)| Arc::ptr_eq(b, h) && w == wrote)
+                    .filter(|(h, _)| {
+                        before
+                            .iter()
+                            .any(|(b, begun)| Arc::ptr_eq(b, h) && h.last_progress.get() <= *begun)
                     })
                     .collect();
                 if cut || stalled.is_empty() {
