@@ -18,10 +18,12 @@
 //! - **NAT.** The DHT's nodes tell each node the address they see it at. Until the first
 //!   lookup has ended (and so that address is known), found addresses are held back. If it
 //!   is not an address of this host and no tracker is in use, this peer is behind a NAT
-//!   router: it says so once ([`Event::DhtBehindNat`]) and greets with duplex hellos from
-//!   its listening port, so it links with every peer that accepts connections. Two peers
-//!   behind NAT routers cannot link through the DHT alone: punching through both needs a
-//!   rendezvous introducing them at once (a tracker), and there is no relay.
+//!   router: it says so once ([`Event::DhtBehindNat`]), greets with duplex hellos from
+//!   its listening port, so it links with every peer that accepts connections, and stops
+//!   announcing its port (nobody could connect to it; see [`reachable`]). A peer behind NAT
+//!   that a tracker in use says so of does not announce either. Two peers behind NAT
+//!   routers cannot link through the DHT alone: punching through both needs a rendezvous
+//!   introducing them at once (a tracker), and there is no relay.
 //! - **UDP blocked**, or no bootstrap node answering: the first announce fails and the peer
 //!   says so once ([`Event::DhtUnreachable`]); the engine keeps trying.
 //!
@@ -133,12 +135,15 @@ pub(crate) fn spawn(
         node: dht_node,
         state,
         stop,
+        announcing,
     } = dht::prepare(infohash, port, config, bootstrap)?;
+    announcing.store(reachable(node), Ordering::SeqCst);
     let node_running = Arc::new(AtomicBool::new(true));
     let mut source = DhtSource {
         node: Arc::clone(node),
         mesh,
         listed: Listed::default(),
+        announcing,
         ready: false,
         nat_from_tracker: discovery.tracker.is_some(),
         unreachable: false,
@@ -165,6 +170,8 @@ struct DhtSource {
     node: Arc<Node>,
     mesh: Arc<Mesh>,
     listed: Listed,
+    /// Cleared while this peer cannot be connected to: the engine then only looks up.
+    announcing: Arc<AtomicBool>,
     /// The DHT has said where it sees this peer, or the first lookup has ended: found
     /// addresses may go to the mesh (before, this peer might not know yet that it is
     /// behind NAT, and its hellos would make links the other side cannot answer).
@@ -180,6 +187,13 @@ struct DhtSource {
 
 impl DhtSource {
     fn take(&mut self, event: DhtEvent) {
+        self.take_event(event);
+        // Before the engine's next task: a tracker's answers may have changed it too.
+        self.announcing
+            .store(reachable(&self.node), Ordering::SeqCst);
+    }
+
+    fn take_event(&mut self, event: DhtEvent) {
         match event {
             DhtEvent::Found(addrs) => {
                 self.listed.found(&addrs);
@@ -220,7 +234,8 @@ impl DhtSource {
     /// Takes in where the DHT sees this peer: behind NAT if that is not an address of this
     /// host (and no tracker says otherwise).
     fn seen_at(&mut self, ip: IpAddr) {
-        if self.nat_from_tracker || self.behind_nat || is_local(ip) {
+        let told = self.nat_from_tracker || self.node.config.advertise_ip.is_some();
+        if told || self.behind_nat || is_local(ip) {
             debug!("the DHT sees this peer at {ip}");
             return;
         }
@@ -230,6 +245,15 @@ impl DhtSource {
             .observe(SocketAddr::new(ip, self.node.bound_addr.port()), true);
         self.node.emit(Event::DhtBehindNat { public_ip: ip });
     }
+}
+
+/// `true` if other peers can connect to this one: it gives its address (`--ip`, a
+/// forwarded port), or neither a tracker nor the DHT found it behind NAT. Only then is its
+/// port announced: the address of a peer behind NAT would only send others into attempts
+/// that cannot succeed (its router drops them), and while one of them is under way the
+/// other's own duplex hello to it is refused (one link per address).
+fn reachable(node: &Node) -> bool {
+    node.config.advertise_ip.is_some() || !node.behind_nat()
 }
 
 /// `true` if `ip` is an address of this host (a socket can be bound to it).

@@ -243,10 +243,11 @@ pub enum Event {
     },
     /// The DHT sees this peer at `public_ip`, which is not an address of this host: it is
     /// behind a NAT router, and it uses no tracker. It links to the peers that accept
-    /// connections (it opens one duplex link to each, from its listening port), but not
-    /// to peers that are behind NAT routers too: getting through two routers needs a
-    /// rendezvous that introduces both peers at once (a tracker does), which the DHT does
-    /// not give, and there is no relay.
+    /// connections (it opens one duplex link to each, from its listening port) and stops
+    /// announcing itself (nobody could connect to it), but it cannot link to peers that are
+    /// behind NAT routers too: getting through two routers needs a rendezvous that
+    /// introduces both peers at once (a tracker does), which the DHT does not give, and
+    /// there is no relay.
     DhtBehindNat {
         /// The address the DHT's nodes see this peer at (its router's).
         public_ip: IpAddr,

@@ -162,6 +162,13 @@ impl Mesh {
             .flat_map(|(list, _)| list.iter().map(|c| c.addr))
             .collect();
         state.attempts.keep_only(&listed, now);
+        // A source that cannot tell (the DHT) lists as open a peer that the tracker knows is
+        // behind NAT: trust the tracker.
+        let behind_nat: HashSet<SocketAddr> = state
+            .lists
+            .values()
+            .flat_map(|(list, _)| list.iter().filter(|c| c.nat).map(|c| c.addr))
+            .collect();
         let own = node.local_addr();
         for c in candidates {
             if c.addr == own || self.parts.links.knows(c.addr, None) {
@@ -179,7 +186,8 @@ impl Mesh {
                     continue;
                 }
             }
-            let started = match (c.nat, node.behind_nat()) {
+            let nat = c.nat || behind_nat.contains(&c.addr);
+            let started = match (nat, node.behind_nat()) {
                 (false, nat) => self.hello(source, c.addr, nat),
                 (true, true) if introduced => self.punch(source, c.addr),
                 // It connects to us (the tracker told it to), or a later offer punches it.

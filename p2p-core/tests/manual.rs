@@ -4,7 +4,7 @@
 
 mod support;
 
-use p2p_core::{Batch, Error, Event, Mode, Peer};
+use p2p_core::{Batch, Error, Event, Mode, Peer, Source};
 use support::*;
 
 #[test]
@@ -213,7 +213,14 @@ fn reading_whole_batches_gets_every_message_once_and_in_order() {
                 texts.extend(messages.texts().map(str::to_owned));
             }
             Batch::Event(event) => assert!(
-                matches!(event, Event::ListeningTo(_)),
+                matches!(
+                    event,
+                    Event::ListeningTo(_)
+                        | Event::Discovered {
+                            via: Source::Manual,
+                            ..
+                        }
+                ),
                 "unexpected {event:?}"
             ),
         }

@@ -10,6 +10,8 @@
 //! thread to end: all within [`CLOSE_BOUND`].
 
 use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -84,6 +86,9 @@ pub(crate) struct EngineState {
     own: Own,
     config: DhtConfig,
     stop: flume::Receiver<()>,
+    /// Announces are made while it is set (the embedder clears it when nobody could
+    /// connect to the announced port).
+    announcing: Arc<AtomicBool>,
 }
 
 /// An engine ready to run on a thread of the caller's: its node (started), what its loop
@@ -92,6 +97,8 @@ pub(crate) struct Prepared {
     pub(crate) node: DhtNode,
     pub(crate) state: EngineState,
     pub(crate) stop: flume::Sender<()>,
+    /// Set: the engine announces; cleared, it only looks up.
+    pub(crate) announcing: Arc<AtomicBool>,
 }
 
 /// Starts the node of an engine that will announce `port` under `infohash`, joining the
@@ -119,6 +126,7 @@ pub(crate) fn prepare(
         .cloned()
         .ok_or_else(|| Error::Config("the DHT node is closed".into()))?;
     let (stop_tx, stop) = flume::bounded(0);
+    let announcing = Arc::new(AtomicBool::new(true));
     log::info!(
         "DHT node on udp {} announcing port {port} under {infohash}",
         node.local_addr()
@@ -135,8 +143,10 @@ pub(crate) fn prepare(
             },
             config,
             stop,
+            announcing: Arc::clone(&announcing),
         },
         stop: stop_tx,
+        announcing,
     })
 }
 
@@ -155,6 +165,7 @@ impl DhtEngine {
             node,
             state,
             stop: stop_tx,
+            ..
         } = prepare(infohash, port, config, bootstrap)?;
         let (events_tx, events) = crossbeam_channel::bounded(capacity);
         let (done_tx, done) = flume::bounded::<()>(0);
@@ -251,6 +262,11 @@ pub(crate) fn run(task: EngineState, sink: &mut dyn FnMut(DhtEvent)) {
                 schedule.looked_up(Instant::now(), found_new);
                 count
             }),
+            Task::Announce if !task.announcing.load(Ordering::SeqCst) => {
+                log::debug!("DHT: nothing to announce for now");
+                schedule.skipped_announce(now);
+                continue;
+            }
             Task::Announce => until_stopped(&task.stop, announce(&task)).map(|result| {
                 let reached = result.is_ok();
                 sink(match result {

@@ -93,6 +93,13 @@ impl Schedule {
         self.next_lookup = now + wait;
     }
 
+    /// Records that an announce due at `now` was left out (the embedder has nothing to
+    /// announce for now): it is considered again one lookup interval later, and no lookup
+    /// follows it.
+    pub(crate) fn skipped_announce(&mut self, now: Instant) {
+        self.next_announce = now + self.lookup_interval;
+    }
+
     /// Records that an announce ended at `now`, reaching at least one node or none.
     pub(crate) fn announced(&mut self, now: Instant, reached: bool) {
         if reached {
@@ -158,6 +165,19 @@ mod tests {
             Some(Task::Announce),
             "retried one lookup interval on"
         );
+    }
+
+    #[test]
+    fn an_announce_left_out_is_considered_again_a_lookup_interval_later() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, LOOKUP, ANNOUNCE);
+        s.looked_up(t0, false);
+        assert_eq!(s.due(t0), Some(Task::Announce));
+        s.skipped_announce(t0);
+        assert_eq!(s.due(t0), None, "no lookup forced");
+        assert_eq!(s.wait(t0), LOOKUP);
+        s.looked_up(t0 + LOOKUP, false);
+        assert_eq!(s.due(t0 + LOOKUP), Some(Task::Announce));
     }
 
     #[test]
