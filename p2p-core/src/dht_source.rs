@@ -8,7 +8,7 @@
 //! the engine's schedule: it announces the listening port under the infohash (an explicit
 //! port, never `implied_port`: that would be the DHT's UDP port, not the TCP one peers
 //! connect to), looks up at once, again after the announce, and then at the lookup
-//! interval. The addresses of the recent lookups go to the mesh ([`Source::Dht`]) as they
+//! interval (sooner while lookups find nobody, or keep finding new peers). The addresses of the recent lookups go to the mesh ([`Source::Dht`]) as they
 //! stream in: hellos, a full mesh, as from a tracker.
 //!
 //! - **Peers that left** stay listed in the DHT. The mesh tries each address at most

@@ -162,6 +162,76 @@ fn two_rooms_on_one_dht_stay_apart() {
     }
 }
 
+/// The lobby's infohash.
+fn lobby() -> InfoHash {
+    InfoHash(
+        *RoomKey::derive("lobby", None)
+            .unwrap()
+            .infohash()
+            .as_bytes(),
+    )
+}
+
+/// Whether the DHT at `bootstrap` lists `port` under `infohash`: a lookup by a bare
+/// `mainline` client, which announces nothing itself.
+fn dht_lists(bootstrap: SocketAddr, infohash: InfoHash, port: u16) -> bool {
+    let client = mainline::Dht::builder()
+        .bind_address(std::net::Ipv4Addr::LOCALHOST)
+        .bootstrap(&[bootstrap.to_string()])
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .as_async();
+    let mut answers = client.get_peers(mainline::Id::from(infohash.0));
+    futures_lite::future::block_on(async {
+        while let Some(answer) = futures_lite::StreamExt::next(&mut answers).await {
+            if answer.iter().any(|a| a.port() == port) {
+                return true;
+            }
+        }
+        false
+    })
+}
+
+#[test]
+fn a_peer_that_found_nobody_finds_one_that_announces_later_within_seconds() {
+    // ana starts alone: her lookups at start find nobody. bia comes later, announces and
+    // looks nobody up (as an open peer whose lookups cannot find a peer behind a NAT
+    // router, which does not announce): only a lookup of ana's can bring them together.
+    // Her lookup interval is 120 s; she links within PATIENCE (30 s), because a peer that
+    // has found nobody looks again after 2 s, 4 s, 8 s...
+    let node = dht_node();
+    let mut ana = TestPeer::start(config(
+        "ana",
+        Mode::dht(dht(node.local_addr(), Duration::from_secs(120))),
+    ));
+    // ana's start is over once the DHT lists her (her second lookup follows her announce
+    // at once and finds nobody either).
+    let port = ana.peer.local_addr().port();
+    eventually("the DHT lists ana", || {
+        dht_lists(node.local_addr(), lobby(), port)
+    });
+    let mut bia = TestPeer::start(config("bia", Mode::Alone));
+    let bia_addr = bia.peer.local_addr();
+    let announcer = DhtEngine::start(
+        lobby(),
+        bia_addr.port(),
+        DhtConfig {
+            bind_ip: std::net::Ipv4Addr::LOCALHOST,
+            ..dht(node.local_addr(), Duration::from_secs(120))
+        },
+    )
+    .unwrap();
+    ana.wait_links(1);
+    bia.wait_links(1);
+    assert!(
+        discovered(&ana.log).contains(&(bia_addr, Source::Dht)),
+        "{:#?}",
+        ana.log
+    );
+    assert!(announcer.close());
+}
+
 /// A TCP listener standing for a peer that left (its address now answers, but not as a
 /// peer): it counts the connections it gets and closes each at once.
 struct Gone {

@@ -56,7 +56,9 @@ pub struct DhtConfig {
     /// its first lookups and greets them, so the repeats only catch what those missed and
     /// heal splits. While lookups keep finding new addresses (a node answers with a random
     /// sample of at most 10 of its peers), the next comes after 2 s instead, until two in a
-    /// row find nothing new, at most 15 in a row.
+    /// row find nothing new, at most 15 in a row. While lookups find nobody at all, the
+    /// next comes after 2 s, then 4 s, 8 s... up to this interval: a peer that nobody
+    /// greets (it started first, or it does not announce) finds a later one in seconds.
     pub lookup_interval: Duration,
     /// Time between announces (default 15 min, well inside the 30 min public nodes keep an
     /// announce). A lookup follows each announce at once.

@@ -24,7 +24,7 @@ use mainline::async_dht::AsyncDht;
 use super::config::{DhtConfig, InfoHash};
 use super::lookup::{Known, Lookup, Own};
 use super::node::{DhtNode, NodeOptions};
-use super::schedule::{Schedule, Task};
+use super::schedule::{Found, Schedule, Task};
 use crate::config::Resolver;
 use crate::error::{Error, Result};
 
@@ -258,8 +258,12 @@ pub(crate) fn run(task: EngineState, sink: &mut dyn FnMut(DhtEvent)) {
         let finished = match due {
             Task::Lookup => until_stopped(&task.stop, lookup(&task, sink)).map(|found| {
                 let count = found.len();
-                let found_new = known.record(&found.into_found());
-                schedule.looked_up(Instant::now(), found_new);
+                let found = match known.record(&found.into_found()) {
+                    _ if count == 0 => Found::Nobody,
+                    true => Found::New,
+                    false => Found::NothingNew,
+                };
+                schedule.looked_up(Instant::now(), found);
                 count
             }),
             Task::Announce if !task.announcing.load(Ordering::SeqCst) => {
