@@ -3,8 +3,12 @@
 //! ```text
 //! chat --username NAME --port PORT [--ip IP] [--room ROOM] [--data-dir DIR]
 //!      [--passphrase-file FILE]
-//!      (--tracker HOST:PORT | --peers "HOST:PORT ..." | --alone | --lan)
+//!      (--peers "HOST:PORT ..." | --alone
+//!       | [--tracker HOST:PORT] [--lan] [--dht [--dht-bootstrap HOST:PORT,...]])
 //! ```
+//!
+//! `--tracker`, `--lan` and `--dht` combine: the peers each finds join one mesh, and a peer
+//! found twice is linked once.
 //!
 //! Each line of standard input is sent to every listener (a line longer than the text limit
 //! is not sent: one line on standard error says so, and the next lines go on); end of
@@ -35,16 +39,17 @@ use std::thread;
 
 use clap::{ArgGroup, Parser};
 use crossbeam_channel::{Receiver, Sender, select};
+use p2p_core::dht::{DhtConfig, parse_bootstrap};
 use p2p_core::protocol::{DEFAULT_MAX_TEXT_BYTES, validate_username};
 use p2p_core::secure::{Identity, Passphrase, default_data_dir};
-use p2p_core::{Batch, Error, Event, Events, Mode, Peer, PeerConfig, RoomName};
+use p2p_core::{Batch, Discovery, Error, Event, Events, Mode, Peer, PeerConfig, RoomName};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
-#[command(version, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone", "lan"])))]
+#[command(version, group(ArgGroup::new("mode").required(true).multiple(true).args(["tracker", "peers", "alone", "lan", "dht"])))]
 struct Cli {
     /// Your username: 1 to 32 characters, no control or invisible formatting characters,
     /// no space at either end.
@@ -72,14 +77,31 @@ struct Cli {
     #[arg(long, value_name = "HOST:PORT")]
     tracker: Option<String>,
     /// Listen to these peers, space-separated HOST:PORT addresses.
-    #[arg(long, value_name = "\"HOST:PORT ...\"")]
+    #[arg(long, value_name = "\"HOST:PORT ...\"", conflicts_with_all = ["tracker", "lan", "dht", "alone"])]
     peers: Option<String>,
     /// Connect with no one: the first peer of a network.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["tracker", "lan", "dht"])]
     alone: bool,
     /// Find the room's peers on the local network (multicast DNS).
     #[arg(long)]
     lan: bool,
+    /// Find the room's peers through the BitTorrent Mainline DHT (UDP).
+    #[arg(long)]
+    dht: bool,
+    /// DHT nodes to join through, comma-separated HOST:PORT (a private DHT, such as a
+    /// `tracker --dht` node); replaces the public bootstrap nodes.
+    #[arg(long, value_name = "HOST:PORT,...", requires = "dht", value_parser = parse_bootstrap_list)]
+    dht_bootstrap: Option<Bootstrap>,
+}
+
+/// A `--dht-bootstrap` list.
+#[derive(Debug, Clone)]
+struct Bootstrap(Vec<String>);
+
+fn parse_bootstrap_list(list: &str) -> Result<Bootstrap, String> {
+    parse_bootstrap(list)
+        .map(Bootstrap)
+        .map_err(|e| e.to_string())
 }
 
 impl Cli {
@@ -96,13 +118,22 @@ impl Cli {
         config.passphrase = passphrase;
         config.identity = Some(identity);
         config.data_dir = Some(data_dir);
-        config.mode = match (&self.tracker, &self.peers) {
-            (Some(tracker), _) => Mode::Tracker(tracker.clone()),
-            (None, Some(peers)) => {
-                Mode::Manual(peers.split_whitespace().map(String::from).collect())
-            }
-            (None, None) if self.lan => Mode::Lan,
-            (None, None) => Mode::Alone,
+        let dht = self.dht.then(|| DhtConfig {
+            bootstrap: self.dht_bootstrap.as_ref().map_or_else(
+                || DhtConfig::default().bootstrap,
+                |Bootstrap(nodes)| nodes.clone(),
+            ),
+            ..DhtConfig::default()
+        });
+        let discovery = Discovery {
+            tracker: self.tracker.clone(),
+            lan: self.lan,
+            dht,
+        };
+        config.mode = match &self.peers {
+            Some(peers) => Mode::Manual(peers.split_whitespace().map(String::from).collect()),
+            None if discovery.is_empty() => Mode::Alone,
+            None => Mode::Discover(discovery),
         };
         config
     }
@@ -168,6 +199,15 @@ fn print_events(events: &Events, room: &RoomName) {
             Event::WrongPassphrase { addr } => eprintln!(
                 "! wrong passphrase for room {room}: {addr} is in another room or has another \
                  passphrase"
+            ),
+            Event::Discovered { addr, via } => eprintln!("* found {addr} through {via}"),
+            Event::DhtUnreachable { reason } => eprintln!(
+                "* DHT unreachable: {reason} (UDP may be blocked here: a tracker or --lan work over TCP)"
+            ),
+            Event::DhtBehindNat { public_ip } => eprintln!(
+                "* behind a NAT router (the DHT sees this peer at {public_ip}): peers that \
+                 accept connections are reached, peers behind NAT routers too are not \
+                 (the DHT gives no rendezvous to punch through; use a tracker)"
             ),
             other => eprintln!("* {other:?}"),
         }

@@ -28,4 +28,5 @@ mod schedule;
 
 pub use config::{DEFAULT_BOOTSTRAP, DhtConfig, InfoHash, parse_bootstrap};
 pub use engine::{CLOSE_BOUND, DhtEngine, DhtEvent};
+pub(crate) use engine::{Prepared, prepare, run};
 pub use node::{BOOTSTRAP_MAX_INFOHASHES, BOOTSTRAP_MAX_PEERS_PER_INFOHASH, DhtNode};

@@ -12,12 +12,14 @@ use log::debug;
 
 use crate::client_side::{self, Links, Outcome, Spec, Target};
 use crate::config::{Mode, PeerConfig};
+use crate::dht_source::{self, DhtHandle};
+use crate::discovery::{Discovery, Source};
 use crate::duplex;
-use crate::event::{Events, PeerInfo};
+use crate::event::{Event, Events, PeerInfo};
 use crate::known::Known;
 use crate::lan;
 use crate::link::Accepted;
-use crate::mesh::{Candidate, Mesh};
+use crate::mesh::{Candidate, Mesh, Retry};
 use crate::net::AcceptWaker;
 use crate::node::{Keys, Node};
 use crate::protocol::{Handshake, Room, encode_chat, validate_text};
@@ -39,8 +41,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// holding up the close.
 const CUT_GRACE: Duration = Duration::from_millis(500);
 
-/// A running peer: its ServerSide, its ClientSides and, in tracker or LAN mode, the
-/// discovery that feeds its mesh.
+/// A running peer: its ServerSide, its ClientSides and, in [`Mode::Discover`], the
+/// discovery sources (tracker, LAN, DHT) that feed its mesh.
 ///
 /// Dropping a `Peer` shuts it down like [`Peer::shutdown`]. Its event channel disconnects
 /// when the `Peer` is dropped.
@@ -53,6 +55,8 @@ pub struct Peer {
     events: Events,
     /// Ends the accept thread's wait at close.
     waker: Option<AcceptWaker>,
+    /// The DHT source, if the peer uses the DHT.
+    dht: Option<DhtHandle>,
 }
 
 /// What the ServerSide hands over, wired to the ClientSide and the mesh.
@@ -63,12 +67,27 @@ struct Wiring {
     parts: duplex::Parts,
 }
 
+impl Wiring {
+    /// Tells the embedder that a peer greeted this one, unless it is linked already.
+    fn greeted(&self, hs: &Handshake, remote: SocketAddr) {
+        let addr = hs.listen_addr(remote.ip());
+        if !self.links.knows(addr, Some(hs.peer_id)) {
+            self.node.notify(Event::Discovered {
+                addr,
+                via: Source::Hello,
+            });
+        }
+    }
+}
+
 impl server_side::Hooks for Wiring {
     fn hello(&self, hs: &Handshake, remote: SocketAddr) {
+        self.greeted(hs, remote);
         client_side::connect_back(&self.node, &self.links, hs, remote);
     }
 
     fn duplex(&self, stream: Arc<TcpStream>, accepted: Accepted, remote: SocketAddr) {
+        self.greeted(&accepted.hs, remote);
         duplex::run_accepted(&self.parts, stream, accepted, remote);
     }
 
@@ -99,11 +118,12 @@ impl Peer {
     /// one is made; with a data directory its known peers are read.
     ///
     /// Returns once the peer is reachable and, in manual mode, listens to every given peer;
-    /// in tracker mode, once the tracker has answered (the links to the listed peers are
-    /// made in the background and reported as events). Fails, leaving nothing running, if
-    /// the port cannot be bound, the tracker cannot be reached, a manual peer cannot be
-    /// listened to ([`Error::WrongPassphrase`] if it holds another room key), or the known
-    /// peers file cannot be read.
+    /// with a tracker, once the tracker has answered; with the DHT or the LAN, once their
+    /// threads run (the links to the peers found are made in the background and reported
+    /// as events). Fails, leaving nothing running, if the port cannot be bound, the tracker
+    /// cannot be reached, a manual peer cannot be listened to ([`Error::WrongPassphrase`]
+    /// if it holds another room key), no DHT bootstrap node resolves, LAN discovery cannot
+    /// start, or the known peers file cannot be read.
     pub fn start(config: PeerConfig) -> Result<Peer> {
         config.validate()?;
         let keys = Keys {
@@ -134,6 +154,7 @@ impl Peer {
             mesh,
             events: Events::new(events),
             waker: None,
+            dht: None,
         };
         // From here on, an early return drops `peer`, which shuts it down.
         let wiring = Arc::new(Wiring {
@@ -155,15 +176,7 @@ impl Peer {
         match mode {
             Mode::Alone => {}
             Mode::Manual(addrs) => peer.connect_all(&addrs)?,
-            Mode::Tracker(tracker) => {
-                // Resolved here, once: the tracker thread never looks a name up.
-                let tracker = TrackerAddr::resolve(&tracker, &peer.node.config.resolver)?;
-                let (session, list) = tracker_client::open_session(&peer.node, &tracker)?;
-                tracker_client::take_answer(&peer.node, &peer.mesh, &list, true);
-                let mesh = Arc::clone(&peer.mesh);
-                tracker_client::spawn(&peer.node, mesh, tracker, session, list.interval_secs)?;
-            }
-            Mode::Lan => lan::spawn(&peer.node, Arc::clone(&peer.mesh))?,
+            Mode::Discover(discovery) => peer.discover(&discovery)?,
         }
         debug!(
             "peer {} started on {bound_addr}, reachable at {}",
@@ -173,20 +186,50 @@ impl Peer {
         Ok(peer)
     }
 
+    /// Starts the discovery sources: the tracker first (its answer tells this peer its
+    /// external address and port, which the DHT then announces), then the DHT, then the LAN.
+    fn discover(&mut self, discovery: &Discovery) -> Result<()> {
+        if let Some(tracker) = &discovery.tracker {
+            // Resolved here, once: the tracker thread never looks a name up.
+            let tracker = TrackerAddr::resolve(tracker, &self.node.config.resolver)?;
+            let (session, list) = tracker_client::open_session(&self.node, &tracker)?;
+            tracker_client::take_answer(&self.node, &self.mesh, &list, true);
+            let mesh = Arc::clone(&self.mesh);
+            tracker_client::spawn(&self.node, mesh, tracker, session, list.interval_secs)?;
+        }
+        if let Some(config) = &discovery.dht {
+            let mesh = Arc::clone(&self.mesh);
+            self.dht = Some(dht_source::spawn(&self.node, mesh, config, discovery)?);
+        }
+        if discovery.lan {
+            lan::spawn(&self.node, Arc::clone(&self.mesh))?;
+        }
+        Ok(())
+    }
+
     /// Offers this peer the addresses of other peers of its room, found by a means of the
     /// embedder's own: each one not linked yet is joined as a tracker's list would be (a
     /// hello, so that it listens back; a full mesh), with retries that back off. A failure
     /// is reported as an [`Event::ConnectFailed`](crate::Event::ConnectFailed).
     pub fn offer(&self, addrs: &[SocketAddr]) {
         let candidates: Vec<Candidate> = addrs.iter().copied().map(Candidate::open).collect();
-        self.mesh.offer(&candidates, OFFER_RETRY, false);
+        let retry = Retry::every(OFFER_RETRY);
+        self.mesh.offer(Source::Offered, &candidates, retry, false);
     }
 
-    /// Resolves `addr` in the caller's thread (see [`Resolver`](crate::Resolver)).
+    /// Resolves `addr` in the caller's thread (see [`Resolver`](crate::Resolver)), and
+    /// tells the embedder it was given by hand (without waiting on the events).
     fn target(&self, addr: &str) -> Result<Target> {
+        let addrs = self.node.config.resolver.resolve(addr)?;
+        for &addr in &addrs {
+            self.node.notify(Event::Discovered {
+                addr,
+                via: Source::Manual,
+            });
+        }
         Ok(Target {
             name: addr.to_owned(),
-            addrs: self.node.config.resolver.resolve(addr)?,
+            addrs,
         })
     }
 
@@ -353,9 +396,10 @@ impl Peer {
         peers
     }
 
-    /// Number of threads this peer is running (accept, tracker, one per link).
+    /// Number of threads this peer is running (accept, tracker, one per link; with the DHT,
+    /// its `p2p-dht` thread and `mainline`'s node thread).
     pub fn thread_count(&self) -> usize {
-        self.node.threads.len()
+        self.node.threads.len() + self.dht.as_ref().map_or(0, DhtHandle::node_threads)
     }
 
     /// Leaves the network now: tells the tracker and every listener and listened-to peer
@@ -367,6 +411,9 @@ impl Peer {
         }
         if let Some(waker) = &self.waker {
             waker.wake();
+        }
+        if let Some(dht) = &self.dht {
+            dht.stop();
         }
         self.listeners.disconnect_all();
         self.node.threads.shutdown(SHUTDOWN_GRACE, CUT_GRACE);
