@@ -235,7 +235,9 @@ start_peer() {
   exec {fd}<>"$W/$name.in"
   FD[$name]=$fd
   FDS+=("$fd")
-  ip netns exec "$P-$ns" env RUST_LOG=info "$CHAT" --username "$name" --port "$PORT" "$@" \
+  # A data directory per peer: each host is an installation with an identity key of its own.
+  ip netns exec "$P-$ns" env RUST_LOG=info "$CHAT" --username "$name" --port "$PORT" \
+    --data-dir "$W/data-$name" "$@" \
     <"$W/$name.in" >"$W/$name.out" 2>"$W/$name.err" &
   PID[$name]=$!
   PIDS+=("$!")

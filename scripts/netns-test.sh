@@ -200,8 +200,9 @@ start_peer() {
   exec {fd}<>"$W/$name.in" # held open, so the peer's stdin ends only when we say /quit
   FD[$name]=$fd
   FDS+=("$fd")
+  # A data directory per peer: each host is an installation with an identity key of its own.
   ip netns exec "$P-$name" env RUST_LOG=info "$CHAT" --username "$name" --port "$PEER_PORT" \
-    --ip "$NET.${IDX[$name]}" --tracker "$TRACKER_ADDR" \
+    --ip "$NET.${IDX[$name]}" --tracker "$TRACKER_ADDR" --data-dir "$W/data-$name" \
     <"$W/$name.in" >"$W/$name.out" 2>"$W/$name.err" &
   PID[$name]=$!
   PIDS+=("$!")
