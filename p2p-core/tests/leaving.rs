@@ -178,3 +178,58 @@ fn the_terminal_peer_leaves_within_the_bound_with_listeners_that_take_nothing() 
     eprintln!("terminal peer left stuck listeners in {took:?}");
     drop(stuck);
 }
+
+/// Addresses that accept connections and then never read or answer a byte (a black hole: a
+/// host that vanished behind a firewall that still completes handshakes, a hung process);
+/// the accepted sockets are held until the returned sender is dropped. Also counts them.
+fn black_holes(n: usize) -> (Vec<std::net::SocketAddr>, crossbeam_channel::Receiver<()>) {
+    let (accepted_tx, accepted) = crossbeam_channel::unbounded();
+    let addrs = (0..n)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind(loopback(0)).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let accepted_tx = accepted_tx.clone();
+            thread::spawn(move || {
+                let mut held = Vec::new();
+                // Ends when the test process does; it holds only loopback sockets.
+                for conn in listener.incoming() {
+                    let Ok(conn) = conn else { break };
+                    held.push(conn);
+                    if accepted_tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+            addr
+        })
+        .collect();
+    (addrs, accepted)
+}
+
+/// Links under way to black holes, from every door a link is made through (a found peer
+/// the mesh links to with a hello, and `connect` by hand), all waiting in their handshake
+/// when the close comes: the close still returns within the bound, and leaves no thread.
+#[test]
+fn close_returns_within_the_bound_with_links_to_black_holes() {
+    let a = TestPeer::start(config("alice", Mode::Alone));
+    let (holes, accepted) = black_holes(4);
+    thread::scope(|s| {
+        // By hand: `connect` waits for the handshake in the caller's thread.
+        let by_hand = s.spawn(|| a.peer.connect(&holes[0].to_string()));
+        // Found (as a tracker, the LAN or the DHT would): the mesh's own threads wait.
+        a.peer.offer(&holes[1..]);
+        for _ in 0..holes.len() {
+            accepted.recv_timeout(PATIENCE).unwrap();
+        }
+        let started = Instant::now();
+        a.peer.close();
+        let took = started.elapsed();
+        assert!(
+            took < LEAVE_BOUND,
+            "close took {took:?} with links waiting on black holes"
+        );
+        eprintln!("close with links to black holes: {took:?}");
+        assert!(by_hand.join().unwrap().is_err(), "a black hole was linked");
+    });
+    assert_eq!(a.peer.thread_count(), 0, "threads left after the close");
+}
