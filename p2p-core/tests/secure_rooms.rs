@@ -319,3 +319,105 @@ fn a_flipped_replayed_or_truncated_record_closes_only_that_link() {
         assert_eq!(names(&bob.peer.listening_to()), ["carol"], "{fault:?}");
     }
 }
+
+/// The `IdentityChanged` events a peer has seen: (name, new fingerprint, previous).
+fn identity_warnings(p: &TestPeer) -> Vec<(String, String, String)> {
+    p.log
+        .iter()
+        .filter_map(|e| match e {
+            Event::IdentityChanged { peer, previous } => Some((
+                peer.username.clone(),
+                peer.fingerprint.to_string(),
+                previous.to_string(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Trust on first use, in a data directory: "alice" links to Bob with one key, leaves, and
+/// comes back with another key: Bob is warned (before the link's `ListenerJoined`), with
+/// both fingerprints. Bob started again remembers the first key; the first Alice coming
+/// back is no warning, and each new key is warned about once.
+#[test]
+fn a_reused_username_with_another_key_is_flagged() {
+    use p2p_core::secure::Identity;
+    let dir = tempfile::tempdir().unwrap();
+    let bob_config = || {
+        let mut c = config("bob", Mode::Alone);
+        c.data_dir = Some(dir.path().to_owned());
+        c
+    };
+    let alice = |bob: &TestPeer, identity: &Identity| {
+        let mut c = config(
+            "alice",
+            Mode::Manual(vec![bob.peer.local_addr().to_string()]),
+        );
+        c.identity = Some(identity.clone());
+        Peer::start(c).unwrap()
+    };
+    let joined = |p: &TestPeer| {
+        p.log
+            .iter()
+            .filter(|e| matches!(e, Event::ListenerJoined(p) if p.username == "alice"))
+            .count()
+    };
+    let (first, second, third) = (
+        Identity::generate().unwrap(),
+        Identity::generate().unwrap(),
+        Identity::generate().unwrap(),
+    );
+    let mut bob = TestPeer::start(bob_config());
+    alice(&bob, &first).shutdown();
+    bob.wait("the first alice", |p| joined(p) == 1);
+    assert!(
+        identity_warnings(&bob).is_empty(),
+        "a new name is no warning"
+    );
+    alice(&bob, &second).shutdown();
+    bob.wait("the second alice", |p| joined(p) == 2);
+    let warning = (
+        "alice".to_owned(),
+        second.fingerprint().to_string(),
+        first.fingerprint().to_string(),
+    );
+    assert_eq!(identity_warnings(&bob), [warning]);
+    let warned_at = bob
+        .log
+        .iter()
+        .position(|e| matches!(e, Event::IdentityChanged { .. }))
+        .unwrap();
+    let second_joined = bob
+        .log
+        .iter()
+        .rposition(
+            |e| matches!(e, Event::ListenerJoined(p) if p.fingerprint == second.fingerprint()),
+        )
+        .unwrap();
+    assert!(
+        warned_at < second_joined,
+        "the warning comes before the link"
+    );
+    // The same second key again: warned once, not at every link.
+    alice(&bob, &second).shutdown();
+    bob.wait("the second alice again", |p| joined(p) == 3);
+    assert_eq!(identity_warnings(&bob).len(), 1);
+    bob.peer.shutdown();
+
+    // Started again on the same data directory: the keys are remembered.
+    let mut bob = TestPeer::start(bob_config());
+    alice(&bob, &first).shutdown();
+    bob.wait("the first alice back", |p| joined(p) == 1);
+    assert!(identity_warnings(&bob).is_empty(), "the first key is known");
+    alice(&bob, &third).shutdown();
+    bob.wait("a third alice", |p| joined(p) == 2);
+    assert_eq!(
+        identity_warnings(&bob),
+        [(
+            "alice".to_owned(),
+            third.fingerprint().to_string(),
+            first.fingerprint().to_string()
+        )],
+        "flagged against the first key seen"
+    );
+}
