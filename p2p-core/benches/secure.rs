@@ -3,10 +3,11 @@
 //! - `derive`: one room key derivation (argon2id, m = 19 MiB, t = 2, p = 1), which a peer
 //!   pays once per start.
 //! - `handshake`: link set-up over real TCP connections on 127.0.0.1: a plaintext connect and
-//!   one small frame each way (what a link costs today), against a connect and the Noise
-//!   handshake, and a connect, the handshake and one small frame each way over records (the
-//!   full secured set-up: the hello and welcome will be those frames). Interleaved round by
-//!   round; medians and ratios.
+//!   one small frame each way (what a link cost before secure rooms), against a connect and
+//!   the Noise handshake, a connect, the handshake and one small frame each way over
+//!   records, and the full set-up with a running `Peer` (connect, the Noise handshake, a
+//!   hello sealed as a record, and the peer's welcome: its accept thread, link thread and
+//!   listener registration included). Interleaved round by round; medians and ratios.
 //! - `stream`: one TCP connection carrying batches of 64-byte chat frames, read back through
 //!   the frame reader, in plaintext against sealed as records (a whole batch sealed at once,
 //!   as the links will do); medians of MB/s and their ratio.
@@ -22,7 +23,12 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Instant;
 
-use p2p_core::protocol::{FrameReader, ReadError, encode_chat};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use p2p_core::protocol::{
+    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ReadError, encode_chat,
+};
+use p2p_core::{Peer, PeerConfig};
 use p2p_core::secure::room::{ARGON2_LANES, ARGON2_MEMORY_KIB, ARGON2_PASSES};
 use p2p_core::secure::{Identity, Passphrase, RecordWriter, RoomKey, Secured, initiate, respond};
 
@@ -83,16 +89,19 @@ enum SetUp {
     Handshake,
     /// Connect, the handshake, one small frame each way over records.
     Secured,
+    /// Connect to a running `Peer`, the handshake, a hello, the peer's welcome.
+    Peer,
 }
 
 impl SetUp {
-    const ALL: [SetUp; 3] = [SetUp::Plain, SetUp::Handshake, SetUp::Secured];
+    const ALL: [SetUp; 4] = [SetUp::Plain, SetUp::Handshake, SetUp::Secured, SetUp::Peer];
 
     fn name(self) -> &'static str {
         match self {
             SetUp::Plain => "plaintext: connect + a frame each way",
             SetUp::Handshake => "connect + Noise handshake",
             SetUp::Secured => "connect + handshake + a frame each way over records",
+            SetUp::Peer => "a p2p-core Peer: connect + handshake + hello + welcome",
         }
     }
 }
@@ -116,6 +125,7 @@ fn serve_one(mut stream: TcpStream, how: SetUp, identity: &Identity, key: &RoomK
         SetUp::Handshake => {
             respond(&mut stream, identity, key).unwrap();
         }
+        SetUp::Peer => unreachable!("a Peer serves itself"),
         SetUp::Secured => {
             let secured = respond(&mut stream, identity, key).unwrap();
             let (mut reader, mut writer) = secured.into_records(stream.try_clone().unwrap());
@@ -150,6 +160,26 @@ fn client_one(addr: SocketAddr, how: SetUp, identity: &Identity, key: &RoomKey) 
                 .unwrap();
             FrameReader::new(MAX_FRAME).read_frame(&mut reader).unwrap();
         }
+        SetUp::Peer => {
+            // A fresh peer id each time: the peer refuses a second link from one peer.
+            static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+            let secured = initiate(&mut stream, identity, key).unwrap();
+            let (mut reader, mut writer) = secured.into_records(stream.try_clone().unwrap());
+            let hello = Frame::Handshake(Handshake {
+                version: PROTOCOL_VERSION,
+                peer_id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                username: "bench".into(),
+                listen_ip: Some(addr.ip()),
+                listen_port: 9,
+                connect_back: false,
+                duplex: false,
+            });
+            writer
+                .write_sealed(&mut stream, &hello.encode().unwrap(), &mut Vec::new())
+                .unwrap();
+            let welcome = FrameReader::new(MAX_FRAME).read_frame(&mut reader).unwrap();
+            assert!(matches!(welcome, Frame::Welcome(_)), "{welcome:?}");
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     stream.shutdown(Shutdown::Both).unwrap();
@@ -162,9 +192,22 @@ fn handshake() {
     let key = RoomKey::derive("lobby", None).unwrap();
     let (client_id, server_id) = (Identity::generate().unwrap(), Identity::generate().unwrap());
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); SetUp::ALL.len()];
+    // The running peer (open room `lobby`, the same key), whose events a thread drains so
+    // that its link threads never wait on the embedder.
+    let mut config = PeerConfig::new("alice");
+    config.bind_addr = "127.0.0.1:0".parse().unwrap();
+    let peer = Peer::start(config).unwrap();
     thread::scope(|s| {
+        let events = peer.events().clone();
+        s.spawn(move || while events.recv().is_ok() {});
         for _ in 0..ROUNDS {
             for (i, how) in SetUp::ALL.into_iter().enumerate() {
+                if how == SetUp::Peer {
+                    for _ in 0..PER_ROUND {
+                        samples[i].push(client_one(peer.local_addr(), how, &client_id, &key));
+                    }
+                    continue;
+                }
                 let listener = TcpListener::bind("127.0.0.1:0").unwrap();
                 let addr = listener.local_addr().unwrap();
                 let (key, server_id) = (&key, &server_id);
@@ -180,6 +223,8 @@ fn handshake() {
                 server.join().unwrap();
             }
         }
+        // Dropped, so that its event channel disconnects and the drain ends.
+        drop(peer);
     });
     println!(
         "\n### Link set-up on 127.0.0.1: {} set-ups of each kind, interleaved in {ROUNDS} rounds\n",
@@ -198,11 +243,11 @@ fn handshake() {
             m / plain
         );
     }
-    let secured = median(samples[2].clone());
+    let full = median(samples[3].clone());
     println!(
-        "\nfull secured set-up: median **{}** (goal ≤ 2 ms), {} more than plaintext",
-        ms(secured),
-        ms(secured - plain)
+        "\nfull set-up with a Peer: median **{}** (goal ≤ 2 ms), {} more than plaintext",
+        ms(full),
+        ms(full - plain)
     );
 }
 
