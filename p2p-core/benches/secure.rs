@@ -25,12 +25,10 @@ use std::time::Instant;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use p2p_core::protocol::{
-    Frame, FrameReader, Handshake, PROTOCOL_VERSION, ReadError, encode_chat,
-};
-use p2p_core::{Peer, PeerConfig};
+use p2p_core::protocol::{Frame, FrameReader, Handshake, PROTOCOL_VERSION, ReadError, encode_chat};
 use p2p_core::secure::room::{ARGON2_LANES, ARGON2_MEMORY_KIB, ARGON2_PASSES};
 use p2p_core::secure::{Identity, Passphrase, RecordWriter, RoomKey, Secured, initiate, respond};
+use p2p_core::{Peer, PeerConfig};
 
 const MAX_FRAME: usize = 1 << 20;
 

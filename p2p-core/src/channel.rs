@@ -141,7 +141,9 @@ impl Inbound {
         self.frames.next_unchecked()
     }
 
-    /// Reads once: at most one record's plaintext, opening records as they arrive.
+    /// Reads once from the socket (only if nothing already received is left to open), and
+    /// takes in the plaintext of every record that has arrived whole, up to the frame
+    /// reader's room.
     pub(crate) fn fill(&mut self) -> Result<usize, ReadError> {
         self.frames.fill(&mut self.records)
     }

@@ -216,6 +216,41 @@ impl<R: Read> RecordReader<R> {
         Ok(true)
     }
 
+    /// Opens the record at the front of `raw` straight into `out` (sparing a copy through
+    /// `plain`), if it has arrived whole and its plaintext fits; returns the plaintext's
+    /// length, or `None` to take the way through `plain`. On a failure nothing in `out`
+    /// is counted as read.
+    fn open_into(&mut self, out: &mut [u8]) -> Result<Option<usize>, RecordError> {
+        let available = &self.raw[self.raw_start..self.raw_end];
+        let Some(header) = available.get(..RECORD_HEADER_BYTES) else {
+            return Ok(None);
+        };
+        let len = usize::from(u16::from_be_bytes([header[0], header[1]]));
+        let Some(ciphertext) = available.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len) else {
+            return Ok(None);
+        };
+        let Some(plain_len) = len.checked_sub(TAG_BYTES) else {
+            return Err(RecordError::Tampered { index: self.nonce });
+        };
+        let Some(dest) = out.get_mut(..plain_len) else {
+            return Ok(None);
+        };
+        if self
+            .session
+            .read_message(self.nonce, ciphertext, dest)
+            .is_err()
+        {
+            return Err(self.diagnose(self.raw_start + RECORD_HEADER_BYTES, len));
+        }
+        self.nonce += 1;
+        self.raw_start += RECORD_HEADER_BYTES + len;
+        if self.raw_start == self.raw_end {
+            self.raw_start = 0;
+            self.raw_end = 0;
+        }
+        Ok(Some(plain_len))
+    }
+
     /// Why the record at `raw[at..at + len]` failed: it opens under an earlier nonce (a
     /// replay), under a later one (records dropped or reordered), or under none nearby.
     fn diagnose(&mut self, at: usize, len: usize) -> RecordError {
@@ -223,6 +258,11 @@ impl<R: Read> RecordReader<R> {
         if index == u64::MAX {
             return RecordError::NoncesExhausted;
         }
+        // Room for the plaintext of the tries (the record may have been opened straight
+        // into a caller's buffer, leaving `plain` empty).
+        self.plain.clear();
+        self.plain_start = 0;
+        self.plain.resize(len.saturating_sub(TAG_BYTES), 0);
         let ciphertext = &self.raw[at..at + len];
         let opens = |nonce: u64, plain: &mut Vec<u8>| {
             self.session.read_message(nonce, ciphertext, plain).is_ok()
@@ -304,25 +344,55 @@ impl<R: Read> RecordReader<R> {
 }
 
 impl<R: Read> Read for RecordReader<R> {
+    /// Fills `out` with the plaintext of as many records as have already arrived whole
+    /// (opening each in turn), and reads from the source only when it has nothing at all
+    /// to return: a stream of small records comes out in reads as large as `out`, as a
+    /// plaintext stream would, and the frame reader above hands them on as one batch.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
+        let mut n = 0;
         loop {
             if let Some(error) = self.failed {
-                return Err(error.into());
+                // What came before the failed record goes out first; the error next.
+                return if n > 0 { Ok(n) } else { Err(error.into()) };
             }
             let pending = &self.plain[self.plain_start..];
             if !pending.is_empty() {
-                let n = pending.len().min(out.len());
-                out[..n].copy_from_slice(&pending[..n]);
-                self.plain_start += n;
-                return Ok(n);
+                let k = pending.len().min(out.len() - n);
+                out[n..n + k].copy_from_slice(&pending[..k]);
+                self.plain_start += k;
+                n += k;
+                if n == out.len() {
+                    return Ok(n);
+                }
+            }
+            // Nothing pending: the next record goes straight into `out` if it fits.
+            match self.open_into(&mut out[n..]) {
+                Ok(Some(k)) => {
+                    n += k;
+                    if n == out.len() {
+                        return Ok(n);
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let error = self.fail(error);
+                    return if n > 0 { Ok(n) } else { Err(error) };
+                }
             }
             match self.open_buffered() {
                 Ok(true) => continue,
                 Ok(false) => {}
-                Err(error) => return Err(self.fail(error)),
+                Err(error) => {
+                    let error = self.fail(error);
+                    return if n > 0 { Ok(n) } else { Err(error) };
+                }
+            }
+            if n > 0 {
+                return Ok(n);
             }
             if self.fill()? == 0 {
                 let received = self.raw_end - self.raw_start;
