@@ -12,7 +12,8 @@ use iced::widget::{
 use iced::{Alignment, Element, Fill, Length, Theme};
 use p2p_core::PeerInfo;
 
-use super::{ADD_PEER_BOX, CONVERSATION, Chat, MESSAGE_BOX, Message, SEARCH_BOX, entry_of};
+use super::persist::entry_of;
+use super::{ADD_PEER_BOX, CONVERSATION, Chat, MESSAGE_BOX, Message, SEARCH_BOX};
 use crate::data::history::{Delivery, Entry, EntryKind};
 use crate::i18n::{Strings, fill};
 
