@@ -10,10 +10,12 @@
 //! goes on.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
+
+use crate::threads::lock;
 
 /// Notifications that may wait for the thread.
 pub const QUEUE: usize = 4;
@@ -62,10 +64,6 @@ impl fmt::Debug for Notifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Notifier")
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn show(notification: &Notification) -> Result<(), String> {

@@ -22,7 +22,7 @@ pub mod db;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -30,6 +30,8 @@ use iced::futures::channel::oneshot;
 use rusqlite::Connection;
 
 pub use db::{DbError, Kind, Line, Page, Row};
+
+use crate::threads::lock;
 
 /// Batches of incoming messages that may wait for the database thread.
 pub const BULK_QUEUE: usize = 16;
@@ -83,6 +85,17 @@ enum Job {
     },
 }
 
+/// The job that appends `lines` to `conversation`, and where its answer comes.
+fn append_job(conversation: &str, lines: Vec<Line>) -> (Job, oneshot::Receiver<Answer<Vec<i64>>>) {
+    let (reply, answer) = oneshot::channel();
+    let job = Job::Append {
+        conversation: conversation.to_owned(),
+        lines,
+        reply,
+    };
+    (job, answer)
+}
+
 struct Queues {
     bulk: Sender<Job>,
     ui: Sender<Job>,
@@ -106,10 +119,6 @@ impl fmt::Debug for Store {
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Store {
@@ -159,16 +168,8 @@ impl Store {
     /// event bridge's thread: it waits while the queue is full. Never call it on the UI
     /// thread.
     pub fn append_blocking(&self, conversation: &str, lines: Vec<Line>) -> Answer<Vec<i64>> {
-        let (reply, answer) = oneshot::channel();
-        self.queue(
-            Job::Append {
-                conversation: conversation.to_owned(),
-                lines,
-                reply,
-            },
-            true,
-        )
-        .map_err(|e| e.to_string())?;
+        let (job, answer) = append_job(conversation, lines);
+        self.queue(job, true).map_err(|e| e.to_string())?;
         iced::futures::executor::block_on(answer).unwrap_or_else(|_| Err(Busy::Closed.to_string()))
     }
 
@@ -179,15 +180,8 @@ impl Store {
         conversation: &str,
         lines: Vec<Line>,
     ) -> Result<oneshot::Receiver<Answer<Vec<i64>>>, Busy> {
-        let (reply, answer) = oneshot::channel();
-        self.queue(
-            Job::Append {
-                conversation: conversation.to_owned(),
-                lines,
-                reply,
-            },
-            false,
-        )?;
+        let (job, answer) = append_job(conversation, lines);
+        self.queue(job, false)?;
         Ok(answer)
     }
 

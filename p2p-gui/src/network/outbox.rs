@@ -23,6 +23,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use iced::futures::channel::oneshot;
 
+use crate::threads::lock;
+
 /// Messages that may wait for the sender thread. Small: the queue only absorbs a burst of
 /// typing while a send waits for a slow listener; past it the user is told to wait.
 pub const QUEUE: usize = 16;
@@ -69,12 +71,6 @@ impl<T> fmt::Debug for Outbox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outbox").finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<T: Send + 'static> Outbox<T> {
