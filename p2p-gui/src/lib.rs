@@ -30,7 +30,7 @@ pub mod notify;
 pub mod screen;
 pub mod signals;
 pub mod store;
-mod threads;
+pub mod threads;
 
 #[cfg(test)]
 mod test_support;

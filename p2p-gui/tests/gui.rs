@@ -4,115 +4,30 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
 
-use iced::futures::StreamExt;
-use iced::keyboard::key::Named;
-use iced_test::selector::id;
 use iced_test::simulator;
-use p2p_core::{Event, Peer, PeerConfig};
+use p2p_core::{Event, Peer};
 use p2p_gui::app::{App, Message, Options, Screen};
 use p2p_gui::data::form::{Form, Tab};
-use p2p_gui::data::history::{
-    Delivery, EntryKind, History, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW,
-};
+use p2p_gui::data::history::{Delivery, EntryKind, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW};
 use p2p_gui::i18n::Lang;
 use p2p_gui::screen::chat;
 use p2p_gui::screen::connect::{self, describe_start_error};
 
-const DEADLINE: Duration = Duration::from_secs(15);
+mod support;
 
-fn app(form: Form) -> App {
-    App::new(Options {
-        form,
-        ..Options::default()
-    })
-    .0
-}
-
-/// Runs a task to completion and returns what it asked the runtime to do.
-fn actions(task: iced::Task<Message>) -> Vec<iced_runtime::Action<Message>> {
-    match iced_runtime::task::into_stream(task) {
-        Some(stream) => iced::futures::executor::block_on(stream.collect::<Vec<_>>()),
-        None => Vec::new(),
-    }
-}
-
-/// Runs a task to completion and returns the messages it produced (widget operations,
-/// such as focusing a field, have no effect outside a window and are dropped).
-fn run_task(task: iced::Task<Message>) -> Vec<Message> {
-    actions(task)
-        .into_iter()
-        .filter_map(|action| match action {
-            iced_runtime::Action::Output(message) => Some(message),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Whether a task, run to completion, ends the app.
-fn exits(task: iced::Task<Message>) -> bool {
-    actions(task)
-        .iter()
-        .any(|action| matches!(action, iced_runtime::Action::Exit))
-}
-
-/// Feeds a message to the app and, recursively, what its task produces.
-fn update(app: &mut App, message: Message) {
-    let mut queue = vec![message];
-    while let Some(message) = queue.pop() {
-        let task = app.update(message);
-        let mut produced = run_task(task);
-        produced.reverse();
-        queue.extend(produced);
-    }
-}
-
-/// Does something to a fresh simulator of the app's view, then feeds the messages that
-/// produced to the app (a simulator borrows the app, so it cannot outlive the action).
-fn interact(app: &mut App, act: impl FnOnce(&mut iced_test::Simulator<'_, Message>)) {
-    let messages: Vec<Message> = {
-        let mut ui = simulator(app.view());
-        act(&mut ui);
-        ui.into_messages().collect()
-    };
-    for m in messages {
-        update(app, m);
-    }
-}
-
-/// Clicks what `selector` finds, then feeds the messages the click produced.
-fn click<S>(app: &mut App, selector: S)
-where
-    S: iced_test::Selector + Send,
-    S::Output: iced_test::selector::Bounded + Clone + Send + Sync + 'static,
-{
-    interact(app, |ui| {
-        ui.click(selector).expect("clickable");
-    });
-}
-
-/// Clicks the field with this id and types into it.
-fn type_into(app: &mut App, field: &str, text: &str) {
-    interact(app, |ui| {
-        ui.click(id(field.to_owned())).expect("field");
-        let _ = ui.typewrite(text);
-    });
-}
+use support::peers::{alone_peer, free_port, recv_message, sees_goodbye};
+use support::ui::{
+    app, chat, click, enter_in, exits, has_message, history, interact, pump, run_task, shows,
+    type_into, update,
+};
+use support::wait_threads;
 
 /// Empties a connect-form field (through its message, as select-all + delete would) and
 /// types `text` into it.
 fn retype(app: &mut App, field: &str, clear: connect::Message, text: &str) {
     update(app, Message::Connect(clear));
     type_into(app, field, text);
-}
-
-/// Presses Enter in the field with this id.
-fn enter_in(app: &mut App, field: &str) {
-    interact(app, |ui| {
-        ui.click(id(field.to_owned())).expect("field");
-        let _ = ui.tap_key(Named::Enter);
-    });
 }
 
 /// Alice's app, connected by hand to `peer` (the Manual tab, prefilled).
@@ -140,88 +55,6 @@ fn listening_as(username: &str, peer: &Peer) -> App {
     });
     click(&mut app, "Connect");
     app
-}
-
-fn shows(app: &App, text: &str) -> bool {
-    simulator(app.view()).find(text).is_ok()
-}
-
-/// The conversation on the app's chat screen.
-fn history(app: &App) -> &History {
-    chat(app).history()
-}
-
-fn chat(app: &App) -> &chat::Chat {
-    match app.screen() {
-        Screen::Chat(chat) => chat,
-        Screen::Connect(c) => panic!("still on the connect screen: {:?}", c.status()),
-    }
-}
-
-/// Delivers the peer's events to the app, as the subscription does, until `done` holds.
-fn pump(app: &mut App, done: impl Fn(&App) -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done(app) {
-        let next = app
-            .session()
-            .expect("connected")
-            .peer()
-            .events()
-            .recv_deadline(deadline);
-        match next {
-            Ok(event) => update(app, Message::Network(vec![event].into())),
-            Err(_) => panic!(
-                "timed out waiting; conversation: {:?}",
-                history(app).entries()
-            ),
-        }
-    }
-}
-
-fn has_message(app: &App, from: &str, text: &str) -> bool {
-    history(app)
-        .entries()
-        .iter()
-        .any(|e| matches!(&e.kind, EntryKind::Other { from: f, text: t } if f == from && t == text))
-}
-
-fn alone_peer(name: &str) -> Peer {
-    let mut config = PeerConfig::new(name);
-    config.bind_addr = "127.0.0.1:0".parse().expect("addr");
-    Peer::start(config).expect("peer starts")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// Waits until `listener` of `peer` leaves, and checks that it said goodbye.
-fn sees_goodbye(peer: &Peer, listener: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match peer.events().recv_deadline(deadline) {
-            Ok(Event::ListenerLeft { peer, reason }) if peer.username == listener => {
-                assert_eq!(reason, p2p_core::Departure::Left);
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("{listener} was never seen leaving: {e}"),
-        }
-    }
-}
-
-fn recv_message(peer: &Peer) -> (String, String) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match peer.events().recv_deadline(deadline) {
-            Ok(Event::Message { from, text }) => return (from.username.clone(), text.to_string()),
-            Ok(_) => {}
-            Err(e) => panic!("no message: {e}"),
-        }
-    }
 }
 
 #[test]
@@ -850,24 +683,6 @@ fn a_message_nobody_receives_says_so_beside_it() {
             &mut app,
             Message::CloseRequested(iced::window::Id::unique()),
         );
-    }
-}
-
-fn threads_named(name: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("proc")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim() == name)
-        .count()
-}
-
-/// Waits until `name` names `count` threads (a thread names itself once it runs, and leaves
-/// /proc just after it has been joined).
-fn wait_threads(name: &str, count: usize) {
-    let deadline = Instant::now() + DEADLINE;
-    while threads_named(name) != count {
-        assert!(Instant::now() < deadline, "{name}: not {count} threads");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

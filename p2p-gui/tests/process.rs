@@ -6,6 +6,8 @@
 //! passes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,53 +16,10 @@ use std::time::{Duration, Instant};
 
 use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::store::Store;
+use support::xvfb::Xvfb;
 
 /// How long the app may take to open its window and connect (debug build, loaded machine).
 const START: Duration = Duration::from_secs(60);
-
-/// An X server of this test's own; killed when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-nolisten",
-                "tcp",
-                "-screen",
-                "0",
-                "1024x768x24",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run Xvfb ({e}): `scripts/setup.sh test`"));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb's display");
-        let display = format!(":{}", line.trim());
-        // The pointer away from where the window opens: with no window manager, the window
-        // under the pointer would get the focus, and a focused window counts nothing.
-        let _ = Command::new("xdotool")
-            .args(["mousemove", "1020", "760"])
-            .env("DISPLAY", &display)
-            .status();
-        Xvfb { child, display }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Gui(Child);
 
