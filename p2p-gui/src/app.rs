@@ -318,7 +318,7 @@ impl App {
                     Ok(session) => screen.resume(session, self.lang).map(Message::Chat),
                     Err(error) => {
                         let why = connect::describe_start_error(&error, self.lang.strings());
-                        screen.restart_failed(why, self.lang).map(Message::Chat)
+                        screen.restart_failed(why).map(Message::Chat)
                     }
                 }
             }

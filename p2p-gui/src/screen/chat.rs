@@ -228,8 +228,9 @@ impl Chat {
         self.not_saved = Some(fill(lang.strings().history_off, &[&why]));
     }
 
-    /// Starting over failed: said in the conversation; "Reconnect" stays offered.
-    pub fn restart_failed(&mut self, why: String, _lang: Lang) -> Task<Message> {
+    /// Starting over failed: `why` (already in the app's language) is said in the
+    /// conversation; "Reconnect" stays offered.
+    pub fn restart_failed(&mut self, why: String) -> Task<Message> {
         self.tracker_lost = true;
         self.notice(why)
     }
