@@ -5,8 +5,9 @@
 
 use std::net::TcpListener;
 
+use iced_test::selector::id;
 use iced_test::simulator;
-use p2p_core::{Event, Peer};
+use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::app::{App, Message, Options, Screen};
 use p2p_gui::data::form::{Form, Tab};
 use p2p_gui::data::history::{Delivery, EntryKind, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW};
@@ -752,4 +753,119 @@ fn the_signal_message_leaves_as_a_close_request_does() {
     assert!(matches!(run_task(leaving).as_slice(), [Message::Closed]));
     assert!(exits(app.update(Message::Closed)));
     sees_goodbye(&bob, "alice");
+}
+
+/// The events of Shift+Enter, as a keyboard sends them: Shift held, Enter tapped.
+fn shift_enter() -> Vec<iced::Event> {
+    use iced::keyboard::{self, Key, Location, Modifiers, key};
+    let enter = Key::Named(key::Named::Enter);
+    let unidentified = key::Physical::Unidentified(key::NativeCode::Unidentified);
+    vec![
+        iced::Event::Keyboard(keyboard::Event::ModifiersChanged(Modifiers::SHIFT)),
+        iced::Event::Keyboard(keyboard::Event::KeyPressed {
+            key: enter.clone(),
+            modified_key: enter.clone(),
+            physical_key: unidentified,
+            location: Location::Standard,
+            modifiers: Modifiers::SHIFT,
+            repeat: false,
+            text: Some("\n".into()),
+        }),
+        iced::Event::Keyboard(keyboard::Event::KeyReleased {
+            key: enter.clone(),
+            modified_key: enter,
+            physical_key: unidentified,
+            location: Location::Standard,
+            modifiers: Modifiers::SHIFT,
+        }),
+        iced::Event::Keyboard(keyboard::Event::ModifiersChanged(Modifiers::empty())),
+    ]
+}
+
+#[test]
+fn shift_enter_breaks_the_line_and_enter_sends_the_message() {
+    let bob = alone_peer("bob");
+    let mut app = both_ways(&bob);
+    interact(&mut app, |ui| {
+        ui.click(id(chat::MESSAGE_BOX)).expect("the message box");
+        let _ = ui.typewrite("first line");
+        let _ = ui.simulate(shift_enter());
+        let _ = ui.typewrite("second line");
+    });
+    assert_eq!(chat(&app).draft(), "first line\nsecond line");
+    assert!(
+        deliveries(&app).is_empty(),
+        "Shift+Enter sends nothing: {:?}",
+        deliveries(&app)
+    );
+
+    enter_in(&mut app, chat::MESSAGE_BOX);
+    assert_eq!(
+        recv_message(&bob),
+        ("alice".into(), "first line\nsecond line".into())
+    );
+    assert_eq!(chat(&app).draft(), "", "the box is emptied once sent");
+    assert_eq!(deliveries(&app).len(), 1);
+}
+
+/// A tracker on 127.0.0.1:`port`.
+fn tracker_on(port: u16) -> tracker::Tracker {
+    tracker::Tracker::start(tracker::TrackerConfig {
+        bind_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ..tracker::TrackerConfig::default()
+    })
+    .expect("the tracker starts")
+}
+
+#[test]
+fn reconnect_brings_the_chat_back_after_the_tracker_connection_dropped() {
+    let port = free_port();
+    let tracker = tracker_on(port);
+    let mut config = PeerConfig::new("bob");
+    config.bind_addr = "127.0.0.1:0".parse().expect("addr");
+    config.mode = p2p_core::Mode::Tracker(format!("127.0.0.1:{port}"));
+    let bob = Peer::start(config).expect("bob starts");
+    let mut alice = app(Form {
+        username: "alice".into(),
+        ip: "127.0.0.1".into(),
+        tracker_port: port.to_string(),
+        ..Form::default()
+    });
+    click(&mut alice, "Connect");
+    pump(&mut alice, |a| {
+        chat(a).listening_to().len() == 1 && chat(a).listeners().len() == 1
+    });
+    assert!(!shows(&alice, "Reconnect to the tracker"));
+
+    // The tracker goes away: its connection drops, the window says so and offers to
+    // reconnect.
+    tracker.shutdown();
+    pump(&mut alice, |a| shows(a, "Reconnect to the tracker"));
+    assert!(shows(&alice, "The tracker is not answering."));
+    let before = alice.session().expect("session").peer().local_addr();
+
+    // It is back; Reconnect starts over on the same port and meets bob again.
+    let _tracker = tracker_on(port);
+    click(&mut alice, "Reconnect to the tracker");
+    assert!(!shows(&alice, "Reconnect to the tracker"));
+    assert_eq!(
+        alice.session().expect("a new session").peer().local_addr(),
+        before,
+        "the same address, where bob knew alice"
+    );
+    pump(&mut alice, |a| {
+        chat(a).listening_to().len() == 1 && chat(a).listeners().len() == 1
+    });
+    bob.send("welcome back").expect("bob sends");
+    pump(&mut alice, |a| has_message(a, "bob", "welcome back"));
+    type_into(&mut alice, chat::MESSAGE_BOX, "glad to be back");
+    enter_in(&mut alice, chat::MESSAGE_BOX);
+    assert_eq!(
+        recv_message(&bob),
+        ("alice".into(), "glad to be back".into())
+    );
+    update(
+        &mut alice,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
 }
