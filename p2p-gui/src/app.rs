@@ -11,7 +11,7 @@ use crate::data::form::Form;
 use crate::data::settings::{Problem, Settings, ThemeChoice};
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::{self, Inbound, Session, StartError};
-use crate::notify::Notifier;
+use crate::notify::{self, Notifier};
 use crate::screen::chat::{self, Chat};
 use crate::screen::connect::{self, Connect};
 use crate::signals::{self, Signal};
@@ -97,6 +97,8 @@ pub enum Message {
     Network(Inbound),
     /// The window gained (true) or lost the focus.
     Focus(bool),
+    /// The desktop notification about this conversation was clicked.
+    NotificationClicked(String),
     /// Chose a language.
     Lang(Lang),
     /// Chose a theme.
@@ -344,6 +346,16 @@ impl App {
                 }
                 Task::none()
             }
+            (Message::NotificationClicked(conversation), screen) => {
+                if let Screen::Chat(chat) = screen
+                    && chat
+                        .session()
+                        .is_some_and(|s| s.conversation() == conversation)
+                {
+                    chat.read();
+                }
+                window::latest().and_then(window::gain_focus)
+            }
             (Message::Lang(lang), _) => {
                 self.lang = lang;
                 self.settings.language = Some(lang);
@@ -485,8 +497,13 @@ impl App {
             Some(inbox) => signals::subscription(inbox).map(Message::Signal),
             None => Subscription::none(),
         };
+        let clicks = match &self.notifier {
+            Some(notifier) => notify::clicks(notifier).map(Message::NotificationClicked),
+            None => Subscription::none(),
+        };
         Subscription::batch([
             network,
+            clicks,
             window::close_requests().map(Message::CloseRequested),
             iced::event::listen_with(focus_event),
             signals,

@@ -1,7 +1,8 @@
 //! The real `p2p-gui` process with its window on an X server of the test's own (Xvfb):
 //! a `kill -9` loses none of the messages the window had shown (the unread count in its
 //! title says how many it had taken in), and desktop notifications reach a mock
-//! notification daemon on a real session bus (`dbus-run-session` and python3-dbusmock,
+//! notification daemon on a real session bus, and a click on one (the daemon's
+//! `ActionInvoked`) clears the unread count (`dbus-run-session` and python3-dbusmock,
 //! installed by `scripts/setup.sh test`; without them that test says so in one line and
 //! passes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -315,4 +316,90 @@ fn a_message_while_away_notifies_once_per_few_seconds_through_the_session_bus() 
     assert_eq!(all[0], first[0]);
     assert!(all[1].contains("Five it is"), "{all:?}");
     assert!(all.iter().all(|n| !n.contains("and ")), "{all:?}");
+}
+
+/// Has the mock daemon say that notification `id`'s body was clicked, as a desktop's
+/// daemon does (freedesktop's `ActionInvoked` with the default action).
+fn click_notification(daemon: &MockDaemon, id: u32) {
+    let status = Command::new("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.Notifications",
+            "--object-path",
+            "/org/freedesktop/Notifications",
+            "--method",
+            "org.freedesktop.DBus.Mock.EmitSignal",
+            "",
+            "ActionInvoked",
+            "us",
+            &format!("[<uint32 {id}>, <'default'>]"),
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &daemon.address)
+        .stdout(Stdio::null())
+        .status()
+        .expect("gdbus runs");
+    assert!(status.success(), "the mock daemon emits the click");
+}
+
+#[test]
+fn clicking_a_notification_clears_the_conversation_s_unread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("notifications.log");
+    let daemon = mock_daemon(&log)
+        .expect("dbus-run-session and python3-dbusmock (installed by scripts/setup.sh test)");
+    let deadline = Instant::now() + START;
+    while !log.exists() {
+        assert!(Instant::now() < deadline, "the mock daemon did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let xvfb = Xvfb::start();
+    let bob = bob();
+    let addr = bob.local_addr().to_string();
+    let _gui = spawn_gui(
+        &xvfb,
+        &dir.path().join("data"),
+        &addr,
+        &[("DBUS_SESSION_BUS_ADDRESS", &daemon.address)],
+    );
+    wait_for_alice(&bob);
+    bob.send("Are you there?").unwrap();
+    bob.send("Hello?").unwrap();
+    let deadline = Instant::now() + START;
+    while notifications(&log).is_empty() || unread(&xvfb) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no notification: {:?}",
+            title(&xvfb)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    // The daemon numbers notifications from 1. The app starts waiting for the click just
+    // after the daemon shows the notification, so the click is repeated until it is seen,
+    // as a user clicks again when nothing happens.
+    let deadline = Instant::now() + START;
+    loop {
+        click_notification(&daemon, 1);
+        let counted = title(&xvfb).is_some_and(|t| t.starts_with('('));
+        if !counted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the click did not clear the count: {:?}",
+            title(&xvfb)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        title(&xvfb)
+            .as_deref()
+            .map(|t| t.starts_with("P2P Messenger")),
+        Some(true)
+    );
+    // The app also asks for the focus (`window::gain_focus`), but on X11 that is a request
+    // to the window manager (`_NET_ACTIVE_WINDOW`), and this X server runs none: nothing
+    // here can give the window the focus, so that part is not checked.
 }

@@ -235,6 +235,12 @@ impl Chat {
         self.notice(why)
     }
 
+    /// The user came to read this conversation (clicked its notification): its unread
+    /// count is cleared.
+    pub fn read(&mut self) {
+        self.attention.read();
+    }
+
     /// The running session, until the screen is closed.
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()

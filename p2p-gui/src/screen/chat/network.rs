@@ -54,7 +54,9 @@ impl Chat {
                     entry.row = rows.next();
                     let id = self.history.push(entry);
                     if self.attention.message(id, now, notify) {
-                        notification = Some(Notification::message(&from.username, &text));
+                        let conversation = self.session.as_ref().map_or("", |s| s.conversation());
+                        notification =
+                            Some(Notification::message(conversation, &from.username, &text));
                     }
                 }
                 Event::ListeningTo(peer) => {
