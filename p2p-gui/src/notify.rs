@@ -222,10 +222,10 @@ impl Notifier {
         let Some(queue) = queue.as_mut() else {
             return;
         };
-        if let Err(e) = queue.try_send(notification) {
-            if e.is_full() {
-                log::warn!("the notification daemon is not keeping up: a notification dropped");
-            }
+        if let Err(e) = queue.try_send(notification)
+            && e.is_full()
+        {
+            log::warn!("the notification daemon is not keeping up: a notification dropped");
         }
     }
 

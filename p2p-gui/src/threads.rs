@@ -1,6 +1,6 @@
 //! What the app's threads share, and the life of the short-lived ones.
 //!
-//! [`lock`]: the one way the app takes a mutex. A thread that panicked while holding one
+//! `lock`: the one way the app takes a mutex. A thread that panicked while holding one
 //! leaves it poisoned; what it guards here (queues, join handles) stays usable, so the
 //! lock is taken anyway rather than spreading the panic to the UI thread.
 //!

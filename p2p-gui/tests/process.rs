@@ -3,8 +3,7 @@
 //! title says how many it had taken in), and desktop notifications reach a mock
 //! notification daemon on a real session bus, and a click on one (the daemon's
 //! `ActionInvoked`) clears the unread count (`dbus-run-session` and python3-dbusmock,
-//! installed by `scripts/setup.sh test`; without them that test says so in one line and
-//! passes).
+//! installed by `scripts/setup.sh test`; the notification tests fail without them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
