@@ -422,18 +422,18 @@ mod tests {
     use super::*;
     use crate::test_support::{threads_named, wait_until};
 
+    fn alone_request(name: &str) -> Request {
+        Request {
+            username: name.into(),
+            ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            room: p2p_core::protocol::Room::lobby(),
+            port: 0,
+            join: Join::Alone,
+        }
+    }
+
     fn alone(name: &str) -> Session {
-        Session::start_blocking(
-            Request {
-                username: name.into(),
-                ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                room: p2p_core::protocol::Room::lobby(),
-                port: 0,
-                join: Join::Alone,
-            },
-            None,
-        )
-        .expect("starts")
+        Session::start_blocking(alone_request(name), None).expect("starts")
     }
 
     #[test]
@@ -513,18 +513,8 @@ mod tests {
             }
             std::net::ToSocketAddrs::to_socket_addrs(addr).map(Iterator::collect)
         });
-        let session = Session::start_resolving(
-            Request {
-                username: "alice".into(),
-                ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                room: p2p_core::protocol::Room::lobby(),
-                port: 0,
-                join: Join::Alone,
-            },
-            None,
-            resolver,
-        )
-        .expect("starts");
+        let session =
+            Session::start_resolving(alone_request("alice"), None, resolver).expect("starts");
         let connector = format!("gui-conn-{}", session.peer().local_addr().port());
         let answer = session.connect("stuck.invalid:1".into()).expect("queued");
         entered

@@ -241,33 +241,59 @@ fn notifications(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Alice's app with its window unfocused, listening to bob, with a mock notification
+/// daemon on its session bus that logs what it is told.
+struct Away {
+    log: std::path::PathBuf,
+    daemon: MockDaemon,
+    xvfb: Xvfb,
+    bob: Peer,
+    _gui: Gui,
+    _dir: tempfile::TempDir,
+}
+
+impl Away {
+    fn start() -> Away {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("notifications.log");
+        // scripts/setup.sh test installs both: a machine without them is a broken set-up,
+        // not a reason to pass without looking.
+        let daemon = mock_daemon(&log)
+            .expect("dbus-run-session and python3-dbusmock (installed by scripts/setup.sh test)");
+        // The mock is on the bus once it has written its log.
+        let deadline = Instant::now() + START;
+        while !log.exists() {
+            assert!(Instant::now() < deadline, "the mock daemon did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let xvfb = Xvfb::start();
+        let bob = bob();
+        let addr = bob.local_addr().to_string();
+        let gui = spawn_gui(
+            &xvfb,
+            &dir.path().join("data"),
+            &addr,
+            &[("DBUS_SESSION_BUS_ADDRESS", &daemon.address)],
+        );
+        wait_for_alice(&bob);
+        Away {
+            log,
+            daemon,
+            xvfb,
+            bob,
+            _gui: gui,
+            _dir: dir,
+        }
+    }
+}
+
 #[test]
 fn a_message_while_away_notifies_once_per_few_seconds_through_the_session_bus() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("notifications.log");
-    // scripts/setup.sh test installs both: a machine without them is a broken set-up, not
-    // a reason to pass without looking.
-    let daemon = mock_daemon(&log)
-        .expect("dbus-run-session and python3-dbusmock (installed by scripts/setup.sh test)");
-    // The mock is on the bus once it has written its log.
-    let deadline = Instant::now() + START;
-    while !log.exists() {
-        assert!(Instant::now() < deadline, "the mock daemon did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
-    let xvfb = Xvfb::start();
-    let bob = bob();
-    let addr = bob.local_addr().to_string();
-    let _gui = spawn_gui(
-        &xvfb,
-        &dir.path().join("data"),
-        &addr,
-        &[("DBUS_SESSION_BUS_ADDRESS", &daemon.address)],
-    );
-    wait_for_alice(&bob);
+    let away = Away::start();
+    let (log, xvfb, bob) = (&away.log, &away.xvfb, &away.bob);
     bob.send("Shall we meet at five?").unwrap();
     let deadline = Instant::now() + START;
-    while notifications(&log).is_empty() {
+    while notifications(log).is_empty() {
         assert!(
             Instant::now() < deadline,
             "no notification reached the daemon"
@@ -275,7 +301,7 @@ fn a_message_while_away_notifies_once_per_few_seconds_through_the_session_bus() 
         thread::sleep(Duration::from_millis(20));
     }
     let first_seen = Instant::now();
-    let first = notifications(&log);
+    let first = notifications(log);
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(first[0].contains("bob"), "the sender: {first:?}");
     assert!(
@@ -288,8 +314,8 @@ fn a_message_while_away_notifies_once_per_few_seconds_through_the_session_bus() 
         bob.send(&format!("and {i}")).unwrap();
     }
     let deadline = Instant::now() + START;
-    while unread(&xvfb) < 5 {
-        assert!(Instant::now() < deadline, "not counted: {:?}", title(&xvfb));
+    while unread(xvfb) < 5 {
+        assert!(Instant::now() < deadline, "not counted: {:?}", title(xvfb));
         thread::sleep(Duration::from_millis(20));
     }
     // Once the few seconds have passed, one more message is notified. Notifications
@@ -302,15 +328,15 @@ fn a_message_while_away_notifies_once_per_few_seconds_through_the_session_bus() 
     }
     bob.send("Five it is").unwrap();
     let deadline = Instant::now() + START;
-    while notifications(&log).len() < 2 {
+    while notifications(log).len() < 2 {
         assert!(
             Instant::now() < deadline,
             "the message after the pause was not notified: {:?}",
-            notifications(&log)
+            notifications(log)
         );
         thread::sleep(Duration::from_millis(20));
     }
-    let all = notifications(&log);
+    let all = notifications(log);
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!(all[0], first[0]);
     assert!(all[1].contains("Five it is"), "{all:?}");
@@ -344,33 +370,16 @@ fn click_notification(daemon: &MockDaemon, id: u32) {
 
 #[test]
 fn clicking_a_notification_clears_the_conversation_s_unread_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("notifications.log");
-    let daemon = mock_daemon(&log)
-        .expect("dbus-run-session and python3-dbusmock (installed by scripts/setup.sh test)");
-    let deadline = Instant::now() + START;
-    while !log.exists() {
-        assert!(Instant::now() < deadline, "the mock daemon did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
-    let xvfb = Xvfb::start();
-    let bob = bob();
-    let addr = bob.local_addr().to_string();
-    let _gui = spawn_gui(
-        &xvfb,
-        &dir.path().join("data"),
-        &addr,
-        &[("DBUS_SESSION_BUS_ADDRESS", &daemon.address)],
-    );
-    wait_for_alice(&bob);
+    let away = Away::start();
+    let (log, daemon, xvfb, bob) = (&away.log, &away.daemon, &away.xvfb, &away.bob);
     bob.send("Are you there?").unwrap();
     bob.send("Hello?").unwrap();
     let deadline = Instant::now() + START;
-    while notifications(&log).is_empty() || unread(&xvfb) < 2 {
+    while notifications(log).is_empty() || unread(xvfb) < 2 {
         assert!(
             Instant::now() < deadline,
             "no notification: {:?}",
-            title(&xvfb)
+            title(xvfb)
         );
         thread::sleep(Duration::from_millis(20));
     }
@@ -380,20 +389,20 @@ fn clicking_a_notification_clears_the_conversation_s_unread_count() {
     // as a user clicks again when nothing happens.
     let deadline = Instant::now() + START;
     loop {
-        click_notification(&daemon, 1);
-        let counted = title(&xvfb).is_some_and(|t| t.starts_with('('));
+        click_notification(daemon, 1);
+        let counted = title(xvfb).is_some_and(|t| t.starts_with('('));
         if !counted {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "the click did not clear the count: {:?}",
-            title(&xvfb)
+            title(xvfb)
         );
         thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(
-        title(&xvfb)
+        title(xvfb)
             .as_deref()
             .map(|t| t.starts_with("P2P Messenger")),
         Some(true)
