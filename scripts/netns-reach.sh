@@ -12,8 +12,14 @@
 #      its port at once is heard again, also at the first try;
 #   4. a home behind a router that gives each connection a random port cannot be punched
 #      through: its peer and the other home's each print one "cannot reach" line, and it
-#      still meshes with the open host.
-# It prints the figures it measured. It takes about a minute once the binaries are built.
+#      still meshes with the open host;
+#   5. the LAN's three hosts mesh through a private Mainline DHT, a `tracker --dht` node on
+#      a fourth host, with nothing but --dht --dht-bootstrap given (no tracker session);
+#   6. with nothing but --dht either, the two homes behind NAT routers each link with the
+#      open host (duplex links), each says it is behind NAT, neither links with the other
+#      (no rendezvous), and neither is announced: a newcomer's lookup finds the open host
+#      alone.
+# It prints the figures it measured. It takes about two minutes once the binaries are built.
 #
 # Needs root, `ip netns` (iproute2) and `nft` (nftables): scripts/setup.sh test installs
 # them. Otherwise it prints "netns-reach: skipped: REASON" and exits 0, as it does when
@@ -39,6 +45,8 @@ P="p2pr$$"
 PORT=7100        # every peer's port (each in its own namespace)
 TPORT=7000       # the tracker's
 TTL=6            # tracker --ttl: peers re-announce every 2 s
+DPORT=7001       # the tracker that runs the DHT node (TCP)
+DHTPORT=6881     # its DHT node (UDP)
 LINES=5          # lines each peer says per round
 
 declare -A PID FD
@@ -209,6 +217,15 @@ start_tracker() { # NS
   PIDS+=("$!")
   wait_until 10 "tracker in $1 started" grep -qF "listening on 0.0.0.0:$TPORT" "$W/tracker-$1.err"
 }
+# start_dht_node NS: a tracker with a Mainline DHT node (tracker --dht), the private DHT's
+# bootstrap node
+start_dht_node() {
+  ip netns exec "$P-$1" env RUST_LOG=info "$TRACKER" --port "$DPORT" --dht "$DHTPORT" \
+    </dev/null >"$W/dht-$1.out" 2>"$W/dht-$1.err" &
+  PID[dht-$1]=$!
+  PIDS+=("$!")
+  wait_until 10 "DHT node in $1 started" grep -qF "dht node on 0.0.0.0:$DHTPORT" "$W/dht-$1.err"
+}
 # start_peer NAME NS ARGS...: a terminal peer named NAME in namespace NS
 start_peer() {
   local name=$1 ns=$2 fd
@@ -329,6 +346,25 @@ wait_until 10 "alice saw bob leave" grep -qF "* stopped listening to bob" "$W/al
 ok "a peer that leaves the LAN mesh is seen gone after $(secs_since "$t_quit") s"
 quit alice carol dave
 
+# ======== 5: the same three hosts through a private DHT, nothing but --dht given
+start_dht_node l4
+t0=$(now_ms)
+start_peer alice l1 --dht --dht-bootstrap "$NET.4:$DHTPORT"
+start_peer bob l2 --dht --dht-bootstrap "$NET.4:$DHTPORT"
+start_peer carol l3 --dht --dht-bootstrap "$NET.4:$DHTPORT"
+wait_until 30 "DHT mesh of alice, bob and carol" mesh alice bob carol
+DHT_S=$(secs_since "$t0")
+round dht alice bob carol
+# Each link was found through the DHT or through the hello of a peer that found it so.
+FOUND_DHT=$(cat "$W"/{alice,bob,carol}.err | grep -cE "^\* found $NET\.[123]:$PORT through the DHT" || true)
+((FOUND_DHT >= 2)) || fail "the DHT found $FOUND_DHT peers, not at least 2"
+for p in alice bob carol; do
+  ! grep -qE "^\* (DHT unreachable|behind a NAT router)" "$W/$p.err" ||
+    fail "$p: $(grep -m1 -E '^\* (DHT unreachable|behind a NAT router)' "$W/$p.err")"
+done
+ok "LAN, --dht --dht-bootstrap only: alice, bob and carol found each other through the DHT node on a fourth host and meshed in ${DHT_S} s; everyone heard everyone once and in order"
+quit alice bob carol
+
 # ======== 3 and 4: two homes behind NAT routers, an open host, a tracker
 WAN=10.125.0
 switch wan
@@ -379,4 +415,31 @@ say olga "olga to iris"
 wait_until 10 "iris heard olga" grep -qxF "[olga]: olga to iris" "$W/iris.out"
 ok "a router that gives each connection another port: iris and the other homes each got a 'cannot reach' line ($(grep -m1 -F '* cannot reach' "$W/iris.err" | cut -c1-90)...), and iris still chats with the open host"
 quit hana hugo olga iris
+
+# ======== 6: the homes behind NAT routers and the open host, nothing but --dht given
+host wp
+plug wp eth0 wan "$WAN.3/24"
+start_dht_node wt
+t0=$(now_ms)
+for peer in olga:wo hana:h1 hugo:h2; do
+  mv "$W/${peer%%:*}.err" "$W/${peer%%:*}-tracker.err"
+  start_peer "${peer%%:*}" "${peer##*:}" --dht --dht-bootstrap "$WAN.1:$DHTPORT"
+done
+wait_until 30 "hana and hugo (behind NAT) linked with olga (open)" eval 'linked hana olga && linked hugo olga'
+NATDHT_S=$(secs_since "$t0")
+round natdht1 hana olga
+round natdht2 hugo olga
+for p in hana:11 hugo:12; do
+  grep -qF "* behind a NAT router (the DHT sees this peer at $WAN.${p##*:})" "$W/${p%%:*}.err" ||
+    fail "${p%%:*} did not say it is behind NAT"
+done
+! grep -qF "* behind a NAT router" "$W/olga.err" || fail "olga, on the open network, says she is behind NAT"
+! grep -qE "^\* listening to (hana|hugo) " "$W/hugo.err" "$W/hana.err" || fail "the two homes linked with each other through the DHT alone"
+# A newcomer's first lookup lists what was announced: olga, not the homes' routers.
+start_peer otto wp --dht --dht-bootstrap "$WAN.1:$DHTPORT"
+wait_until 30 "otto linked with olga" linked otto olga
+! grep -qE "^\* found $WAN\.1[123]:" "$W/otto.err" ||
+  fail "a peer behind NAT was announced: $(grep -m1 -E "^\* found $WAN\.1[123]:" "$W/otto.err")"
+ok "NAT, --dht only: hana and hugo each said they are behind NAT and linked with olga (duplex) in ${NATDHT_S} s, not with each other (no rendezvous), and were not announced (a newcomer found olga alone)"
+quit hana hugo olga otto
 echo "netns-reach: $PASSED passed, 0 failed"

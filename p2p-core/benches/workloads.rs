@@ -237,7 +237,7 @@ fn tracker() -> Tracker {
 fn peer_config(name: &str, tracker: &Tracker) -> PeerConfig {
     let mut config = PeerConfig::new(name);
     config.bind_addr = "127.0.0.1:0".parse().unwrap();
-    config.mode = Mode::Tracker(tracker.local_addr().to_string());
+    config.mode = Mode::tracker(tracker.local_addr().to_string());
     config
 }
 
@@ -946,7 +946,7 @@ fn mesh_child(tracker: &str, count: usize, total: usize) {
     for i in 0..count {
         let mut config = PeerConfig::new(format!("c{i}"));
         config.bind_addr = "127.0.0.1:0".parse().unwrap();
-        config.mode = Mode::Tracker(tracker.to_owned());
+        config.mode = Mode::tracker(tracker.to_owned());
         let peer = Peer::start(config).unwrap();
         consumers.push(consume(
             &peer,

@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! chat --username NAME --port PORT [--ip IP] [--room ROOM]
-//!      (--tracker HOST:PORT | --peers "HOST:PORT ..." | --alone | --lan)
+//!      (--peers "HOST:PORT ..." | --alone
+//!       | [--tracker HOST:PORT] [--lan] [--dht [--dht-bootstrap HOST:PORT,...]])
 //! ```
+//!
+//! `--tracker`, `--lan` and `--dht` combine: the peers each finds join one mesh, and a peer
+//! found twice is linked once.
 //!
 //! Each line of standard input is sent to every listener; end of input, `/quit`, SIGINT
 //! (Ctrl+C) or SIGTERM leaves cleanly (goodbyes, tracker leave, every thread of the peer
@@ -20,14 +24,15 @@ use std::thread;
 
 use clap::{ArgGroup, Parser};
 use crossbeam_channel::{Receiver, Sender, select};
+use p2p_core::dht::{DhtConfig, parse_bootstrap};
 use p2p_core::protocol::{Room, validate_username};
-use p2p_core::{Batch, Error, Event, Events, Mode, Peer, PeerConfig};
+use p2p_core::{Batch, Discovery, Error, Event, Events, Mode, Peer, PeerConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 /// A p2p-chat peer in the terminal.
 #[derive(Debug, Parser)]
-#[command(version, group(ArgGroup::new("mode").required(true).args(["tracker", "peers", "alone", "lan"])))]
+#[command(version, group(ArgGroup::new("mode").required(true).multiple(true).args(["tracker", "peers", "alone", "lan", "dht"])))]
 struct Cli {
     /// Your username: 1 to 32 characters, no control or invisible formatting characters,
     /// no space at either end.
@@ -47,14 +52,31 @@ struct Cli {
     #[arg(long, value_name = "HOST:PORT")]
     tracker: Option<String>,
     /// Listen to these peers, space-separated HOST:PORT addresses.
-    #[arg(long, value_name = "\"HOST:PORT ...\"")]
+    #[arg(long, value_name = "\"HOST:PORT ...\"", conflicts_with_all = ["tracker", "lan", "dht", "alone"])]
     peers: Option<String>,
     /// Connect with no one: the first peer of a network.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["tracker", "lan", "dht"])]
     alone: bool,
     /// Find the room's peers on the local network (multicast DNS).
     #[arg(long)]
     lan: bool,
+    /// Find the room's peers through the BitTorrent Mainline DHT (UDP).
+    #[arg(long)]
+    dht: bool,
+    /// DHT nodes to join through, comma-separated HOST:PORT (a private DHT, such as a
+    /// `tracker --dht` node); replaces the public bootstrap nodes.
+    #[arg(long, value_name = "HOST:PORT,...", requires = "dht", value_parser = parse_bootstrap_list)]
+    dht_bootstrap: Option<Bootstrap>,
+}
+
+/// A `--dht-bootstrap` list.
+#[derive(Debug, Clone)]
+struct Bootstrap(Vec<String>);
+
+fn parse_bootstrap_list(list: &str) -> Result<Bootstrap, String> {
+    parse_bootstrap(list)
+        .map(Bootstrap)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_room(name: &str) -> Result<Room, String> {
@@ -67,13 +89,22 @@ impl Cli {
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port);
         config.advertise_ip = self.ip;
         config.room = self.room.clone();
-        config.mode = match (&self.tracker, &self.peers) {
-            (Some(tracker), _) => Mode::Tracker(tracker.clone()),
-            (None, Some(peers)) => {
-                Mode::Manual(peers.split_whitespace().map(String::from).collect())
-            }
-            (None, None) if self.lan => Mode::Lan,
-            (None, None) => Mode::Alone,
+        let dht = self.dht.then(|| DhtConfig {
+            bootstrap: self.dht_bootstrap.as_ref().map_or_else(
+                || DhtConfig::default().bootstrap,
+                |Bootstrap(nodes)| nodes.clone(),
+            ),
+            ..DhtConfig::default()
+        });
+        let discovery = Discovery {
+            tracker: self.tracker.clone(),
+            lan: self.lan,
+            dht,
+        };
+        config.mode = match &self.peers {
+            Some(peers) => Mode::Manual(peers.split_whitespace().map(String::from).collect()),
+            None if discovery.is_empty() => Mode::Alone,
+            None => Mode::Discover(discovery),
         };
         config
     }
@@ -126,6 +157,15 @@ fn print_events(events: &Events) {
             }
             Event::TrackerUnreachable { reason } => eprintln!("* tracker unreachable: {reason}"),
             Event::Unreachable { addr, reason } => eprintln!("* cannot reach {addr}: {reason}"),
+            Event::Discovered { addr, via } => eprintln!("* found {addr} through {via}"),
+            Event::DhtUnreachable { reason } => eprintln!(
+                "* DHT unreachable: {reason} (UDP may be blocked here: a tracker or --lan work over TCP)"
+            ),
+            Event::DhtBehindNat { public_ip } => eprintln!(
+                "* behind a NAT router (the DHT sees this peer at {public_ip}): peers that \
+                 accept connections are reached, peers behind NAT routers too are not \
+                 (the DHT gives no rendezvous to punch through; use a tracker)"
+            ),
             other => eprintln!("* {other:?}"),
         }
     }

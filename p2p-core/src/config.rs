@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::dht::DhtConfig;
+use crate::discovery::Discovery;
 use crate::protocol::{
     DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_TEXT_BYTES, HARD_MAX_FRAME_BYTES, Room,
 };
@@ -18,13 +20,49 @@ pub enum Mode {
     /// Listen to these peers (`host:port` each) without asking them to listen back.
     /// Starting fails if any of them cannot be reached.
     Manual(Vec<String>),
-    /// Ask the tracker at this `host:port` for the peers, register, listen to each of them
-    /// and greet each with a hello so that it listens back: a full mesh. The tracker
+    /// Find the room's peers through one or more discovery sources (a tracker, the local
+    /// network, the Mainline DHT) and link to each: a hello so that it listens back (a
+    /// full mesh), retries with back-off, keep-alive. [`Mode::tracker`], [`Mode::lan`] and
+    /// [`Mode::dht`] make the one-source modes.
+    Discover(Discovery),
+}
+
+impl Mode {
+    /// Tracker mode: ask the tracker at this `host:port` for the peers, register, listen to
+    /// each of them and greet each with a hello so that it listens back. The tracker
     /// session stays open: the tracker introduces peers behind NAT routers on it.
-    Tracker(String),
-    /// Find the peers of this room on the local network by multicast DNS (DNS-SD service
-    /// `_p2pchat._tcp`) and form the same full mesh as through a tracker.
-    Lan,
+    pub fn tracker(addr: impl Into<String>) -> Mode {
+        Mode::Discover(Discovery {
+            tracker: Some(addr.into()),
+            ..Discovery::default()
+        })
+    }
+
+    /// LAN mode: find the peers of this room on the local network by multicast DNS
+    /// (DNS-SD service `_p2pchat._tcp`) and form the same full mesh as through a tracker.
+    pub fn lan() -> Mode {
+        Mode::Discover(Discovery {
+            lan: true,
+            ..Discovery::default()
+        })
+    }
+
+    /// DHT mode: find the peers of this room through the Mainline DHT (`config` says
+    /// which bootstrap nodes, and how often to look up) and form the same full mesh.
+    pub fn dht(config: DhtConfig) -> Mode {
+        Mode::Discover(Discovery {
+            dht: Some(config),
+            ..Discovery::default()
+        })
+    }
+
+    /// The discovery sources, in [`Mode::Discover`].
+    pub fn discovery(&self) -> Option<&Discovery> {
+        match self {
+            Mode::Discover(discovery) => Some(discovery),
+            Mode::Alone | Mode::Manual(_) => None,
+        }
+    }
 }
 
 /// Limits that protect a peer from its network. The defaults are the ones the design pins.
@@ -45,7 +83,8 @@ pub struct Limits {
     /// [`Departure::Overflow`](crate::Departure::Overflow). The sender's memory for queued
     /// messages stays within this bound.
     pub listener_queue_bytes: usize,
-    /// Most peers taken from one tracker answer (default 256).
+    /// Most peers taken from one discovery source's list at a time: a tracker answer, the
+    /// addresses of the DHT's recent lookups, the LAN's (default 256).
     pub max_tracker_peers: usize,
     /// Most connections being made at once to answer other peers' hellos (default 64).
     /// Past it a hello is not answered; in tracker mode the next announce's list brings
@@ -241,6 +280,9 @@ impl PeerConfig {
     /// Checks the values that have a valid range.
     pub fn validate(&self) -> Result<()> {
         crate::protocol::validate_username(&self.username)?;
+        if let Mode::Discover(discovery) = &self.mode {
+            discovery.validate()?;
+        }
         let l = &self.limits;
         if l.max_frame_bytes < 64 || l.max_frame_bytes > HARD_MAX_FRAME_BYTES {
             return Err(Error::Config(format!(

@@ -4,13 +4,14 @@ use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
 
+use crate::discovery::Source;
 use crate::threads::lock;
 
 /// Who a remote peer is: its username and the address its ServerSide listens on.
@@ -216,6 +217,40 @@ pub enum Event {
     TrackerUnreachable {
         /// Why.
         reason: String,
+    },
+    /// A discovery source led this peer to an address, and it tries to link with it now
+    /// (or, [`Source::Hello`], to listen back to a peer that greeted it). The link's
+    /// [`ListeningTo`](Event::ListeningTo) follows, or a
+    /// [`ConnectFailed`](Event::ConnectFailed) with this address. This is how an embedder
+    /// tells how each peer was found.
+    ///
+    /// Advisory: it is handed over without waiting, so it is dropped (and logged) when the
+    /// event channel is full at that moment, that is when the embedder is a whole
+    /// [`event_capacity`](crate::PeerConfig::event_capacity) behind.
+    Discovered {
+        /// The address tried (where the other peer listens).
+        addr: SocketAddr,
+        /// How it was found.
+        via: Source,
+    },
+    /// No DHT node answers this peer (no bootstrap node reachable, or UDP blocked on this
+    /// network): the DHT finds nobody. Said once until the DHT answers again; the peer keeps
+    /// trying at each lookup interval. A tracker, the LAN mode or addresses given by hand
+    /// work over TCP where UDP does not.
+    DhtUnreachable {
+        /// Why, as the DHT node reported it.
+        reason: String,
+    },
+    /// The DHT sees this peer at `public_ip`, which is not an address of this host: it is
+    /// behind a NAT router, and it uses no tracker. It links to the peers that accept
+    /// connections (it opens one duplex link to each, from its listening port) and stops
+    /// announcing itself (nobody could connect to it), but it cannot link to peers that are
+    /// behind NAT routers too: getting through two routers needs a rendezvous that
+    /// introduces both peers at once (a tracker does), which the DHT does not give, and
+    /// there is no relay.
+    DhtBehindNat {
+        /// The address the DHT's nodes see this peer at (its router's).
+        public_ip: IpAddr,
     },
     /// A peer the tracker introduced could not be reached: both are behind NAT routers and
     /// connecting to each other at once (hole punching) did not get through within

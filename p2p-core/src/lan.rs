@@ -1,4 +1,4 @@
-//! LAN discovery ([`Mode::Lan`](crate::Mode::Lan)): peers of one room find each other on the
+//! LAN discovery ([`Discovery::lan`](crate::Discovery::lan)): peers of one room find each other on the
 //! local network by multicast DNS service discovery (DNS-SD), with the `mdns-sd` crate.
 //!
 //! Each peer registers one instance of the service [`SERVICE_TYPE`]: its name is the peer's
@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 
-use crate::mesh::{Candidate, Mesh};
+use crate::discovery::Source;
+use crate::mesh::{Candidate, Mesh, Retry};
 use crate::node::Node;
 use crate::protocol::PROTOCOL_VERSION;
 use crate::{Error, Result};
@@ -127,7 +128,8 @@ impl Lan {
             if changed || now >= next_offer {
                 let candidates: Vec<Candidate> =
                     found.values().copied().map(Candidate::open).collect();
-                self.mesh.offer(&candidates, REOFFER, false);
+                self.mesh
+                    .offer(Source::Lan, &candidates, Retry::every(REOFFER), false);
                 next_offer = now + REOFFER;
             }
         }

@@ -36,16 +36,19 @@
 //!
 //! The modules: [`protocol`] (frames and the codec, no sockets), [`net`] (one-frame
 //! exchanges with deadlines, an accept that can be woken), [`tracker_client`] (the tracker
-//! session, one-shot announce and leave), and, private, `mesh` (the one module every
-//! discovery source feeds; [`Peer::offer`] is its public door), `lan` (discovery by
-//! multicast DNS), `node` (what every thread of
+//! session, one-shot announce and leave), [`dht`] (the Mainline DHT engine), and, private,
+//! `mesh` (the one module every discovery source feeds; [`Peer::offer`] is its public
+//! door), `lan` (discovery by multicast DNS), `dht_source` (the DHT engine as a source of a
+//! peer), `node` (what every thread of
 //! a peer shares), `link` (link set-up: connecting, the handshake on either side, the roles
 //! on a punched connection), `server_side`, `client_side`, `duplex` (one connection both
 //! ways), `peer` (the one place that wires them together) and `threads`.
 //!
 //! Peers reach each other without anyone typing an address: through a tracker, which tells
 //! each peer the address it sees it at and introduces peers behind NAT routers to each
-//! other (duplex links, hole punching), or on a LAN by multicast DNS ([`Mode::Lan`]).
+//! other (duplex links, hole punching), on a LAN by multicast DNS ([`Mode::lan`]), or
+//! through BitTorrent's Mainline DHT ([`Mode::dht`], the [`dht`] module), several of them
+//! at once ([`Discovery`]).
 //! `docs/networking.md` in the repository tells what works on which network.
 //! `docs/architecture.md` and `docs/protocol.md` in the repository tell the rest.
 //!
@@ -59,6 +62,8 @@
 mod client_side;
 mod config;
 pub mod dht;
+mod dht_source;
+mod discovery;
 mod duplex;
 mod error;
 mod event;
@@ -76,6 +81,7 @@ mod threads;
 pub mod tracker_client;
 
 pub use config::{Limits, Mode, PeerConfig, Resolver, Timeouts};
+pub use discovery::{Discovery, Source};
 pub use error::{Error, Result};
 pub use event::{Batch, BatchEvents, Departure, Event, Events, Messages, PeerInfo, Text};
 pub use peer::Peer;

@@ -1,20 +1,27 @@
 //! Joining the mesh: the one place every source of peer addresses feeds.
 //!
-//! The tracker session (its lists and its pushed introductions), the LAN discovery and any
-//! later source (a DHT) hand what they find to [`Mesh::offer`] as [`Candidate`]s. The mesh
+//! The tracker session (its lists and its pushed introductions), the LAN discovery, the DHT
+//! and the embedder ([`Peer::offer`](crate::Peer::offer)) hand what they find to [`Mesh::offer`] as [`Candidate`]s. The mesh
 //! links to each candidate it does not know yet, in the way its reachability allows:
 //!
 //! | this peer | candidate | what the mesh does |
 //! |---|---|---|
 //! | open | open | a hello: it listens to the candidate, which connects back |
 //! | behind NAT | open | a duplex hello from the listening port: one connection both ways |
-//! | open | behind NAT | nothing: the tracker tells the candidate to open a duplex link here |
-//! | behind NAT | behind NAT | a punch, when the tracker introduced both at once |
+//! | open | behind NAT | nothing: the tracker tells the candidate to open a duplex link here (without a tracker: its own duplex hello does) |
+//! | behind NAT | behind NAT | a punch, when the tracker introduced both at once (without a tracker: nothing can) |
 //!
 //! Duplicates are refused by address and by peer id ([`Links`]); a candidate that could not
 //! be joined is tried again after 1, 2, 4 … up to [`MAX_BACKOFF`] times the source's retry
 //! period ([`Attempts`]), so a source that lists dead or bogus addresses does not make the
-//! peer try each of them at every offer.
+//! peer try each of them at every offer. A source whose lists keep the addresses of peers that
+//! left (the DHT) also gives up on an address after a few failures ([`Retry::give_up_after`]):
+//! each such address then costs a bounded number of attempts, however long it stays listed.
+//!
+//! Each source offers its own whole list each time; the mesh keeps one list per [`Source`],
+//! so a tracker, the LAN and the DHT feed it at once and a peer found by two of them is
+//! joined once. Every attempt the mesh starts is announced as an [`Event::Discovered`] with
+//! its source, before the link's events.
 //!
 //! Punching ([`How::Punch`]): both peers connect to each other's external address from
 //! their listening ports, every [`PUNCH_EVERY`], for [`Timeouts::punch`]. A SYN that meets
@@ -26,15 +33,18 @@
 //!
 //! [`Timeouts::punch`]: crate::Timeouts::punch
 
-use std::collections::HashMap;
+mod attempts;
+
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use log::{debug, info};
 
 use crate::client_side::{self, Link, Links, Outcome, Spec};
+use crate::discovery::Source;
 use crate::duplex::{self, Parts};
 use crate::event::{Event, PeerInfo};
 use crate::link::{self, Ask, LocalPort};
@@ -44,6 +54,9 @@ use crate::secure::Role;
 use crate::server_side::Listeners;
 use crate::threads::{Role as SocketRole, SocketGuard, lock};
 use crate::{Error, Result};
+use attempts::{Attempts, Turn};
+
+pub(crate) use attempts::Retry;
 
 /// Most retry periods a candidate that keeps failing waits before it is tried again (the
 /// wait doubles with each failure: 1, 2, 4 … up to this many periods).
@@ -71,54 +84,6 @@ impl Candidate {
     }
 }
 
-/// The candidates this peer tried to join: the attempts under way, and the ones that failed
-/// with when to try them again. Pure bookkeeping; the clock is passed in.
-#[derive(Debug, Default)]
-pub(crate) struct Attempts {
-    pending: HashMap<SocketAddr, Receiver<Result<PeerInfo>>>,
-    failed: HashMap<SocketAddr, (u32, Instant)>,
-}
-
-impl Attempts {
-    /// Takes in the attempts that have ended; a failure waits `base` × 2^(failures − 1), at
-    /// most [`MAX_BACKOFF`] × `base`.
-    pub(crate) fn collect(&mut self, base: Duration, now: Instant) {
-        let failed = &mut self.failed;
-        self.pending.retain(|addr, rx| match rx.try_recv() {
-            Err(TryRecvError::Empty) => true,
-            Ok(Ok(_) | Err(Error::AlreadyConnected(_) | Error::SelfConnection(_))) => {
-                failed.remove(addr);
-                false
-            }
-            Ok(Err(Error::Shutdown)) | Err(TryRecvError::Disconnected) => false,
-            Ok(Err(e)) => {
-                let failures = failed.get(addr).map_or(1, |(n, _)| n.saturating_add(1));
-                let wait = base * (1u32 << (failures - 1).min(MAX_BACKOFF.ilog2()));
-                debug!("cannot join {addr} ({e}); next try in {wait:?}");
-                failed.insert(*addr, (failures, now + wait));
-                false
-            }
-        });
-    }
-
-    /// `true` if `addr` may be tried now: no attempt under way, no failure waiting.
-    pub(crate) fn due(&self, addr: SocketAddr, now: Instant) -> bool {
-        !self.pending.contains_key(&addr)
-            && self.failed.get(&addr).is_none_or(|(_, next)| *next <= now)
-    }
-
-    /// Records an attempt under way.
-    pub(crate) fn start(&mut self, addr: SocketAddr, outcome: Receiver<Result<PeerInfo>>) {
-        self.pending.insert(addr, outcome);
-    }
-
-    /// Forgets the failures of addresses the source no longer lists.
-    pub(crate) fn keep_only(&mut self, listed: &[Candidate]) {
-        self.failed
-            .retain(|addr, _| listed.iter().any(|c| c.addr == *addr));
-    }
-}
-
 /// A punch under way, as the accept thread sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PunchState {
@@ -138,10 +103,9 @@ pub struct Mesh {
 #[derive(Debug, Default)]
 struct State {
     attempts: Attempts,
-    /// What the source offered last, with its retry period: what [`Mesh::wants_introductions`]
-    /// looks at.
-    listed: Vec<Candidate>,
-    base: Duration,
+    /// What each source offered last, with its retry rule (the tracker's list is what
+    /// [`Mesh::wants_introductions`] looks at).
+    lists: HashMap<Source, (Vec<Candidate>, Retry)>,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -171,16 +135,18 @@ impl Mesh {
         &self.parts.node
     }
 
-    /// The entry point of every discovery source: `candidates` is what the source knows
-    /// now (the whole list each time: a tracker's answer, the LAN's resolved peers, a DHT
-    /// lookup), `retry_base` how often it offers again. Each candidate not linked, not being
-    /// tried and not waiting out a failure is joined as the module docs say; `introduced`
-    /// says the tracker told the candidates behind NAT to punch back now (only then does a
-    /// peer behind NAT punch them).
+    /// The entry point of every discovery source: `candidates` is what `source` knows now
+    /// (the whole list each time: a tracker's answer, the LAN's resolved peers, the DHT's
+    /// recent lookups), `retry` how its candidates are tried again. Each candidate not
+    /// linked, not being tried, not waiting out a failure and not given up on is joined as
+    /// the module docs say, after an [`Event::Discovered`]; `introduced` says the tracker
+    /// told the candidates behind NAT to punch back now (only then does a peer behind NAT
+    /// punch them).
     pub(crate) fn offer(
         self: &Arc<Self>,
+        source: Source,
         candidates: &[Candidate],
-        retry_base: Duration,
+        retry: Retry,
         introduced: bool,
     ) {
         let node = self.node();
@@ -188,21 +154,42 @@ impl Mesh {
         let max = node.config.limits.max_tracker_peers;
         let candidates = &candidates[..candidates.len().min(max)];
         let mut state = lock(&self.attempts);
-        state.attempts.collect(retry_base, now);
-        state.attempts.keep_only(candidates);
-        state.listed = candidates.to_vec();
-        state.base = retry_base;
+        state.attempts.collect(now);
+        state.lists.insert(source, (candidates.to_vec(), retry));
+        let listed: HashSet<SocketAddr> = state
+            .lists
+            .values()
+            .flat_map(|(list, _)| list.iter().map(|c| c.addr))
+            .collect();
+        state.attempts.keep_only(&listed, now);
+        // A source that cannot tell (the DHT) lists as open a peer that the tracker knows is
+        // behind NAT: trust the tracker.
+        let behind_nat: HashSet<SocketAddr> = state
+            .lists
+            .values()
+            .flat_map(|(list, _)| list.iter().filter(|c| c.nat).map(|c| c.addr))
+            .collect();
         let own = node.local_addr();
         for c in candidates {
-            if c.addr == own
-                || self.parts.links.knows(c.addr, None)
-                || !state.attempts.due(c.addr, now)
-            {
+            if c.addr == own || self.parts.links.knows(c.addr, None) {
                 continue;
             }
-            let started = match (c.nat, node.behind_nat()) {
-                (false, nat) => self.hello(c.addr, nat),
-                (true, true) if introduced => self.punch(c.addr),
+            match state.attempts.turn(c.addr, now, retry) {
+                Turn::Now => {}
+                Turn::Wait | Turn::GivenUp => continue,
+                Turn::GiveUp => {
+                    info!(
+                        "giving up on {} (found through {source}): no link after {} tries",
+                        c.addr,
+                        retry.give_up_after.unwrap_or_default()
+                    );
+                    continue;
+                }
+            }
+            let nat = c.nat || behind_nat.contains(&c.addr);
+            let started = match (nat, node.behind_nat()) {
+                (false, nat) => self.hello(source, c.addr, nat),
+                (true, true) if introduced => self.punch(source, c.addr),
                 // It connects to us (the tracker told it to), or a later offer punches it.
                 (true, _) => continue,
             };
@@ -214,7 +201,8 @@ impl Mesh {
     }
 
     /// `true` if the next announce should ask the tracker for introductions: a candidate
-    /// behind NAT is neither linked nor being tried, and its retry time has come.
+    /// behind NAT that the tracker lists is neither linked nor being tried, and its retry
+    /// time has come.
     pub(crate) fn wants_introductions(&self) -> bool {
         let node = self.node();
         if !node.behind_nat() {
@@ -222,10 +210,15 @@ impl Mesh {
         }
         let now = Instant::now();
         let mut state = lock(&self.attempts);
-        let base = state.base;
-        state.attempts.collect(base, now);
-        state.listed.iter().any(|c| {
-            c.nat && !self.parts.links.knows(c.addr, None) && state.attempts.due(c.addr, now)
+        state.attempts.collect(now);
+        let State { attempts, lists } = &mut *state;
+        let Some((listed, retry)) = lists.get(&Source::Tracker) else {
+            return false;
+        };
+        listed.iter().any(|c| {
+            c.nat
+                && !self.parts.links.knows(c.addr, None)
+                && attempts.turn(c.addr, now, *retry) == Turn::Now
         })
     }
 
@@ -236,20 +229,20 @@ impl Mesh {
             return;
         }
         let mut state = lock(&self.attempts);
-        if state.attempts.pending.contains_key(&addr) {
+        if state.attempts.is_pending(addr) {
             return;
         }
         // A tracker that pushes without end cannot make this peer start attempts (threads,
         // sockets) without bound.
         let max = self.node().config.limits.max_connect_backs;
-        if state.attempts.pending.len() >= max {
+        if state.attempts.pending_len() >= max {
             info!("not following the tracker's introduction of {addr}: {max} attempts under way");
             return;
         }
         debug!("the tracker introduces {addr}: {how:?}");
         let started = match how {
-            How::Connect => self.hello(addr, true),
-            How::Punch => self.punch(addr),
+            How::Connect => self.hello(Source::Tracker, addr, true),
+            How::Punch => self.punch(Source::Tracker, addr),
         };
         if let Some(rx) = started {
             state.attempts.start(addr, rx);
@@ -260,11 +253,13 @@ impl Mesh {
     /// cannot be connected to. `None` once shutting down.
     fn hello(
         self: &Arc<Self>,
+        source: Source,
         addr: SocketAddr,
         duplex: bool,
     ) -> Option<Receiver<Result<PeerInfo>>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let node = self.node();
+        node.notify(Event::Discovered { addr, via: source });
         let spec = Spec {
             ask: Ask {
                 hello: true,
@@ -295,8 +290,16 @@ impl Mesh {
     }
 
     /// Starts punching `peer` (on a thread of its own). `None` once shutting down.
-    fn punch(self: &Arc<Self>, peer: SocketAddr) -> Option<Receiver<Result<PeerInfo>>> {
+    fn punch(
+        self: &Arc<Self>,
+        source: Source,
+        peer: SocketAddr,
+    ) -> Option<Receiver<Result<PeerInfo>>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
+        self.node().notify(Event::Discovered {
+            addr: peer,
+            via: source,
+        });
         let mesh = Arc::clone(self);
         self.node()
             .threads
@@ -508,60 +511,5 @@ impl Mesh {
                 Err(e) => info!("punched connection from {remote} failed: {e}"),
             }
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap_or_else(|_| unreachable!())
-    }
-
-    #[test]
-    fn a_failing_candidate_waits_longer_each_time_and_success_forgets_it() {
-        let mut a = Attempts::default();
-        let base = Duration::from_secs(1);
-        let t0 = Instant::now();
-        let bad = addr("10.0.0.1:1");
-        let mut waits = Vec::new();
-        let mut now = t0;
-        for _ in 0..9 {
-            assert!(a.due(bad, now));
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            a.start(bad, rx);
-            assert!(
-                !a.due(bad, now),
-                "an attempt under way is not started twice"
-            );
-            let _ = tx.send(Err(Error::Refused {
-                addr: bad.to_string(),
-                reason: "no".into(),
-            }));
-            a.collect(base, now);
-            let next = a.failed[&bad].1;
-            waits.push((next - now).as_secs());
-            now = next;
-        }
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 64, 64]);
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        a.start(bad, rx);
-        let _ = tx.send(Err(Error::AlreadyConnected(bad.to_string())));
-        a.collect(base, now);
-        assert!(a.failed.is_empty() && a.due(bad, now));
-    }
-
-    #[test]
-    fn failures_of_candidates_no_longer_listed_are_forgotten() {
-        let mut a = Attempts::default();
-        let (gone, kept) = (addr("10.0.0.1:1"), addr("10.0.0.2:1"));
-        let now = Instant::now();
-        for x in [gone, kept] {
-            a.failed.insert(x, (1, now + Duration::from_secs(60)));
-        }
-        a.keep_only(&[Candidate::open(kept)]);
-        assert!(a.due(gone, now));
-        assert!(!a.due(kept, now));
     }
 }

@@ -97,6 +97,14 @@ impl Node {
         self.emit_batch(Batch::Event(event));
     }
 
+    /// Hands an advisory event ([`Event::Discovered`]) to the embedder if the channel has
+    /// room now; never waits, so any thread may call it, holding any lock.
+    pub(crate) fn notify(&self, event: Event) {
+        if let Err(TrySendError::Full(batch)) = self.events.try_send(Batch::Event(event)) {
+            log::debug!("event dropped, the embedder is behind: {batch:?}");
+        }
+    }
+
     /// Hands a batch of events to the embedder.
     pub(crate) fn emit_batch(&self, batch: Batch) {
         // The common case, with room in the channel, without the cost of a select.

@@ -12,10 +12,12 @@ use log::debug;
 
 use crate::client_side::{self, Links, Outcome, Spec, Target};
 use crate::config::{Mode, PeerConfig};
+use crate::dht_source::{self, DhtHandle};
+use crate::discovery::{Discovery, Source};
 use crate::duplex;
-use crate::event::{Events, PeerInfo};
+use crate::event::{Event, Events, PeerInfo};
 use crate::lan;
-use crate::mesh::{Candidate, Mesh};
+use crate::mesh::{Candidate, Mesh, Retry};
 use crate::net::AcceptWaker;
 use crate::node::Node;
 use crate::protocol::{FrameReader, Handshake, encode_chat, validate_text};
@@ -36,8 +38,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// holding up the close.
 const CUT_GRACE: Duration = Duration::from_millis(500);
 
-/// A running peer: its ServerSide, its ClientSides and, in tracker or LAN mode, the
-/// discovery that feeds its mesh.
+/// A running peer: its ServerSide, its ClientSides and, in [`Mode::Discover`], the
+/// discovery sources (tracker, LAN, DHT) that feed its mesh.
 ///
 /// Dropping a `Peer` shuts it down like [`Peer::shutdown`]. Its event channel disconnects
 /// when the `Peer` is dropped.
@@ -50,6 +52,8 @@ pub struct Peer {
     events: Events,
     /// Ends the accept thread's wait at close.
     waker: Option<AcceptWaker>,
+    /// The DHT source, if the peer uses the DHT.
+    dht: Option<DhtHandle>,
 }
 
 /// What the ServerSide hands over, wired to the ClientSide and the mesh.
@@ -60,8 +64,22 @@ struct Wiring {
     parts: duplex::Parts,
 }
 
+impl Wiring {
+    /// Tells the embedder that a peer greeted this one, unless it is linked already.
+    fn greeted(&self, hs: &Handshake, remote: SocketAddr) {
+        let addr = hs.listen_addr(remote.ip());
+        if !self.links.knows(addr, Some(hs.peer_id)) {
+            self.node.notify(Event::Discovered {
+                addr,
+                via: Source::Hello,
+            });
+        }
+    }
+}
+
 impl server_side::Hooks for Wiring {
     fn hello(&self, hs: &Handshake, remote: SocketAddr) {
+        self.greeted(hs, remote);
         client_side::connect_back(&self.node, &self.links, hs, remote);
     }
 
@@ -72,6 +90,7 @@ impl server_side::Hooks for Wiring {
         reader: FrameReader,
         remote: SocketAddr,
     ) {
+        self.greeted(&hs, remote);
         duplex::run_accepted(&self.parts, stream, hs, reader, remote);
     }
 
@@ -97,10 +116,11 @@ impl Peer {
     /// Starts a peer: binds its ServerSide, then joins the network as `config.mode` says.
     ///
     /// Returns once the peer is reachable and, in manual mode, listens to every given peer;
-    /// in tracker mode, once the tracker has answered (the links to the listed peers are
-    /// made in the background and reported as events). Fails, leaving nothing running, if
-    /// the port cannot be bound, the tracker cannot be reached, or a manual peer cannot be
-    /// listened to.
+    /// with a tracker, once the tracker has answered; with the DHT or the LAN, once their
+    /// threads run (the links to the peers found are made in the background and reported
+    /// as events). Fails, leaving nothing running, if the port cannot be bound, the tracker
+    /// cannot be reached, a manual peer cannot be listened to, no DHT bootstrap node
+    /// resolves, or LAN discovery cannot start.
     pub fn start(config: PeerConfig) -> Result<Peer> {
         config.validate()?;
         let backlog = u32::try_from(config.limits.max_inbound).unwrap_or(u32::MAX);
@@ -123,6 +143,7 @@ impl Peer {
             mesh,
             events: Events::new(events),
             waker: None,
+            dht: None,
         };
         // From here on, an early return drops `peer`, which shuts it down.
         let wiring = Arc::new(Wiring {
@@ -144,15 +165,7 @@ impl Peer {
         match mode {
             Mode::Alone => {}
             Mode::Manual(addrs) => peer.connect_all(&addrs)?,
-            Mode::Tracker(tracker) => {
-                // Resolved here, once: the tracker thread never looks a name up.
-                let tracker = TrackerAddr::resolve(&tracker, &peer.node.config.resolver)?;
-                let (session, list) = tracker_client::open_session(&peer.node, &tracker)?;
-                tracker_client::take_answer(&peer.node, &peer.mesh, &list, true);
-                let mesh = Arc::clone(&peer.mesh);
-                tracker_client::spawn(&peer.node, mesh, tracker, session, list.interval_secs)?;
-            }
-            Mode::Lan => lan::spawn(&peer.node, Arc::clone(&peer.mesh))?,
+            Mode::Discover(discovery) => peer.discover(&discovery)?,
         }
         debug!(
             "peer {} started on {bound_addr}, reachable at {}",
@@ -162,20 +175,50 @@ impl Peer {
         Ok(peer)
     }
 
+    /// Starts the discovery sources: the tracker first (its answer tells this peer its
+    /// external address and port, which the DHT then announces), then the DHT, then the LAN.
+    fn discover(&mut self, discovery: &Discovery) -> Result<()> {
+        if let Some(tracker) = &discovery.tracker {
+            // Resolved here, once: the tracker thread never looks a name up.
+            let tracker = TrackerAddr::resolve(tracker, &self.node.config.resolver)?;
+            let (session, list) = tracker_client::open_session(&self.node, &tracker)?;
+            tracker_client::take_answer(&self.node, &self.mesh, &list, true);
+            let mesh = Arc::clone(&self.mesh);
+            tracker_client::spawn(&self.node, mesh, tracker, session, list.interval_secs)?;
+        }
+        if let Some(config) = &discovery.dht {
+            let mesh = Arc::clone(&self.mesh);
+            self.dht = Some(dht_source::spawn(&self.node, mesh, config, discovery)?);
+        }
+        if discovery.lan {
+            lan::spawn(&self.node, Arc::clone(&self.mesh))?;
+        }
+        Ok(())
+    }
+
     /// Offers this peer the addresses of other peers of its room, found by a means of the
     /// embedder's own: each one not linked yet is joined as a tracker's list would be (a
     /// hello, so that it listens back; a full mesh), with retries that back off. A failure
     /// is reported as an [`Event::ConnectFailed`](crate::Event::ConnectFailed).
     pub fn offer(&self, addrs: &[SocketAddr]) {
         let candidates: Vec<Candidate> = addrs.iter().copied().map(Candidate::open).collect();
-        self.mesh.offer(&candidates, OFFER_RETRY, false);
+        let retry = Retry::every(OFFER_RETRY);
+        self.mesh.offer(Source::Offered, &candidates, retry, false);
     }
 
-    /// Resolves `addr` in the caller's thread (see [`Resolver`](crate::Resolver)).
+    /// Resolves `addr` in the caller's thread (see [`Resolver`](crate::Resolver)), and
+    /// tells the embedder it was given by hand (without waiting on the events).
     fn target(&self, addr: &str) -> Result<Target> {
+        let addrs = self.node.config.resolver.resolve(addr)?;
+        for &addr in &addrs {
+            self.node.notify(Event::Discovered {
+                addr,
+                via: Source::Manual,
+            });
+        }
         Ok(Target {
             name: addr.to_owned(),
-            addrs: self.node.config.resolver.resolve(addr)?,
+            addrs,
         })
     }
 
@@ -318,9 +361,10 @@ impl Peer {
         peers
     }
 
-    /// Number of threads this peer is running (accept, tracker, one per link).
+    /// Number of threads this peer is running (accept, tracker, one per link; with the DHT,
+    /// its `p2p-dht` thread and `mainline`'s node thread).
     pub fn thread_count(&self) -> usize {
-        self.node.threads.len()
+        self.node.threads.len() + self.dht.as_ref().map_or(0, DhtHandle::node_threads)
     }
 
     /// Leaves the network now: tells the tracker and every listener and listened-to peer
@@ -332,6 +376,9 @@ impl Peer {
         }
         if let Some(waker) = &self.waker {
             waker.wake();
+        }
+        if let Some(dht) = &self.dht {
+            dht.stop();
         }
         self.listeners.disconnect_all();
         self.node.threads.shutdown(SHUTDOWN_GRACE, CUT_GRACE);

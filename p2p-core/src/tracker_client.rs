@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use crate::config::{Resolver, Timeouts};
+use crate::discovery::Source;
 use crate::link::{self, LocalPort};
-use crate::mesh::{Candidate, Mesh};
+use crate::mesh::{Candidate, Mesh, Retry};
 use crate::net::{read_frame_before, write_frame};
 use crate::node::Node;
 use crate::protocol::{
@@ -268,7 +269,8 @@ pub(crate) fn take_answer(node: &Node, mesh: &Arc<Mesh>, list: &PeerList, introd
             nat: p.nat,
         })
         .collect();
-    mesh.offer(&candidates, clamp_interval(list.interval_secs), introduced);
+    let retry = Retry::every(clamp_interval(list.interval_secs));
+    mesh.offer(Source::Tracker, &candidates, retry, introduced);
 }
 
 /// Starts the thread that keeps the session: re-announces every interval, takes the

@@ -13,9 +13,9 @@ use support::*;
 fn a_clean_leave_is_reported_at_once_and_removed_from_the_tracker() {
     let tracker = start_tracker(Duration::from_secs(60));
     let t = tracker.local_addr().to_string();
-    let mut a = TestPeer::start(config("alice", Mode::Tracker(t.clone())));
-    let mut b = TestPeer::start(config("bob", Mode::Tracker(t.clone())));
-    let mut c = TestPeer::start(config("carol", Mode::Tracker(t)));
+    let mut a = TestPeer::start(config("alice", Mode::tracker(t.clone())));
+    let mut b = TestPeer::start(config("bob", Mode::tracker(t.clone())));
+    let mut c = TestPeer::start(config("carol", Mode::tracker(t)));
     for p in [&mut a, &mut b, &mut c] {
         p.wait_links(2);
     }
@@ -50,7 +50,7 @@ fn chat_process(name: &str, tracker: &str) -> Proc {
 fn a_frozen_peer_is_detected_by_keepalive_with_default_timeouts_and_expires_at_the_tracker() {
     let tracker = start_tracker(Duration::from_secs(3));
     let t = tracker.local_addr().to_string();
-    let mut a = TestPeer::start(config("alice", Mode::Tracker(t.clone())));
+    let mut a = TestPeer::start(config("alice", Mode::tracker(t.clone())));
     let mut frozen = chat_process("zed", &t);
     let zed_addr = frozen.listening_addr();
     a.wait_links(1);
@@ -78,7 +78,7 @@ fn a_frozen_peer_is_detected_by_keepalive_with_default_timeouts_and_expires_at_t
 fn a_killed_peer_is_reported_gone() {
     let tracker = start_tracker(Duration::from_secs(60));
     let t = tracker.local_addr().to_string();
-    let mut a = TestPeer::start(config("alice", Mode::Tracker(t.clone())));
+    let mut a = TestPeer::start(config("alice", Mode::tracker(t.clone())));
     let mut victim = chat_process("victim", &t);
     victim.listening_addr();
     a.wait_links(1);
@@ -129,8 +129,8 @@ fn live_peers_stay_registered_with_a_short_ttl() {
     // Re-announces every second against a 3 s TTL: two may come late without an expiry.
     let tracker = start_tracker(Duration::from_secs(3));
     let t = tracker.local_addr().to_string();
-    let mut a = TestPeer::start(config("alice", Mode::Tracker(t.clone())));
-    let mut b = TestPeer::start(config("bob", Mode::Tracker(t)));
+    let mut a = TestPeer::start(config("alice", Mode::tracker(t.clone())));
+    let mut b = TestPeer::start(config("bob", Mode::tracker(t)));
     a.wait_links(1);
     b.wait_links(1);
     // Two TTLs pass; both re-announce every second and stay listed all along. (This

@@ -82,6 +82,8 @@ struct Probe {
     found: BTreeSet<SocketAddr>,
     lookups: usize,
     announced: bool,
+    /// Where the DHT says it sees the engine.
+    seen_at: Option<SocketAddr>,
 }
 
 impl Probe {
@@ -92,6 +94,7 @@ impl Probe {
             found: BTreeSet::new(),
             lookups: 0,
             announced: false,
+            seen_at: None,
         }
     }
 
@@ -102,6 +105,7 @@ impl Probe {
                 DhtEvent::Found(addrs) => self.found.extend(addrs),
                 DhtEvent::LookupDone { .. } => self.lookups += 1,
                 DhtEvent::Announced => self.announced = true,
+                DhtEvent::SeenAt(addr) => self.seen_at = Some(addr),
                 DhtEvent::AnnounceFailed(reason) => panic!("announce failed: {reason}"),
                 other => panic!("unexpected event {other:?}"),
             }
@@ -169,9 +173,18 @@ fn five_engines_announcing_one_infohash_all_find_each_other() {
         .collect();
     wait_all("every engine to find the four others", &mut probes, |p| {
         let others: BTreeSet<u16> = ports.iter().copied().filter(|&q| q != p.port).collect();
-        p.announced && p.found_ports() == others
+        p.announced && p.found_ports() == others && p.seen_at.is_some()
     });
     for probe in &probes {
+        let seen_at = probe.seen_at.unwrap();
+        assert_eq!(
+            (seen_at.ip(), seen_at.port()),
+            (
+                std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
+                probe.engine.local_addr().unwrap().port()
+            ),
+            "the DHT sees each engine at its UDP socket's address"
+        );
         assert!(
             probe.found.iter().all(|a| a.ip() == Ipv4Addr::LOCALHOST),
             "{:?}",

@@ -275,8 +275,8 @@ fn the_tracker_refuses_bad_requests_and_keeps_serving() {
     assert!(tracker.peers().is_empty());
 
     // Honest peers still mesh through it.
-    let mut a = TestPeer::start(config("alice", Mode::Tracker(t.to_string())));
-    let mut b = TestPeer::start(config("bob", Mode::Tracker(t.to_string())));
+    let mut a = TestPeer::start(config("alice", Mode::tracker(t.to_string())));
+    let mut b = TestPeer::start(config("bob", Mode::tracker(t.to_string())));
     a.wait_links(1);
     b.wait_links(1);
     assert_eq!(tracker.peers().len(), 2);

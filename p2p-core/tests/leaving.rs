@@ -20,7 +20,7 @@ const LEAVE_BOUND: Duration = Duration::from_secs(2);
 #[test]
 fn close_returns_within_the_bound_while_a_reannounce_waits_on_a_frozen_tracker() {
     let tracker = frozen_tracker(1);
-    let peer = TestPeer::start(config("alice", Mode::Tracker(tracker.addr.to_string())));
+    let peer = TestPeer::start(config("alice", Mode::tracker(tracker.addr.to_string())));
     // The re-announce, a second later, reaches the tracker and waits for its answer.
     tracker.frozen.recv_timeout(PATIENCE).unwrap();
     let started = Instant::now();
@@ -39,7 +39,7 @@ fn close_returns_within_the_bound_while_the_session_is_opened_again_on_a_frozen_
     // of its new session when it closes, and its leave goes on a fresh connection that is
     // never answered either.
     let tracker = dropping_tracker();
-    let peer = TestPeer::start(config("alice", Mode::Tracker(tracker.addr.to_string())));
+    let peer = TestPeer::start(config("alice", Mode::tracker(tracker.addr.to_string())));
     tracker.frozen.recv_timeout(PATIENCE).unwrap();
     let started = Instant::now();
     peer.peer.close();

@@ -4,7 +4,7 @@
 
 mod support;
 
-use p2p_core::{Batch, Error, Event, Mode, Peer};
+use p2p_core::{Batch, Error, Event, Mode, Peer, Source};
 use support::*;
 
 #[test]
@@ -107,8 +107,8 @@ fn a_second_hello_does_not_open_a_second_link() {
     // by a fresh connect) leaves Bob with one link to her.
     let tracker = start_tracker(std::time::Duration::from_secs(60));
     let t = tracker.local_addr().to_string();
-    let mut b = TestPeer::start(config("bob", Mode::Tracker(t.clone())));
-    let mut a = TestPeer::start(config("alice", Mode::Tracker(t)));
+    let mut b = TestPeer::start(config("bob", Mode::tracker(t.clone())));
+    let mut a = TestPeer::start(config("alice", Mode::tracker(t)));
     a.wait_links(1);
     b.wait_links(1);
     // Alice asks again (as she would after re-announcing): nothing new opens.
@@ -213,7 +213,14 @@ fn reading_whole_batches_gets_every_message_once_and_in_order() {
                 texts.extend(messages.texts().map(str::to_owned));
             }
             Batch::Event(event) => assert!(
-                matches!(event, Event::ListeningTo(_)),
+                matches!(
+                    event,
+                    Event::ListeningTo(_)
+                        | Event::Discovered {
+                            via: Source::Manual,
+                            ..
+                        }
+                ),
                 "unexpected {event:?}"
             ),
         }

@@ -50,7 +50,7 @@ fn five_peers_mesh_through_a_tracker_then_a_sixth_joins() {
     let t = tracker.local_addr().to_string();
     let mut peers: Vec<TestPeer> = Vec::new();
     for name in ["ana", "bruno", "carla", "duarte", "eva"] {
-        peers.push(TestPeer::start(config(name, Mode::Tracker(t.clone()))));
+        peers.push(TestPeer::start(config(name, Mode::tracker(t.clone()))));
     }
     for p in &mut peers {
         p.wait_links(4);
@@ -61,7 +61,7 @@ fn five_peers_mesh_through_a_tracker_then_a_sixth_joins() {
     check_round(&mut peers, "r1", 0);
 
     // A late sixth peer hears, and is heard by, everyone.
-    peers.push(TestPeer::start(config("filipa", Mode::Tracker(t))));
+    peers.push(TestPeer::start(config("filipa", Mode::tracker(t))));
     for p in &mut peers {
         p.wait_links(5);
     }

@@ -42,7 +42,7 @@ fn connections_between(a: SocketAddr, b: SocketAddr) -> usize {
 }
 
 fn in_tracker(name: &str, tracker: SocketAddr) -> PeerConfig {
-    config(name, Mode::Tracker(tracker.to_string()))
+    config(name, Mode::tracker(tracker.to_string()))
 }
 
 /// Both hear each other's messages once, in order.

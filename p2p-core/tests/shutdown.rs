@@ -26,7 +26,7 @@ fn every_thread_is_joined_by_shutdown_and_drop() {
         let t = tracker.local_addr().to_string();
         let mut peers: Vec<TestPeer> = ["a", "b", "c", "d"]
             .iter()
-            .map(|n| TestPeer::start(config(n, Mode::Tracker(t.clone()))))
+            .map(|n| TestPeer::start(config(n, Mode::tracker(t.clone()))))
             .collect();
         for p in &mut peers {
             p.wait_links(3);

@@ -143,10 +143,18 @@ fn an_embedder_that_stops_reading_keeps_its_links_and_loses_nothing() {
     let mut a = TestPeer::start(c);
     let mut c = config("bob", Mode::Manual(vec![a.peer.local_addr().to_string()]));
     c.timeouts = timeouts.clone();
-    // Bob's first event (listening to Alice) fills his channel: his link thread is left
-    // waiting with the first messages from then on.
+    // Bob's first event tells that Alice's address was given by hand; once it is read, his
+    // next (listening to Alice) fills his channel: his link thread is left waiting with
+    // the first messages from then on.
     c.event_capacity = 1;
     let bob = Peer::start(c).unwrap();
+    assert!(matches!(
+        bob.events().recv_timeout(PATIENCE),
+        Ok(Event::Discovered {
+            via: p2p_core::Source::Manual,
+            ..
+        })
+    ));
     a.wait("bob to listen", |p| p.peer.listeners().len() == 1);
     for i in 0..50 {
         a.peer.send(&format!("m{i}")).unwrap();

@@ -390,7 +390,7 @@ fn join_peer(world: &Arc<World>, tracker: &str, name: String) -> Running {
         s.nodes.insert(name.clone(), Node::new(Arc::clone(&sent)));
         s.live.push(name.clone());
     });
-    let peer = Peer::start(config(&name, Mode::Tracker(tracker.to_owned()))).expect("peer starts");
+    let peer = Peer::start(config(&name, Mode::tracker(tracker.to_owned()))).expect("peer starts");
     let events = peer.events().clone();
     let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let (sender_done_tx, sender_done) = crossbeam_channel::bounded::<()>(0);

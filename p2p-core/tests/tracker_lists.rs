@@ -61,7 +61,7 @@ fn a_listed_address_that_keeps_failing_is_tried_less_and_less_often() {
     });
 
     let (tracker, announces) = fake_tracker(bogus_addr);
-    let peer = Peer::start(config("alice", Mode::Tracker(tracker.to_string()))).unwrap();
+    let peer = Peer::start(config("alice", Mode::tracker(tracker.to_string()))).unwrap();
     // The first announce, then eight re-announces a second apart.
     for _ in 0..9 {
         announces.recv_timeout(PATIENCE).expect("an announce");

@@ -162,8 +162,8 @@ impl Session {
         config.mode = match request.join.clone() {
             Join::Alone => Mode::Alone,
             Join::Manual(addrs) => Mode::Manual(addrs),
-            Join::Tracker(addr) => Mode::Tracker(addr),
-            Join::Lan => Mode::Lan,
+            Join::Tracker(addr) => Mode::tracker(addr),
+            Join::Lan => Mode::lan(),
             Join::HostTracker(port) => {
                 let hosted = Tracker::start(TrackerConfig {
                     bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
@@ -174,7 +174,7 @@ impl Session {
                 // own address of their connections, so nothing needs typing here.
                 let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
                 tracker = Some(Arc::new(hosted));
-                Mode::Tracker(addr.to_string())
+                Mode::tracker(addr.to_string())
             }
         };
         let peer = Arc::new(Peer::start(config).map_err(|e| StartError::Peer(e.into()))?);

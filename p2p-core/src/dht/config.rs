@@ -2,9 +2,10 @@
 //! defaults (bootstrap nodes, timeouts, intervals, caps).
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use crate::config::Resolver;
 use crate::error::{Error, Result};
 
 /// The public Mainline bootstrap nodes, used when no `--dht-bootstrap` list is given (the
@@ -17,7 +18,8 @@ pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
 ];
 
 /// The 20 bytes a room is announced under in the DHT. Derive them from the room's secret
-/// (see `docs/dht.md`): the DHT sees only these bytes, never the room's name.
+/// (see "The DHT" in `docs/networking.md`): the DHT sees only these bytes, never the
+/// room's name.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InfoHash(pub [u8; 20]);
 
@@ -38,7 +40,8 @@ impl fmt::Display for InfoHash {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhtConfig {
     /// Nodes to join the DHT through, as `HOST:PORT` (default [`DEFAULT_BOOTSTRAP`]).
-    /// Host names are resolved by [`DhtEngine::start`](super::DhtEngine::start); only
+    /// Host names are resolved by [`DhtEngine::start`](super::DhtEngine::start) (by
+    /// [`Peer::start`](crate::Peer::start) with the peer's [`Resolver`]); only
     /// IPv4 addresses are used (`mainline` speaks IPv4 only).
     pub bootstrap: Vec<String>,
     /// Local address of the engine's UDP socket (default `0.0.0.0`, every interface).
@@ -54,7 +57,9 @@ pub struct DhtConfig {
     /// its first lookups and greets them, so the repeats only catch what those missed and
     /// heal splits. While lookups keep finding new addresses (a node answers with a random
     /// sample of at most 10 of its peers), the next comes after 2 s instead, until two in a
-    /// row find nothing new, at most 15 in a row.
+    /// row find nothing new, at most 15 in a row. While lookups find nobody at all, the
+    /// next comes after 2 s, then 4 s, 8 s... up to this interval: a peer that nobody
+    /// greets (it started first, or it does not announce) finds a later one in seconds.
     pub lookup_interval: Duration,
     /// Time between announces (default 15 min, well inside the 30 min public nodes keep an
     /// announce). A lookup follows each announce at once.
@@ -105,16 +110,17 @@ impl DhtConfig {
         Ok(())
     }
 
-    /// The bootstrap nodes' IPv4 addresses. A name that does not resolve is logged and
-    /// skipped; none at all is an error. Blocks while names resolve (DNS).
-    pub(crate) fn resolve_bootstrap(&self) -> Result<Vec<SocketAddrV4>> {
+    /// The bootstrap nodes' IPv4 addresses, as `resolver` finds them. A name that does not
+    /// resolve is logged and skipped; none at all is an error. Blocks while names resolve
+    /// (DNS).
+    pub(crate) fn resolve_bootstrap(&self, resolver: &Resolver) -> Result<Vec<SocketAddrV4>> {
         let mut found = Vec::new();
         let mut last_error = String::from("no IPv4 address");
         for host in &self.bootstrap {
-            match host.to_socket_addrs() {
+            match resolver.resolve(host) {
                 Ok(addrs) => {
                     let before = found.len();
-                    found.extend(addrs.filter_map(|a| match a {
+                    found.extend(addrs.into_iter().filter_map(|a| match a {
                         SocketAddr::V4(v4) => Some(v4),
                         SocketAddr::V6(_) => None,
                     }));
@@ -123,8 +129,11 @@ impl DhtConfig {
                     }
                 }
                 Err(e) => {
-                    log::warn!("cannot resolve DHT bootstrap node {host}: {e}");
-                    last_error = e.to_string();
+                    log::warn!("{e}");
+                    last_error = match e {
+                        Error::Resolve { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
                 }
             }
         }
@@ -227,7 +236,7 @@ mod tests {
             ..DhtConfig::default()
         };
         assert_eq!(
-            config.resolve_bootstrap().unwrap(),
+            config.resolve_bootstrap(&Resolver::system()).unwrap(),
             ["127.0.0.1:6881".parse::<SocketAddrV4>().unwrap()]
         );
         let only_v6 = DhtConfig {
@@ -235,7 +244,7 @@ mod tests {
             ..DhtConfig::default()
         };
         assert!(matches!(
-            only_v6.resolve_bootstrap(),
+            only_v6.resolve_bootstrap(&Resolver::system()),
             Err(Error::Resolve { .. })
         ));
     }

@@ -10,6 +10,8 @@
 //! thread to end: all within [`CLOSE_BOUND`].
 
 use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,8 @@ use mainline::async_dht::AsyncDht;
 use super::config::{DhtConfig, InfoHash};
 use super::lookup::{Known, Lookup, Own};
 use super::node::{DhtNode, NodeOptions};
-use super::schedule::{Schedule, Task};
+use super::schedule::{Found, Schedule, Task};
+use crate::config::Resolver;
 use crate::error::{Error, Result};
 
 /// How long [`DhtEngine::close`] may take at most, whatever the network does (inside the
@@ -49,6 +52,10 @@ pub enum DhtEvent {
     /// No DHT node took the announce (none answers: no bootstrap node reachable, or UDP
     /// blocked). Tried again one lookup interval later.
     AnnounceFailed(String),
+    /// The address the DHT's nodes see this engine's UDP socket at (the consensus of their
+    /// answers), when it becomes known or changes: after the first lookup, usually. Behind
+    /// a NAT router it is the router's address, not one of this host's.
+    SeenAt(SocketAddr),
 }
 
 /// A running DHT engine for one infohash. Dropping it closes it like [`DhtEngine::close`].
@@ -73,13 +80,74 @@ impl std::fmt::Debug for DhtEngine {
 }
 
 /// What the engine's thread is given.
-struct EngineState {
+pub(crate) struct EngineState {
     dht: AsyncDht,
     infohash: Id,
     own: Own,
     config: DhtConfig,
     stop: flume::Receiver<()>,
-    events: Sender<DhtEvent>,
+    /// Announces are made while it is set (the embedder clears it when nobody could
+    /// connect to the announced port).
+    announcing: Arc<AtomicBool>,
+}
+
+/// An engine ready to run on a thread of the caller's: its node (started), what its loop
+/// needs, and the sender whose drop stops the loop.
+pub(crate) struct Prepared {
+    pub(crate) node: DhtNode,
+    pub(crate) state: EngineState,
+    pub(crate) stop: flume::Sender<()>,
+    /// Set: the engine announces; cleared, it only looks up.
+    pub(crate) announcing: Arc<AtomicBool>,
+}
+
+/// Starts the node of an engine that will announce `port` under `infohash`, joining the
+/// DHT through `bootstrap` (resolved already), and prepares its loop ([`run`]).
+pub(crate) fn prepare(
+    infohash: InfoHash,
+    port: u16,
+    config: DhtConfig,
+    bootstrap: Vec<SocketAddrV4>,
+) -> Result<Prepared> {
+    config.validate()?;
+    if port == 0 {
+        return Err(Error::Config(
+            "the DHT announces a port from 1 to 65535".into(),
+        ));
+    }
+    let node = DhtNode::start(&NodeOptions {
+        bind: SocketAddrV4::new(config.bind_ip, config.udp_port),
+        bootstrap,
+        server_mode: false,
+        request_timeout: config.request_timeout,
+    })?;
+    let dht = node
+        .dht()
+        .cloned()
+        .ok_or_else(|| Error::Config("the DHT node is closed".into()))?;
+    let (stop_tx, stop) = flume::bounded(0);
+    let announcing = Arc::new(AtomicBool::new(true));
+    log::info!(
+        "DHT node on udp {} announcing port {port} under {infohash}",
+        node.local_addr()
+    );
+    Ok(Prepared {
+        node,
+        state: EngineState {
+            dht,
+            infohash: Id::from(infohash.0),
+            own: Own {
+                port,
+                bind_ip: config.bind_ip,
+                public_ip: None,
+            },
+            config,
+            stop,
+            announcing: Arc::clone(&announcing),
+        },
+        stop: stop_tx,
+        announcing,
+    })
 }
 
 impl DhtEngine {
@@ -91,47 +159,22 @@ impl DhtEngine {
     /// network work happens on those threads.
     pub fn start(infohash: InfoHash, port: u16, config: DhtConfig) -> Result<DhtEngine> {
         config.validate()?;
-        if port == 0 {
-            return Err(Error::Config(
-                "the DHT announces a port from 1 to 65535".into(),
-            ));
-        }
-        let bootstrap = config.resolve_bootstrap()?;
-        let node = DhtNode::start(&NodeOptions {
-            bind: SocketAddrV4::new(config.bind_ip, config.udp_port),
-            bootstrap,
-            server_mode: false,
-            request_timeout: config.request_timeout,
-        })?;
-        let dht = node
-            .dht()
-            .cloned()
-            .ok_or_else(|| Error::Config("the DHT node is closed".into()))?;
-        let (events_tx, events) = crossbeam_channel::bounded(config.event_capacity);
-        let (stop_tx, stop) = flume::bounded(0);
+        let bootstrap = config.resolve_bootstrap(&Resolver::system())?;
+        let capacity = config.event_capacity;
+        let Prepared {
+            node,
+            state,
+            stop: stop_tx,
+            ..
+        } = prepare(infohash, port, config, bootstrap)?;
+        let (events_tx, events) = crossbeam_channel::bounded(capacity);
         let (done_tx, done) = flume::bounded::<()>(0);
-        let task = EngineState {
-            dht,
-            infohash: Id::from(infohash.0),
-            own: Own {
-                port,
-                bind_ip: config.bind_ip,
-                public_ip: None,
-            },
-            config,
-            stop,
-            events: events_tx,
-        };
         let thread = thread::Builder::new()
             .name("dht-engine".into())
             .spawn(move || {
                 let _done = done_tx;
-                run(task);
+                run(state, &mut |event| send(&events_tx, event));
             })?;
-        log::info!(
-            "DHT engine on udp {} announcing port {port} under {infohash}",
-            node.local_addr()
-        );
         Ok(DhtEngine {
             node: Some(node),
             stop: Some(stop_tx),
@@ -193,8 +236,9 @@ impl Drop for DhtEngine {
     }
 }
 
-/// The engine's thread: the schedule's tasks until the stop signal.
-fn run(task: EngineState) {
+/// The engine's loop: the schedule's tasks until the stop signal, each event handed to
+/// `sink` as it comes (found addresses as the lookup streams them).
+pub(crate) fn run(task: EngineState, sink: &mut dyn FnMut(DhtEvent)) {
     // The recent lookups' addresses, to tell new ones.
     let mut known = Known::default();
     let mut schedule = Schedule::new(
@@ -202,6 +246,7 @@ fn run(task: EngineState) {
         task.config.lookup_interval,
         task.config.announce_interval,
     );
+    let mut seen_at = None;
     loop {
         let now = Instant::now();
         let Some(due) = schedule.due(now) else {
@@ -211,25 +256,46 @@ fn run(task: EngineState) {
             }
         };
         let finished = match due {
-            Task::Lookup => until_stopped(&task.stop, lookup(&task)).map(|found| {
-                send(&task.events, DhtEvent::LookupDone { found: found.len() });
-                let found_new = known.record(&found.into_found());
-                schedule.looked_up(Instant::now(), found_new);
+            Task::Lookup => until_stopped(&task.stop, lookup(&task, sink)).map(|found| {
+                let count = found.len();
+                let found = match known.record(&found.into_found()) {
+                    _ if count == 0 => Found::Nobody,
+                    true => Found::New,
+                    false => Found::NothingNew,
+                };
+                schedule.looked_up(Instant::now(), found);
+                count
             }),
+            Task::Announce if !task.announcing.load(Ordering::SeqCst) => {
+                log::debug!("DHT: nothing to announce for now");
+                schedule.skipped_announce(now);
+                continue;
+            }
             Task::Announce => until_stopped(&task.stop, announce(&task)).map(|result| {
                 let reached = result.is_ok();
-                send(
-                    &task.events,
-                    match result {
-                        Ok(()) => DhtEvent::Announced,
-                        Err(reason) => DhtEvent::AnnounceFailed(reason),
-                    },
-                );
+                sink(match result {
+                    Ok(()) => DhtEvent::Announced,
+                    Err(reason) => DhtEvent::AnnounceFailed(reason),
+                });
                 schedule.announced(Instant::now(), reached);
+                0
             }),
         };
-        if finished.is_none() {
+        let Some(found) = finished else { return };
+        // Where the DHT sees this node now (what the task's answers voted), before a
+        // lookup's end is reported: an embedder may wait for it to know how to link.
+        let Some(public) = until_stopped(&task.stop, task.dht.info()) else {
             return;
+        };
+        let public = public.public_address().map(SocketAddr::V4);
+        if public.is_some() && public != seen_at {
+            seen_at = public;
+            if let Some(addr) = public {
+                sink(DhtEvent::SeenAt(addr));
+            }
+        }
+        if due == Task::Lookup {
+            sink(DhtEvent::LookupDone { found });
         }
     }
 }
@@ -243,7 +309,7 @@ fn until_stopped<T>(stop: &flume::Receiver<()>, work: impl Future<Output = T>) -
 }
 
 /// One lookup: streams the peers found to the embedder, up to the cap.
-async fn lookup(task: &EngineState) -> Lookup {
+async fn lookup(task: &EngineState, sink: &mut dyn FnMut(DhtEvent)) -> Lookup {
     // Where the DHT sees this peer, to leave its own entry out.
     let own = Own {
         public_ip: task.dht.info().await.public_address().map(|a| *a.ip()),
@@ -254,7 +320,7 @@ async fn lookup(task: &EngineState) -> Lookup {
     while let Some(answer) = answers.next().await {
         let fresh = found.add(answer);
         if !fresh.is_empty() {
-            send(&task.events, DhtEvent::Found(fresh));
+            sink(DhtEvent::Found(fresh));
         }
         if found.is_full() {
             log::debug!("DHT lookup stopped at its cap of {} addresses", found.len());
