@@ -823,7 +823,7 @@ fn reconnect_brings_the_chat_back_after_the_tracker_connection_dropped() {
     let tracker = tracker_on(port);
     let mut config = PeerConfig::new("bob");
     config.bind_addr = "127.0.0.1:0".parse().expect("addr");
-    config.mode = p2p_core::Mode::Tracker(format!("127.0.0.1:{port}"));
+    config.mode = p2p_core::Mode::tracker(format!("127.0.0.1:{port}"));
     let bob = Peer::start(config).expect("bob starts");
     let mut alice = app(Form {
         username: "alice".into(),
