@@ -3,9 +3,19 @@
 //! 127.0.0.1 is the only bootstrap node, and serves tracker mode in the same run.
 //!
 //! ```text
-//! cargo bench -p p2p-core --bench dht                          # discovery, about 3 min
+//! cargo bench -p p2p-core --bench dht                      # mesh, then discovery: ~10 min
+//! DHT_BENCH=mesh cargo bench -p p2p-core --bench dht       # peers only, about 3 min
+//! DHT_BENCH=discovery cargo bench -p p2p-core --bench dht  # engines only
 //! DHT_BENCH=traffic DHT_IDLE_SECS=960 cargo bench -p p2p-core --bench dht   # root or userns
 //! ```
+//!
+//! Mesh, for N = 3, 10, 30 peers ([`MESH_ROUNDS`] rounds each, interleaved, a fresh tracker
+//! with its DHT node each round): N `Peer`s start one after another in tracker mode, then N
+//! in DHT mode (default configuration but the bootstrap node). `first link` is a peer's
+//! time from its `Peer::start` call to its first link (`ListeningTo`); `full mesh` the time
+//! from the first peer's start until every peer listens to every other and is listened to
+//! by every other; `starts` how long the N `Peer::start` calls took (a DHT peer derives its
+//! room's infohash with argon2id at start).
 //!
 //! Discovery, for N = 3, 10, 30 peers (3 rounds each, a fresh tracker each round):
 //! - tracker mode: N threads announce at once; `rtt` is each announce's round trip (the
@@ -39,12 +49,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2p_core::dht::{DhtConfig, DhtEngine, DhtEvent, InfoHash};
-use p2p_core::{Timeouts, tracker_client};
+use p2p_core::{Event, Mode, Peer, PeerConfig, Timeouts, tracker_client};
 use tracker::{Tracker, TrackerConfig};
 
 /// The room the tracker's announces are made in (any 16 bytes: a tracker sees rooms' ids).
 const ROOM: p2p_core::protocol::Room = p2p_core::protocol::Room::from_bytes([7; 16]);
 const ROUNDS: usize = 3;
+/// Rounds of the mesh table, each mode once per round.
+const MESH_ROUNDS: usize = 5;
+/// How long a mesh may take to form before the bench fails.
+const MESH_PATIENCE: Duration = Duration::from_secs(120);
 const PATIENCE: Duration = Duration::from_secs(120);
 /// How long a round waits for every engine to have found every other itself.
 const SELF_ALL_WAIT: Duration = Duration::from_secs(90);
@@ -221,6 +235,115 @@ fn dht_round(n: usize, round: usize, request_timeout: Duration) -> DhtRound {
         self_all: self_all.into_iter().flatten().collect(),
         pairs: pairs.unwrap(),
     }
+}
+
+/// What one mesh of peers measured.
+struct MeshRound {
+    /// Each peer's time from its start to its first link.
+    first_link: Vec<Duration>,
+    /// From the first start until every peer is linked with every other both ways.
+    full: Duration,
+    /// How long the `Peer::start` calls took.
+    starts: Duration,
+}
+
+/// Starts `n` peers with `mode` one after another and waits for their full mesh.
+fn mesh_round(n: usize, mode: &dyn Fn(usize) -> Mode) -> MeshRound {
+    let start = Instant::now();
+    let peers: Vec<(Peer, Instant)> = (0..n)
+        .map(|i| {
+            let mut config = PeerConfig::new(format!("p{i}"));
+            config.bind_addr = "127.0.0.1:0".parse().unwrap();
+            config.mode = mode(i);
+            let started = Instant::now();
+            (Peer::start(config).unwrap(), started)
+        })
+        .collect();
+    let starts = start.elapsed();
+    let mut first_link = vec![None; n];
+    let mut full = None;
+    // Links each way per peer, as its events tell.
+    let mut links = vec![(0i64, 0i64); n];
+    while full.is_none() {
+        assert!(
+            start.elapsed() < MESH_PATIENCE,
+            "n = {n}: no full mesh in {MESH_PATIENCE:?}: (listening to, listeners) {links:?}"
+        );
+        for (i, (peer, started)) in peers.iter().enumerate() {
+            while let Ok(event) = peer.events().try_recv() {
+                match event {
+                    Event::ListeningTo(_) => {
+                        links[i].0 += 1;
+                        first_link[i].get_or_insert(started.elapsed());
+                    }
+                    Event::StoppedListeningTo { .. } => links[i].0 -= 1,
+                    Event::ListenerJoined(_) => links[i].1 += 1,
+                    Event::ListenerLeft { .. } => links[i].1 -= 1,
+                    _ => {}
+                }
+            }
+        }
+        let want = n as i64 - 1;
+        if links.iter().all(|l| *l == (want, want)) {
+            full = Some(start.elapsed());
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    for (peer, _) in &peers {
+        assert_eq!(peer.listening_to().len(), n - 1);
+        assert_eq!(peer.listeners().len(), n - 1);
+    }
+    for (peer, _) in &peers {
+        peer.close();
+    }
+    MeshRound {
+        first_link: first_link.into_iter().flatten().collect(),
+        full: full.unwrap(),
+        starts,
+    }
+}
+
+fn mesh() {
+    println!(
+        "## Peers meshing through a private DHT against tracker mode (loopback, medians of {MESH_ROUNDS} rounds)\n"
+    );
+    println!(
+        "| N | tracker first link | tracker full mesh | tracker starts | DHT first link | DHT full mesh | DHT starts | full mesh DHT / tracker |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in [3, 10, 30] {
+        let (mut tracker_rounds, mut dht_rounds) = (Vec::new(), Vec::new());
+        for _ in 0..MESH_ROUNDS {
+            let t = node();
+            let tracker_addr = t.local_addr().to_string();
+            tracker_rounds.push(mesh_round(n, &|_| Mode::tracker(tracker_addr.clone())));
+            dht_rounds.push(mesh_round(n, &|_| {
+                Mode::dht(DhtConfig {
+                    bootstrap: vec![t.dht_addr().unwrap().to_string()],
+                    ..DhtConfig::default()
+                })
+            }));
+        }
+        let cells = |rounds: Vec<MeshRound>| {
+            let first = median(rounds.iter().flat_map(|r| r.first_link.clone()).collect());
+            let full = median(rounds.iter().map(|r| r.full).collect());
+            let starts = median(rounds.iter().map(|r| r.starts).collect());
+            (first, full, starts)
+        };
+        let (tf, tm, ts) = cells(tracker_rounds);
+        let (df, dm, ds) = cells(dht_rounds);
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} | {:.1}× |",
+            ms(tf),
+            ms(tm),
+            ms(ts),
+            ms(df),
+            ms(dm),
+            ms(ds),
+            dm.as_secs_f64() / tm.as_secs_f64()
+        );
+    }
+    println!();
 }
 
 fn discovery() {
@@ -424,6 +547,11 @@ fn main() {
                 .unwrap();
             assert!(status.success());
         }
-        _ => discovery(),
+        Ok("mesh") => mesh(),
+        Ok("discovery") => discovery(),
+        _ => {
+            mesh();
+            discovery();
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! [`DhtEvent::Found`] on a bounded channel: the embedder greets each one (hellos), as in
 //! tracker mode. Peers that left stay listed in the DHT for a while (a node keeps up to a
 //! few hundred per infohash), so every lookup reports them again: the embedder bounds its
-//! retries per address (see `docs/dht.md`).
+//! retries per address (see "The DHT" in `docs/networking.md`).
 //!
 //! Threads: the engine runs one thread of its own (`dht-engine`) and `mainline` runs one per
 //! node (`Mainline Dht actor thread`). [`DhtEngine::close`] (and Drop) stops both and waits

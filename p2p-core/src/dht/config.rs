@@ -18,7 +18,8 @@ pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
 ];
 
 /// The 20 bytes a room is announced under in the DHT. Derive them from the room's secret
-/// (see `docs/dht.md`): the DHT sees only these bytes, never the room's name.
+/// (see "The DHT" in `docs/networking.md`): the DHT sees only these bytes, never the
+/// room's name.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InfoHash(pub [u8; 20]);
 
