@@ -322,7 +322,7 @@ start_peer carol l3 --tracker "$NET.1:$TPORT"
 wait_until 20 "mesh of alice (on the tracker's host), bob and carol" mesh alice bob carol
 MESH_S=$(secs_since "$t0")
 round lan alice bob carol
-grep -qF "* listening to alice ($NET.1:$PORT)" "$W/bob.err" ||
+grep -qF "* listening to alice ($NET.1:$PORT, " "$W/bob.err" ||
   fail "bob does not reach alice at the tracker host's LAN address"
 ok "LAN, tracker mode, no --ip: bob and carol print the address the tracker saw; alice, on the tracker's host, is listed to them at $NET.1:$PORT; meshed in ${MESH_S} s; everyone heard everyone once and in order"
 quit alice bob carol

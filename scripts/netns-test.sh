@@ -216,10 +216,12 @@ all_heard() {
   shift 2
   for p in "$@"; do heard "$p" "$from" "$text" || return 1; done
 }
-# "* NAME (ADDR) listens to you" lines in P's log, and "* listening to NAME (ADDR)"
-listens_to_me() { count "$1" "* $2 ($(addr_of "$2")) listens to you"; }
-listening_to() { count "$1" "* listening to $2 ($(addr_of "$2"))"; }
-stopped_listening() { count "$1" "* stopped listening to $2 ($(addr_of "$2"))"; }
+# "* NAME (ADDR, FINGERPRINT) listens to you" lines in P's log, and "* listening to NAME
+# (ADDR, FINGERPRINT)": count_with P PREFIX PART counts the lines with both.
+count_with() { grep -F -- "$2" "$W/$1.err" 2>/dev/null | grep -cF -- "$3" || true; }
+listens_to_me() { count_with "$1" "* $2 ($(addr_of "$2"), " ") listens to you"; }
+listening_to() { count "$1" "* listening to $2 ($(addr_of "$2"), "; }
+stopped_listening() { count "$1" "* stopped listening to $2 ($(addr_of "$2"), "; }
 unreachable_notices() { count "$1" "* tracker unreachable"; }
 
 # probe_lists ADDR...: a fresh announcer in the probe namespace is told about every ADDR
@@ -247,7 +249,7 @@ probe_bogus() {
 
 # The links open now, from the notices: opened minus ended. linked_now P Q: P listens to Q
 # and Q to P. mesh_now: every pair so.
-no_longer_listens() { count "$1" "* $2 ($(addr_of "$2")) no longer listens to you"; }
+no_longer_listens() { count_with "$1" "* $2 ($(addr_of "$2"), " ") no longer listens to you"; }
 linked_now() {
   (($(listening_to "$1" "$2") - $(stopped_listening "$1" "$2") >= 1)) &&
     (($(listens_to_me "$1" "$2") - $(no_longer_listens "$1" "$2") >= 1)) &&
