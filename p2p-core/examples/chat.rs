@@ -197,7 +197,7 @@ fn print_events(events: &Events, room: &RoomName) {
                 peer.username, peer.addr, peer.fingerprint, previous
             ),
             Event::WrongPassphrase { addr } => eprintln!(
-                "! wrong passphrase for room {room}: {addr} is in another room or has another \
+                "* wrong passphrase for room {room}: {addr} is in another room or has another \
                  passphrase"
             ),
             Event::Discovered { addr, via } => eprintln!("* found {addr} through {via}"),
