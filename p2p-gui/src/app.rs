@@ -2,7 +2,7 @@
 //! the settings, the history and the window.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use iced::widget::{checkbox, column, container, operation, pick_list, row, text};
 use iced::{Alignment, Element, Fill, Subscription, Task, Theme, window};
@@ -11,11 +11,12 @@ use crate::data::form::Form;
 use crate::data::settings::{Problem, Settings, ThemeChoice};
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::{self, Inbound, Session, StartError};
-use crate::notify::Notifier;
+use crate::notify::{self, Notifier};
 use crate::screen::chat::{self, Chat};
 use crate::screen::connect::{self, Connect};
 use crate::signals::{self, Signal};
 use crate::store::Store;
+use crate::threads::Threads;
 
 /// How the app starts: language, prefilled form, and whether to connect at once.
 #[derive(Debug, Clone, Default)]
@@ -71,7 +72,15 @@ pub struct App {
     /// closed and ignored.
     start: u64,
     restarting: bool,
+    /// The threads that start and close sessions and bridge their events: joined as the
+    /// app exits.
+    threads: Threads,
 }
+
+/// How long the app, as it exits, waits for its threads (`gui-start`, `gui-close`,
+/// `gui-events`) to end once the session is closed. They end promptly then; the bound
+/// only keeps a stuck one from holding the exit (it is logged and left).
+pub const EXIT_JOIN: Duration = Duration::from_secs(2);
 
 /// Everything that can happen to the app.
 #[derive(Debug, Clone)]
@@ -88,6 +97,8 @@ pub enum Message {
     Network(Inbound),
     /// The window gained (true) or lost the focus.
     Focus(bool),
+    /// The desktop notification about this conversation was clicked.
+    NotificationClicked(String),
     /// Chose a language.
     Lang(Lang),
     /// Chose a theme.
@@ -175,6 +186,7 @@ impl App {
             focused: false,
             start: 0,
             restarting: false,
+            threads: Threads::default(),
         };
         let task = if options.connect {
             app.update(Message::Connect(connect::Message::Connect))
@@ -240,7 +252,7 @@ impl App {
                 connect::Action::Start(request) => {
                     self.start += 1;
                     let start = self.start;
-                    network::start(request, self.store.clone())
+                    network::start(request, self.store.clone(), &self.threads)
                         .map(move |result| Message::Started(start, result))
                 }
                 connect::Action::Cancel => {
@@ -252,7 +264,7 @@ impl App {
             },
             (Message::Started(start, Ok(session)), Screen::Connect(screen)) => {
                 if self.closing || start != self.start {
-                    let closed = network::close(session);
+                    let closed = network::close(session, &self.threads);
                     return if self.closing {
                         closed.map(|()| Message::Closed)
                     } else {
@@ -273,7 +285,7 @@ impl App {
             }
             (Message::Started(start, Err(error)), Screen::Connect(screen)) => {
                 if self.closing {
-                    return iced::exit();
+                    return self.exit();
                 }
                 if start == self.start {
                     screen.failed(error);
@@ -281,7 +293,7 @@ impl App {
                 Task::none()
             }
             (Message::Started(_, Ok(session)), Screen::Chat(_)) => {
-                network::close(session).discard()
+                network::close(session, &self.threads).discard()
             }
             (Message::Chat(chat::Message::Restart), Screen::Chat(screen)) => {
                 let Some(session) = screen.take_session() else {
@@ -293,21 +305,22 @@ impl App {
                 let mut request = session.request().clone();
                 request.port = session.peer().bound_addr().port();
                 let store = self.store.clone();
-                network::close(session)
-                    .then(move |()| network::start(request.clone(), store.clone()))
+                let threads = self.threads.clone();
+                network::close(session, &self.threads)
+                    .then(move |()| network::start(request.clone(), store.clone(), &threads))
                     .map(Message::Restarted)
             }
             (Message::Restarted(result), Screen::Chat(screen)) => {
                 self.restarting = false;
                 match result {
                     Ok(session) if self.closing => {
-                        network::close(session).map(|()| Message::Closed)
+                        network::close(session, &self.threads).map(|()| Message::Closed)
                     }
-                    _ if self.closing => iced::exit(),
+                    _ if self.closing => self.exit(),
                     Ok(session) => screen.resume(session, self.lang).map(Message::Chat),
                     Err(error) => {
                         let why = connect::describe_start_error(&error, self.lang.strings());
-                        screen.restart_failed(why, self.lang).map(Message::Chat)
+                        screen.restart_failed(why).map(Message::Chat)
                     }
                 }
             }
@@ -333,6 +346,16 @@ impl App {
                 }
                 Task::none()
             }
+            (Message::NotificationClicked(conversation), screen) => {
+                if let Screen::Chat(chat) = screen
+                    && chat
+                        .session()
+                        .is_some_and(|s| s.conversation() == conversation)
+                {
+                    chat.read();
+                }
+                window::latest().and_then(window::gain_focus)
+            }
             (Message::Lang(lang), _) => {
                 self.lang = lang;
                 self.settings.language = Some(lang);
@@ -350,12 +373,26 @@ impl App {
                 Task::none()
             }
             (Message::CloseRequested(_) | Message::Signal(_), _) => self.leave(),
-            (Message::Closed, _) => iced::exit(),
+            (Message::Closed, _) => self.exit(),
             (message, _) => {
                 log::debug!("message for another screen ignored: {message:?}");
                 Task::none()
             }
         }
+    }
+
+    /// Ends the app, once its session is closed: joins the app's threads (up to
+    /// [`EXIT_JOIN`]), then asks the runtime to exit.
+    fn exit(&self) -> Task<Message> {
+        if !self.threads.join_within(EXIT_JOIN) {
+            log::warn!("leaving with a thread still running");
+        }
+        iced::exit()
+    }
+
+    /// The app's threads that are still running (none once it has exited).
+    pub fn threads_running(&self) -> usize {
+        self.threads.len()
     }
 
     /// Leaves: closes the session off the UI thread, then exits. Once only: the session is
@@ -365,15 +402,15 @@ impl App {
         self.closing = true;
         match &mut self.screen {
             Screen::Chat(chat) => match chat.take_session() {
-                Some(session) => network::close(session).map(|()| Message::Closed),
+                Some(session) => network::close(session, &self.threads).map(|()| Message::Closed),
                 // A restart under way answers first; its session is closed then.
                 None if self.restarting => Task::none(),
-                None if first => iced::exit(),
+                None if first => self.exit(),
                 None => Task::none(),
             },
             // A start under way answers first; its session is closed then.
             Screen::Connect(c) if matches!(c.status(), connect::Status::Working) => Task::none(),
-            Screen::Connect(_) => iced::exit(),
+            Screen::Connect(_) => self.exit(),
         }
     }
 
@@ -460,8 +497,13 @@ impl App {
             Some(inbox) => signals::subscription(inbox).map(Message::Signal),
             None => Subscription::none(),
         };
+        let clicks = match &self.notifier {
+            Some(notifier) => notify::clicks(notifier).map(Message::NotificationClicked),
+            None => Subscription::none(),
+        };
         Subscription::batch([
             network,
+            clicks,
             window::close_requests().map(Message::CloseRequested),
             iced::event::listen_with(focus_event),
             signals,

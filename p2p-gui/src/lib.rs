@@ -30,6 +30,7 @@ pub mod notify;
 pub mod screen;
 pub mod signals;
 pub mod store;
+pub mod threads;
 
 #[cfg(test)]
 mod test_support;

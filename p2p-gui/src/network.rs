@@ -15,17 +15,17 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use iced::futures::channel::{mpsc, oneshot};
 use iced::futures::{SinkExt, Stream};
 use iced::{Subscription, Task};
-use p2p_core::{Event, Events, Mode, Peer, PeerConfig};
+use p2p_core::{Event, Events, Mode, Peer, PeerConfig, Resolver};
 use tracker::{Tracker, TrackerConfig};
 
 use crate::data::form::{Join, Request};
 use crate::store::{self, Answer, Line, Page, Store};
+use crate::threads::Threads;
 
 pub mod outbox;
 
@@ -40,6 +40,11 @@ pub const MAX_BATCH: usize = 256;
 /// How long closing waits for messages still queued to be sent before the peer leaves.
 pub const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
+/// How long closing waits for the connector thread once the peer is closed. A connect
+/// that is resolving a name cannot be interrupted (the system's lookup takes no stop
+/// signal): past this bound the thread is logged and left to end on its own.
+pub const CONNECTOR_JOIN: Duration = Duration::from_secs(1);
+
 /// A running peer (and the tracker it hosts, if any), with the threads that send and
 /// connect for it, and where its conversation is kept.
 #[derive(Debug, Clone)]
@@ -53,6 +58,8 @@ pub struct Session {
     conversation: String,
     store: Option<Store>,
     past: Option<Answer<Page>>,
+    /// Where the event bridge's thread is kept (the app's set, once [`start`] made it).
+    threads: Threads,
 }
 
 /// A batch of the peer's events, as the bridge hands it to the window, with what became
@@ -133,6 +140,15 @@ impl Session {
     /// Starts the tracker (when hosting) and the peer, blocking: call it off the UI thread.
     /// With a history, its latest page is read first, before any new line can be written.
     pub fn start_blocking(request: Request, store: Option<Store>) -> Result<Session, StartError> {
+        Self::start_resolving(request, store, Resolver::system())
+    }
+
+    /// [`Session::start_blocking`], with host names resolved by `resolver`.
+    fn start_resolving(
+        request: Request,
+        store: Option<Store>,
+        resolver: Resolver,
+    ) -> Result<Session, StartError> {
         let conversation = request.conversation_key();
         let past = store
             .as_ref()
@@ -141,6 +157,7 @@ impl Session {
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), request.port);
         config.advertise_ip = request.ip;
         config.room = request.room.clone();
+        config.resolver = resolver;
         let mut tracker = None;
         config.mode = match request.join.clone() {
             Join::Alone => Mode::Alone,
@@ -162,7 +179,8 @@ impl Session {
         };
         let peer = Arc::new(Peer::start(config).map_err(|e| StartError::Peer(e.into()))?);
         let sender = Arc::clone(&peer);
-        // The port names the thread, so that each session's sender can be told apart.
+        // The port names the thread, so that each session's sender can be told apart
+        // (within the 15 bytes Linux keeps of a thread's name).
         let outbox = Outbox::spawn(
             format!("gui-send-{}", peer.local_addr().port()),
             move |text| sender.send(text).map_err(|e| e.to_string()),
@@ -170,7 +188,7 @@ impl Session {
         .map_err(|e| StartError::Peer(PeerError::Other(e.to_string())))?;
         let connecting = Arc::clone(&peer);
         let connector = Outbox::spawn(
-            format!("gui-connect-{}", peer.local_addr().port()),
+            format!("gui-conn-{}", peer.local_addr().port()),
             move |addr| {
                 connecting
                     .connect(addr)
@@ -189,6 +207,7 @@ impl Session {
             conversation,
             store,
             past,
+            threads: Threads::default(),
         })
     }
 
@@ -237,19 +256,20 @@ impl Session {
 
     /// Leaves the network: sends what is still queued (waiting up to [`CLOSE_DRAIN`] for
     /// it), tells the listeners and the tracker, and stops and joins the peer's threads and
-    /// the sender thread; once the last clone of the session is dropped, the hosted
-    /// tracker's threads are joined too. Blocks for a second or two at most, plus however
-    /// long `Peer::send` may still wait for a slow listener.
+    /// the sender and connector threads; once the last clone of the session is dropped,
+    /// the hosted tracker's threads are joined too. Blocks for a few seconds at most, plus
+    /// however long `Peer::send` may still wait for a slow listener: a connector stuck in
+    /// a name lookup is waited for [`CONNECTOR_JOIN`], then logged and left.
     pub fn close(self) {
         if !self.outbox.stop(CLOSE_DRAIN) {
             log::warn!("messages were still being sent after {CLOSE_DRAIN:?}: leaving anyway");
         }
         self.connector.stop(Duration::ZERO);
         // A send still waiting for a slow listener ends once the peer is closed, and so
-        // does a connect under way.
+        // does a connect under way, unless it is still resolving a name.
         self.peer.close();
         self.outbox.join();
-        self.connector.join();
+        self.connector.join_within(CONNECTOR_JOIN);
     }
 
     /// The subscription that delivers this peer's events, in batches, each saved in the
@@ -261,20 +281,29 @@ impl Session {
                 events: self.peer.events().clone(),
                 store: self.store.clone(),
                 conversation: self.conversation.clone(),
+                threads: self.threads.clone(),
             },
             inbox_stream,
         )
     }
 }
 
-/// Starts a session off the UI thread; the task answers once with the result.
-pub fn start(request: Request, store: Option<Store>) -> Task<Result<Session, StartError>> {
+/// Starts a session off the UI thread, in a thread of `threads` (where the session's
+/// event bridge will run too); the task answers once with the result.
+pub fn start(
+    request: Request,
+    store: Option<Store>,
+    threads: &Threads,
+) -> Task<Result<Session, StartError>> {
     let (tx, rx) = oneshot::channel();
-    let spawned = thread::Builder::new()
-        .name("gui-start".into())
-        .spawn(move || {
-            let _ = tx.send(Session::start_blocking(request, store));
+    let kept = threads.clone();
+    let spawned = threads.spawn("gui-start", move || {
+        let started = Session::start_blocking(request, store).map(|mut session| {
+            session.threads = kept;
+            session
         });
+        let _ = tx.send(started);
+    });
     if let Err(e) = spawned {
         return Task::done(Err(StartError::Peer(PeerError::Other(e.to_string()))));
     }
@@ -284,17 +313,17 @@ pub fn start(request: Request, store: Option<Store>) -> Task<Result<Session, Sta
     })
 }
 
-/// Closes a session off the UI thread; the task ends once the peer has left and every
-/// thread it started (and the hosted tracker's) has been joined.
-pub fn close(session: Session) -> Task<()> {
+/// Closes a session off the UI thread, in a thread of `threads`; the task ends once the
+/// peer has left and every thread it started (and the hosted tracker's) has been joined
+/// (see [`Session::close`] for the one that may be left).
+pub fn close(session: Session, threads: &Threads) -> Task<()> {
     let (tx, rx) = oneshot::channel();
-    let spawned = thread::Builder::new()
-        .name("gui-close".into())
-        .spawn(move || {
-            session.close();
-            let _ = tx.send(());
-        });
-    if spawned.is_err() {
+    let spawned = threads.spawn("gui-close", move || {
+        session.close();
+        let _ = tx.send(());
+    });
+    if let Err(e) = spawned {
+        log::error!("cannot start the closing thread: {e}");
         return Task::none();
     }
     Task::future(async move {
@@ -309,6 +338,7 @@ struct Inbox {
     events: Events,
     store: Option<Store>,
     conversation: String,
+    threads: Threads,
 }
 
 impl Hash for Inbox {
@@ -323,9 +353,8 @@ const IDLE_CHECK: Duration = Duration::from_millis(250);
 fn inbox_stream(inbox: &Inbox) -> impl Stream<Item = Inbound> + use<> {
     let inbox = inbox.clone();
     iced::stream::channel(4, async move |output: mpsc::Sender<Inbound>| {
-        let spawned = thread::Builder::new()
-            .name("gui-events".into())
-            .spawn(move || forward(&inbox, output));
+        let threads = inbox.threads.clone();
+        let spawned = threads.spawn("gui-events", move || forward(&inbox, output));
         if let Err(e) = spawned {
             log::error!("cannot start the event reader: {e}");
         }
@@ -385,24 +414,26 @@ fn forward(inbox: &Inbox, mut output: mpsc::Sender<Inbound>) {
 #[cfg(test)]
 mod tests {
 
+    use std::thread;
+
     use iced::futures::StreamExt;
     use iced::futures::executor::block_on;
 
     use super::*;
     use crate::test_support::{threads_named, wait_until};
 
+    fn alone_request(name: &str) -> Request {
+        Request {
+            username: name.into(),
+            ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            room: p2p_core::protocol::Room::lobby(),
+            port: 0,
+            join: Join::Alone,
+        }
+    }
+
     fn alone(name: &str) -> Session {
-        Session::start_blocking(
-            Request {
-                username: name.into(),
-                ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                room: p2p_core::protocol::Room::lobby(),
-                port: 0,
-                join: Join::Alone,
-            },
-            None,
-        )
-        .expect("starts")
+        Session::start_blocking(alone_request(name), None).expect("starts")
     }
 
     #[test]
@@ -415,6 +446,7 @@ mod tests {
             events: alice.peer().events().clone(),
             store: None,
             conversation: String::new(),
+            threads: Threads::default(),
         };
         let mut stream = Box::pin(inbox_stream(&inbox));
         alice
@@ -447,6 +479,7 @@ mod tests {
             events: bob.peer().events().clone(),
             store: None,
             conversation: String::new(),
+            threads: Threads::default(),
         }));
         let mut stream = stream;
         drop(alice);
@@ -468,6 +501,42 @@ mod tests {
     }
 
     #[test]
+    fn closing_waits_only_so_long_for_a_connector_stuck_in_a_name_lookup() {
+        // A lookup that hangs, as the system's does when the name server does not answer.
+        let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
+        let (release, hang) = crossbeam_channel::bounded::<()>(0);
+        let resolver = Resolver::new(move |addr| {
+            if addr.starts_with("stuck.invalid") {
+                let _ = entered_tx.try_send(());
+                let _ = hang.recv();
+                return Err(std::io::Error::other("no answer"));
+            }
+            std::net::ToSocketAddrs::to_socket_addrs(addr).map(Iterator::collect)
+        });
+        let session =
+            Session::start_resolving(alone_request("alice"), None, resolver).expect("starts");
+        let connector = format!("gui-conn-{}", session.peer().local_addr().port());
+        let answer = session.connect("stuck.invalid:1".into()).expect("queued");
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the lookup starts");
+
+        // Close returns within its bound; the stuck thread is left, and ends once its
+        // lookup returns.
+        let (closed_tx, closed) = crossbeam_channel::bounded::<()>(1);
+        let closing = thread::spawn(move || {
+            session.close();
+            let _ = closed_tx.send(());
+        });
+        let returned = closed.recv_timeout(CLOSE_DRAIN + CONNECTOR_JOIN + Duration::from_secs(8));
+        drop(release);
+        closing.join().expect("close");
+        assert!(returned.is_ok(), "close waited for the stuck lookup");
+        assert!(block_on(answer).expect("answered").is_err());
+        wait_until(|| threads_named(&connector) == 0);
+    }
+
+    #[test]
     fn the_bridge_commits_a_batch_before_handing_it_over() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(dir.path()).expect("store");
@@ -482,6 +551,7 @@ mod tests {
             events: alice.peer().events().clone(),
             store: Some(store.clone()),
             conversation: "room".into(),
+            threads: Threads::default(),
         }));
         for i in 0..300 {
             bob.peer().send(&format!("m{i}")).expect("send");

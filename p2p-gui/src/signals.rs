@@ -16,7 +16,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use iced::Subscription;
@@ -25,6 +25,8 @@ use iced::futures::{Stream, StreamExt, stream};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::flag;
 use signal_hook::iterator::{Handle, Signals};
+
+use crate::threads::lock;
 
 /// A signal that asks the app to leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +81,7 @@ pub fn subscription(inbox: &Inbox) -> Subscription<Signal> {
 }
 
 fn signal_stream(inbox: &Inbox) -> impl Stream<Item = Signal> + use<> {
-    let receiver = inbox
-        .receiver
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
+    let receiver = lock(&inbox.receiver).take();
     match receiver {
         Some(receiver) => receiver.left_stream(),
         None => stream::empty().right_stream(),

@@ -16,20 +16,24 @@
 //!
 //! The thread takes whatever is queued (up to [`MAX_JOBS`] jobs) and runs it in one
 //! transaction: writes are batched without delaying any of them, as a busy moment
-//! simply gathers more per commit. Replies go out after the commit.
+//! simply gathers more per commit. Each job that writes runs in a savepoint of its own,
+//! so a job that fails leaves nothing of itself behind (not half of its lines) and
+//! undoes nothing of the others. Replies go out after the commit.
 
 pub mod db;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use iced::futures::channel::oneshot;
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
 
 pub use db::{DbError, Kind, Line, Page, Row};
+
+use crate::threads::lock;
 
 /// Batches of incoming messages that may wait for the database thread.
 pub const BULK_QUEUE: usize = 16;
@@ -83,6 +87,17 @@ enum Job {
     },
 }
 
+/// The job that appends `lines` to `conversation`, and where its answer comes.
+fn append_job(conversation: &str, lines: Vec<Line>) -> (Job, oneshot::Receiver<Answer<Vec<i64>>>) {
+    let (reply, answer) = oneshot::channel();
+    let job = Job::Append {
+        conversation: conversation.to_owned(),
+        lines,
+        reply,
+    };
+    (job, answer)
+}
+
 struct Queues {
     bulk: Sender<Job>,
     ui: Sender<Job>,
@@ -106,10 +121,6 @@ impl fmt::Debug for Store {
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Store {
@@ -159,16 +170,8 @@ impl Store {
     /// event bridge's thread: it waits while the queue is full. Never call it on the UI
     /// thread.
     pub fn append_blocking(&self, conversation: &str, lines: Vec<Line>) -> Answer<Vec<i64>> {
-        let (reply, answer) = oneshot::channel();
-        self.queue(
-            Job::Append {
-                conversation: conversation.to_owned(),
-                lines,
-                reply,
-            },
-            true,
-        )
-        .map_err(|e| e.to_string())?;
+        let (job, answer) = append_job(conversation, lines);
+        self.queue(job, true).map_err(|e| e.to_string())?;
         iced::futures::executor::block_on(answer).unwrap_or_else(|_| Err(Busy::Closed.to_string()))
     }
 
@@ -179,15 +182,8 @@ impl Store {
         conversation: &str,
         lines: Vec<Line>,
     ) -> Result<oneshot::Receiver<Answer<Vec<i64>>>, Busy> {
-        let (reply, answer) = oneshot::channel();
-        self.queue(
-            Job::Append {
-                conversation: conversation.to_owned(),
-                lines,
-                reply,
-            },
-            false,
-        )?;
+        let (job, answer) = append_job(conversation, lines);
+        self.queue(job, false)?;
         Ok(answer)
     }
 
@@ -328,7 +324,7 @@ impl Reply {
 
 fn run(conn: &mut Connection, retention: &mut db::Retention, jobs: Vec<Job>) {
     let text = |e: rusqlite::Error| e.to_string();
-    let tx = match conn.transaction() {
+    let mut tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
             log::error!("history: cannot begin a transaction: {e}");
@@ -347,9 +343,12 @@ fn run(conn: &mut Connection, retention: &mut db::Retention, jobs: Vec<Job>) {
                 lines,
                 reply,
             } => {
-                let ids = db::append(&tx, &conversation, &lines).map_err(text);
+                let ids =
+                    in_savepoint(&mut tx, |sp| db::append(sp, &conversation, &lines)).map_err(text);
                 if ids.is_ok()
-                    && let Err(e) = retention.added(&tx, &conversation, lines.len())
+                    && let Err(e) = in_savepoint(&mut tx, |sp| {
+                        retention.added(sp, &conversation, lines.len())
+                    })
                 {
                     log::warn!("history: cannot apply the retention bound: {e}");
                 }
@@ -377,9 +376,11 @@ fn run(conn: &mut Connection, retention: &mut db::Retention, jobs: Vec<Job>) {
                 conversation,
                 reply,
             } => {
-                let cleared = db::clear(&tx, &conversation).map_err(text);
-                retention.cleared(&conversation);
-                replies.push(Reply::Count(reply, cleared));
+                let cleared = in_savepoint(&mut tx, |sp| db::clear(sp, &conversation));
+                if cleared.is_ok() {
+                    retention.cleared(&conversation);
+                }
+                replies.push(Reply::Count(reply, cleared.map_err(text)));
             }
         }
     }
@@ -391,6 +392,18 @@ fn run(conn: &mut Connection, retention: &mut db::Retention, jobs: Vec<Job>) {
     for reply in replies {
         reply.send(error.as_deref());
     }
+}
+
+/// Runs `work` in a savepoint of `tx`: kept if it succeeds, rolled back if it fails, so
+/// that a failing job leaves none of its changes and undoes none of the jobs before it.
+fn in_savepoint<T>(
+    tx: &mut Transaction<'_>,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let savepoint = tx.savepoint()?;
+    let done = work(&savepoint)?;
+    savepoint.commit()?;
+    Ok(done)
 }
 
 fn answer_error(job: Job, error: &str) {
@@ -417,6 +430,44 @@ mod tests {
             sender: "bob".into(),
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn a_failing_job_leaves_none_of_its_lines_and_the_others_of_its_transaction_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = db::open(&dir.path().join(db::FILE)).unwrap();
+        // A line SQLite refuses half-way through a job, as a full disk or a damaged
+        // page would refuse it.
+        conn.execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON lines WHEN new.text = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+        )
+        .unwrap();
+        let mut retention = db::Retention::default();
+        let (before, before_ids) = append_job("room", vec![line("b1"), line("b2")]);
+        let (failing, failing_ids) =
+            append_job("room", vec![line("f1"), line("poison"), line("f3")]);
+        let (after, after_ids) = append_job("other", vec![line("a1")]);
+        run(&mut conn, &mut retention, vec![before, failing, after]);
+
+        assert_eq!(block_on(before_ids).unwrap().unwrap().len(), 2);
+        assert!(
+            block_on(failing_ids)
+                .unwrap()
+                .unwrap_err()
+                .contains("poisoned")
+        );
+        assert_eq!(block_on(after_ids).unwrap().unwrap().len(), 1);
+        let texts = |conversation: &str| -> Vec<String> {
+            db::page(&conn, conversation, None, 100)
+                .unwrap()
+                .rows
+                .into_iter()
+                .map(|r| r.line.text)
+                .collect()
+        };
+        assert_eq!(texts("room"), ["b1", "b2"], "nothing of the failing job");
+        assert_eq!(texts("other"), ["a1"]);
     }
 
     #[test]

@@ -6,11 +6,8 @@
 //! and theme switched and remembered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use iced::futures::StreamExt;
-use iced_test::selector::id;
-use iced_test::simulator;
 use p2p_core::{Event, Peer, PeerConfig, PeerInfo, Text};
 use p2p_gui::app::{App, Message, Options, Screen};
 use p2p_gui::cli::Cli;
@@ -23,75 +20,10 @@ use p2p_gui::store::{Kind, Line, Store};
 
 use clap::Parser;
 
-const DEADLINE: Duration = Duration::from_secs(15);
+mod support;
 
-fn actions(task: iced::Task<Message>) -> Vec<iced_runtime::Action<Message>> {
-    match iced_runtime::task::into_stream(task) {
-        Some(stream) => iced::futures::executor::block_on(stream.collect::<Vec<_>>()),
-        None => Vec::new(),
-    }
-}
-
-fn run_task(task: iced::Task<Message>) -> Vec<Message> {
-    actions(task)
-        .into_iter()
-        .filter_map(|action| match action {
-            iced_runtime::Action::Output(message) => Some(message),
-            _ => None,
-        })
-        .collect()
-}
-
-fn update(app: &mut App, message: Message) {
-    let mut queue = vec![message];
-    while let Some(message) = queue.pop() {
-        let mut produced = run_task(app.update(message));
-        produced.reverse();
-        queue.extend(produced);
-    }
-}
-
-fn interact(app: &mut App, act: impl FnOnce(&mut iced_test::Simulator<'_, Message>)) {
-    let messages: Vec<Message> = {
-        let mut ui = simulator(app.view());
-        act(&mut ui);
-        ui.into_messages().collect()
-    };
-    for m in messages {
-        update(app, m);
-    }
-}
-
-fn click(app: &mut App, label: &str) {
-    interact(app, |ui| {
-        ui.click(label).expect("clickable");
-    });
-}
-
-fn type_into(app: &mut App, field: &str, text: &str) {
-    interact(app, |ui| {
-        ui.click(id(field.to_owned())).expect("field");
-        let _ = ui.typewrite(text);
-    });
-}
-
-fn enter_in(app: &mut App, field: &str) {
-    interact(app, |ui| {
-        ui.click(id(field.to_owned())).expect("field");
-        let _ = ui.tap_key(iced::keyboard::key::Named::Enter);
-    });
-}
-
-fn shows(app: &App, text: &str) -> bool {
-    simulator(app.view()).find(text).is_ok()
-}
-
-fn chat(app: &App) -> &chat::Chat {
-    match app.screen() {
-        Screen::Chat(chat) => chat,
-        Screen::Connect(c) => panic!("still on the connect screen: {:?}", c.status()),
-    }
-}
+use support::ui::{actions, chat, click, enter_in, run_task, shows, type_into, update};
+use support::{DEADLINE, wait_until};
 
 fn alone_form() -> Form {
     Form {
@@ -155,14 +87,6 @@ fn past(store: &Store, n: usize) {
         .collect();
     for chunk in lines.chunks(1000) {
         store.append_blocking("alone", chunk.to_vec()).unwrap();
-    }
-}
-
-fn wait_for(done: impl Fn() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "condition not reached");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -528,7 +452,7 @@ fn cancel_while_connecting_frees_the_form_and_the_late_session_is_closed() {
         update(&mut app, m);
     }
     assert!(matches!(app.screen(), Screen::Connect(_)));
-    wait_for(|| {
+    wait_until(|| {
         bob.events()
             .try_iter()
             .any(|e| matches!(e, Event::ListenerLeft { peer, .. } if peer.username == "alice"))

@@ -4,115 +4,31 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
 
-use iced::futures::StreamExt;
-use iced::keyboard::key::Named;
 use iced_test::selector::id;
 use iced_test::simulator;
 use p2p_core::{Event, Peer, PeerConfig};
 use p2p_gui::app::{App, Message, Options, Screen};
 use p2p_gui::data::form::{Form, Tab};
-use p2p_gui::data::history::{
-    Delivery, EntryKind, History, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW,
-};
+use p2p_gui::data::history::{Delivery, EntryKind, MAX_BYTES, MAX_ENTRIES as HISTORY, WINDOW};
 use p2p_gui::i18n::Lang;
 use p2p_gui::screen::chat;
 use p2p_gui::screen::connect::{self, describe_start_error};
 
-const DEADLINE: Duration = Duration::from_secs(15);
+mod support;
 
-fn app(form: Form) -> App {
-    App::new(Options {
-        form,
-        ..Options::default()
-    })
-    .0
-}
-
-/// Runs a task to completion and returns what it asked the runtime to do.
-fn actions(task: iced::Task<Message>) -> Vec<iced_runtime::Action<Message>> {
-    match iced_runtime::task::into_stream(task) {
-        Some(stream) => iced::futures::executor::block_on(stream.collect::<Vec<_>>()),
-        None => Vec::new(),
-    }
-}
-
-/// Runs a task to completion and returns the messages it produced (widget operations,
-/// such as focusing a field, have no effect outside a window and are dropped).
-fn run_task(task: iced::Task<Message>) -> Vec<Message> {
-    actions(task)
-        .into_iter()
-        .filter_map(|action| match action {
-            iced_runtime::Action::Output(message) => Some(message),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Whether a task, run to completion, ends the app.
-fn exits(task: iced::Task<Message>) -> bool {
-    actions(task)
-        .iter()
-        .any(|action| matches!(action, iced_runtime::Action::Exit))
-}
-
-/// Feeds a message to the app and, recursively, what its task produces.
-fn update(app: &mut App, message: Message) {
-    let mut queue = vec![message];
-    while let Some(message) = queue.pop() {
-        let task = app.update(message);
-        let mut produced = run_task(task);
-        produced.reverse();
-        queue.extend(produced);
-    }
-}
-
-/// Does something to a fresh simulator of the app's view, then feeds the messages that
-/// produced to the app (a simulator borrows the app, so it cannot outlive the action).
-fn interact(app: &mut App, act: impl FnOnce(&mut iced_test::Simulator<'_, Message>)) {
-    let messages: Vec<Message> = {
-        let mut ui = simulator(app.view());
-        act(&mut ui);
-        ui.into_messages().collect()
-    };
-    for m in messages {
-        update(app, m);
-    }
-}
-
-/// Clicks what `selector` finds, then feeds the messages the click produced.
-fn click<S>(app: &mut App, selector: S)
-where
-    S: iced_test::Selector + Send,
-    S::Output: iced_test::selector::Bounded + Clone + Send + Sync + 'static,
-{
-    interact(app, |ui| {
-        ui.click(selector).expect("clickable");
-    });
-}
-
-/// Clicks the field with this id and types into it.
-fn type_into(app: &mut App, field: &str, text: &str) {
-    interact(app, |ui| {
-        ui.click(id(field.to_owned())).expect("field");
-        let _ = ui.typewrite(text);
-    });
-}
+use support::peers::{alone_peer, free_port, recv_message, sees_goodbye};
+use support::ui::{
+    app, chat, click, enter_in, exits, has_message, history, interact, pump, run_task, shows,
+    type_into, update,
+};
+use support::wait_threads;
 
 /// Empties a connect-form field (through its message, as select-all + delete would) and
 /// types `text` into it.
 fn retype(app: &mut App, field: &str, clear: connect::Message, text: &str) {
     update(app, Message::Connect(clear));
     type_into(app, field, text);
-}
-
-/// Presses Enter in the field with this id.
-fn enter_in(app: &mut App, field: &str) {
-    interact(app, |ui| {
-        ui.click(id(field.to_owned())).expect("field");
-        let _ = ui.tap_key(Named::Enter);
-    });
 }
 
 /// Alice's app, connected by hand to `peer` (the Manual tab, prefilled).
@@ -140,88 +56,6 @@ fn listening_as(username: &str, peer: &Peer) -> App {
     });
     click(&mut app, "Connect");
     app
-}
-
-fn shows(app: &App, text: &str) -> bool {
-    simulator(app.view()).find(text).is_ok()
-}
-
-/// The conversation on the app's chat screen.
-fn history(app: &App) -> &History {
-    chat(app).history()
-}
-
-fn chat(app: &App) -> &chat::Chat {
-    match app.screen() {
-        Screen::Chat(chat) => chat,
-        Screen::Connect(c) => panic!("still on the connect screen: {:?}", c.status()),
-    }
-}
-
-/// Delivers the peer's events to the app, as the subscription does, until `done` holds.
-fn pump(app: &mut App, done: impl Fn(&App) -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done(app) {
-        let next = app
-            .session()
-            .expect("connected")
-            .peer()
-            .events()
-            .recv_deadline(deadline);
-        match next {
-            Ok(event) => update(app, Message::Network(vec![event].into())),
-            Err(_) => panic!(
-                "timed out waiting; conversation: {:?}",
-                history(app).entries()
-            ),
-        }
-    }
-}
-
-fn has_message(app: &App, from: &str, text: &str) -> bool {
-    history(app)
-        .entries()
-        .iter()
-        .any(|e| matches!(&e.kind, EntryKind::Other { from: f, text: t } if f == from && t == text))
-}
-
-fn alone_peer(name: &str) -> Peer {
-    let mut config = PeerConfig::new(name);
-    config.bind_addr = "127.0.0.1:0".parse().expect("addr");
-    Peer::start(config).expect("peer starts")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// Waits until `listener` of `peer` leaves, and checks that it said goodbye.
-fn sees_goodbye(peer: &Peer, listener: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match peer.events().recv_deadline(deadline) {
-            Ok(Event::ListenerLeft { peer, reason }) if peer.username == listener => {
-                assert_eq!(reason, p2p_core::Departure::Left);
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("{listener} was never seen leaving: {e}"),
-        }
-    }
-}
-
-fn recv_message(peer: &Peer) -> (String, String) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match peer.events().recv_deadline(deadline) {
-            Ok(Event::Message { from, text }) => return (from.username.clone(), text.to_string()),
-            Ok(_) => {}
-            Err(e) => panic!("no message: {e}"),
-        }
-    }
 }
 
 #[test]
@@ -853,24 +687,6 @@ fn a_message_nobody_receives_says_so_beside_it() {
     }
 }
 
-fn threads_named(name: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("proc")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim() == name)
-        .count()
-}
-
-/// Waits until `name` names `count` threads (a thread names itself once it runs, and leaves
-/// /proc just after it has been joined).
-fn wait_threads(name: &str, count: usize) {
-    let deadline = Instant::now() + DEADLINE;
-    while threads_named(name) != count {
-        assert!(Instant::now() < deadline, "{name}: not {count} threads");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn messages_are_sent_by_the_session_s_own_thread_in_order_and_it_is_joined_at_close() {
     let bob = alone_peer("bob");
@@ -937,4 +753,119 @@ fn the_signal_message_leaves_as_a_close_request_does() {
     assert!(matches!(run_task(leaving).as_slice(), [Message::Closed]));
     assert!(exits(app.update(Message::Closed)));
     sees_goodbye(&bob, "alice");
+}
+
+/// The events of Shift+Enter, as a keyboard sends them: Shift held, Enter tapped.
+fn shift_enter() -> Vec<iced::Event> {
+    use iced::keyboard::{self, Key, Location, Modifiers, key};
+    let enter = Key::Named(key::Named::Enter);
+    let unidentified = key::Physical::Unidentified(key::NativeCode::Unidentified);
+    vec![
+        iced::Event::Keyboard(keyboard::Event::ModifiersChanged(Modifiers::SHIFT)),
+        iced::Event::Keyboard(keyboard::Event::KeyPressed {
+            key: enter.clone(),
+            modified_key: enter.clone(),
+            physical_key: unidentified,
+            location: Location::Standard,
+            modifiers: Modifiers::SHIFT,
+            repeat: false,
+            text: Some("\n".into()),
+        }),
+        iced::Event::Keyboard(keyboard::Event::KeyReleased {
+            key: enter.clone(),
+            modified_key: enter,
+            physical_key: unidentified,
+            location: Location::Standard,
+            modifiers: Modifiers::SHIFT,
+        }),
+        iced::Event::Keyboard(keyboard::Event::ModifiersChanged(Modifiers::empty())),
+    ]
+}
+
+#[test]
+fn shift_enter_breaks_the_line_and_enter_sends_the_message() {
+    let bob = alone_peer("bob");
+    let mut app = both_ways(&bob);
+    interact(&mut app, |ui| {
+        ui.click(id(chat::MESSAGE_BOX)).expect("the message box");
+        let _ = ui.typewrite("first line");
+        let _ = ui.simulate(shift_enter());
+        let _ = ui.typewrite("second line");
+    });
+    assert_eq!(chat(&app).draft(), "first line\nsecond line");
+    assert!(
+        deliveries(&app).is_empty(),
+        "Shift+Enter sends nothing: {:?}",
+        deliveries(&app)
+    );
+
+    enter_in(&mut app, chat::MESSAGE_BOX);
+    assert_eq!(
+        recv_message(&bob),
+        ("alice".into(), "first line\nsecond line".into())
+    );
+    assert_eq!(chat(&app).draft(), "", "the box is emptied once sent");
+    assert_eq!(deliveries(&app).len(), 1);
+}
+
+/// A tracker on 127.0.0.1:`port`.
+fn tracker_on(port: u16) -> tracker::Tracker {
+    tracker::Tracker::start(tracker::TrackerConfig {
+        bind_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ..tracker::TrackerConfig::default()
+    })
+    .expect("the tracker starts")
+}
+
+#[test]
+fn reconnect_brings_the_chat_back_after_the_tracker_connection_dropped() {
+    let port = free_port();
+    let tracker = tracker_on(port);
+    let mut config = PeerConfig::new("bob");
+    config.bind_addr = "127.0.0.1:0".parse().expect("addr");
+    config.mode = p2p_core::Mode::Tracker(format!("127.0.0.1:{port}"));
+    let bob = Peer::start(config).expect("bob starts");
+    let mut alice = app(Form {
+        username: "alice".into(),
+        ip: "127.0.0.1".into(),
+        tracker_port: port.to_string(),
+        ..Form::default()
+    });
+    click(&mut alice, "Connect");
+    pump(&mut alice, |a| {
+        chat(a).listening_to().len() == 1 && chat(a).listeners().len() == 1
+    });
+    assert!(!shows(&alice, "Reconnect to the tracker"));
+
+    // The tracker goes away: its connection drops, the window says so and offers to
+    // reconnect.
+    tracker.shutdown();
+    pump(&mut alice, |a| shows(a, "Reconnect to the tracker"));
+    assert!(shows(&alice, "The tracker is not answering."));
+    let before = alice.session().expect("session").peer().local_addr();
+
+    // It is back; Reconnect starts over on the same port and meets bob again.
+    let _tracker = tracker_on(port);
+    click(&mut alice, "Reconnect to the tracker");
+    assert!(!shows(&alice, "Reconnect to the tracker"));
+    assert_eq!(
+        alice.session().expect("a new session").peer().local_addr(),
+        before,
+        "the same address, where bob knew alice"
+    );
+    pump(&mut alice, |a| {
+        chat(a).listening_to().len() == 1 && chat(a).listeners().len() == 1
+    });
+    bob.send("welcome back").expect("bob sends");
+    pump(&mut alice, |a| has_message(a, "bob", "welcome back"));
+    type_into(&mut alice, chat::MESSAGE_BOX, "glad to be back");
+    enter_in(&mut alice, chat::MESSAGE_BOX);
+    assert_eq!(
+        recv_message(&bob),
+        ("alice".into(), "glad to be back".into())
+    );
+    update(
+        &mut alice,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
 }

@@ -4,6 +4,8 @@
 //! second signal while it leaves ends it at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use p2p_core::{Departure, Event, Peer, PeerConfig};
+use support::xvfb::Xvfb;
 use tracker::{Tracker, TrackerConfig};
 
 /// How long the app may take to open its window and connect, on a loaded machine, in a
@@ -21,44 +24,6 @@ use tracker::{Tracker, TrackerConfig};
 const START: Duration = Duration::from_secs(60);
 /// How long leaving may take.
 const LEAVE: Duration = Duration::from_secs(15);
-
-/// An X server of this test's own, on a display it picked itself; killed when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
-            .arg("1024x768x24")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run Xvfb ({e}): `scripts/setup.sh test` installs it")
-            });
-        // With -displayfd, Xvfb writes the display it took once it accepts connections.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb's display");
-        let number = line.trim();
-        assert!(!number.is_empty(), "Xvfb did not start");
-        Xvfb {
-            child,
-            display: format!(":{number}"),
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The running app, with its standard error read line by line.
 struct App {

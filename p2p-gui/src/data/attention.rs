@@ -76,6 +76,12 @@ impl Attention {
         false
     }
 
+    /// The user came to read (clicked a notification): the count is cleared, as when the
+    /// window gains the focus, whether or not the desktop then gives it the focus.
+    pub fn read(&mut self) {
+        self.unread = 0;
+    }
+
     /// The user sent a message: they have caught up, the divider goes.
     pub fn caught_up(&mut self) {
         self.divider = None;

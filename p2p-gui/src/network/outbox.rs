@@ -23,6 +23,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use iced::futures::channel::oneshot;
 
+use crate::threads::lock;
+
 /// Messages that may wait for the sender thread. Small: the queue only absorbs a burst of
 /// typing while a send waits for a slow listener; past it the user is told to wait.
 pub const QUEUE: usize = 16;
@@ -69,12 +71,6 @@ impl<T> fmt::Debug for Outbox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outbox").finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<T: Send + 'static> Outbox<T> {
@@ -132,12 +128,46 @@ impl<T> Outbox<T> {
             log::error!("the sender thread panicked");
         }
     }
+
+    /// Waits up to `bound` for the thread to end (after [`Outbox::stop`]) and joins it;
+    /// says whether it did. A thread still in its job then (a connect stuck in a DNS
+    /// lookup, which nothing can interrupt) is logged and left to end on its own, as
+    /// p2p-core's `ThreadSet` leaves a stuck thread, rather than holding the app's exit
+    /// up; it ends once its job returns, since the queue is closed.
+    pub fn join_within(&self, bound: Duration) -> bool {
+        let Some(thread) = lock(&self.thread).take() else {
+            return true;
+        };
+        if matches!(
+            self.ended.recv_timeout(bound),
+            Err(RecvTimeoutError::Disconnected)
+        ) {
+            let name = thread_name(&thread);
+            if thread.join().is_err() {
+                log::error!("thread {name:?} panicked");
+            }
+            true
+        } else {
+            log::warn!(
+                "thread {:?} still busy after {bound:?}: left to end on its own",
+                thread_name(&thread)
+            );
+            false
+        }
+    }
 }
+
+fn thread_name(thread: &JoinHandle<()>) -> String {
+    thread.thread().name().unwrap_or("?").to_owned()
+}
+
+/// How long dropping an outbox waits for its thread (see [`Outbox::join_within`]).
+const DROP_JOIN: Duration = Duration::from_secs(5);
 
 impl<T> Drop for Outbox<T> {
     fn drop(&mut self) {
         lock(&self.jobs).take();
-        self.join();
+        self.join_within(DROP_JOIN);
     }
 }
 
@@ -226,6 +256,22 @@ mod tests {
         assert_eq!(block_on(first), Ok(Ok(5)));
         assert_eq!(block_on(second), Ok(Ok(6)));
         assert_eq!(*lock(&sent), ["first", "second"]);
+    }
+
+    #[test]
+    fn join_within_gives_up_on_a_stuck_job_after_its_bound_and_the_thread_ends_later() {
+        let (outbox, go, _sent) = gated("gui-send-t4");
+        let answer = outbox.try_send("stuck".into()).expect("queued");
+        assert!(!outbox.stop(Duration::ZERO));
+        let started = Instant::now();
+        assert!(!outbox.join_within(Duration::from_millis(200)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(threads_named("gui-send-t4"), 1, "left running");
+        // Its job returns: the thread ends on its own (the queue is closed).
+        go.send(()).expect("the job waits");
+        assert_eq!(block_on(answer), Ok(Ok(5)));
+        wait_threads("gui-send-t4", 0);
+        assert!(outbox.join_within(Duration::ZERO), "nothing left to join");
     }
 
     #[test]

@@ -16,28 +16,37 @@
 //! the count goes in the window title, a divider marks where the user left off, and
 //! [`Chat::network`] says when a desktop notification is due.
 //!
-//! The widgets are in the `view` submodule.
+//! This module holds the screen's state, its messages and their dispatch; the rest is in
+//! submodules named for what they hold: `network` (the peer's events), `persist` (the
+//! history on disk: stored lines and entries, pages, clearing), `search`, `send`, `peers`
+//! ("Add a peer", "Reconnect") and `view` (the widgets).
 
+mod network;
+mod peers;
+mod persist;
+mod search;
+mod send;
 mod view;
+
+pub use persist::time_of;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use iced::widget::operation::{self, RelativeOffset};
 use iced::widget::scrollable::Viewport;
 use iced::widget::text_editor;
 use iced::{Element, Task};
-use p2p_core::{Departure, Event, PeerInfo};
+use p2p_core::PeerInfo;
 
 use crate::data::attention::{Attention, NOTIFY_EVERY};
 use crate::data::form::Join;
-use crate::data::history::{Delivery, Entry, EntryKind, History};
-use crate::i18n::{Lang, Strings, fill};
-use crate::network::outbox::{Done, QueueError, Sent};
-use crate::network::{Inbound, PAGE, Session, now_ms};
-use crate::notify::Notification;
-use crate::store::{self, Answer, Line, Page, Row, Store};
+use crate::data::history::History;
+use crate::i18n::{Lang, fill};
+use crate::network::Session;
+use crate::network::outbox::{Done, Sent};
+use crate::store::{Answer, Page, Row, Store};
+use persist::entry_of;
 
 /// The id of the message box.
 pub const MESSAGE_BOX: &str = "message";
@@ -154,68 +163,6 @@ pub enum Message {
     Restart,
 }
 
-/// The local time of a stored line: `HH:MM` today, with the date before it otherwise.
-pub fn time_of(at_ms: i64) -> String {
-    use chrono::{Local, TimeZone};
-    let Some(at) = Local.timestamp_millis_opt(at_ms).single() else {
-        return String::new();
-    };
-    if at.date_naive() == Local::now().date_naive() {
-        at.format("%H:%M").to_string()
-    } else {
-        at.format("%Y-%m-%d %H:%M").to_string()
-    }
-}
-
-fn entry_of(row: Row) -> Entry {
-    let Line {
-        at_ms,
-        kind,
-        sender,
-        text,
-    } = row.line;
-    let kind = match kind {
-        store::Kind::Own => EntryKind::Own {
-            text,
-            delivery: Delivery::Sent(1),
-        },
-        store::Kind::Other => EntryKind::Other { from: sender, text },
-        store::Kind::Notice => EntryKind::Notice(text),
-    };
-    Entry {
-        time: time_of(at_ms),
-        kind,
-        row: Some(row.id),
-    }
-}
-
-fn line_of(entry: &Entry, at_ms: i64) -> Line {
-    let (kind, sender) = match &entry.kind {
-        EntryKind::Own { .. } => (store::Kind::Own, String::new()),
-        EntryKind::Other { from, .. } => (store::Kind::Other, from.clone()),
-        EntryKind::Notice(_) => (store::Kind::Notice, String::new()),
-    };
-    Line {
-        at_ms,
-        kind,
-        sender,
-        text: entry.text().to_owned(),
-    }
-}
-
-/// Waits for a reply off the UI thread and turns it into a message.
-fn answer<T: Send + 'static>(
-    reply: iced::futures::channel::oneshot::Receiver<Answer<T>>,
-    to: impl Fn(Answer<T>) -> Message + Send + 'static,
-) -> Task<Message> {
-    Task::future(async move {
-        reply
-            .await
-            .unwrap_or_else(|_| Err("the history is closed".to_owned()))
-    })
-    .map(to)
-}
-
 impl Chat {
     /// The screen of a peer that has just started, with the past of its conversation when
     /// there is a history, and the window focused or not.
@@ -281,10 +228,17 @@ impl Chat {
         self.not_saved = Some(fill(lang.strings().history_off, &[&why]));
     }
 
-    /// Starting over failed: said in the conversation; "Reconnect" stays offered.
-    pub fn restart_failed(&mut self, why: String, _lang: Lang) -> Task<Message> {
+    /// Starting over failed: `why` (already in the app's language) is said in the
+    /// conversation; "Reconnect" stays offered.
+    pub fn restart_failed(&mut self, why: String) -> Task<Message> {
         self.tracker_lost = true;
         self.notice(why)
+    }
+
+    /// The user came to read this conversation (clicked its notification): its unread
+    /// count is cleared.
+    pub fn read(&mut self) {
+        self.attention.read();
     }
 
     /// The running session, until the screen is closed.
@@ -336,127 +290,6 @@ impl Chat {
         self.not_saved.as_deref()
     }
 
-    /// Adds a line the screen made and queues it for the history without waiting.
-    fn record(&mut self, kind: EntryKind) -> (usize, Task<Message>) {
-        let entry = Entry::new(chrono::Local::now().format("%H:%M").to_string(), kind);
-        let line = line_of(&entry, now_ms());
-        let id = self.history.push(entry);
-        let Some(store) = &self.store else {
-            return (id, Task::none());
-        };
-        match store.try_append(&self.conversation, vec![line]) {
-            Ok(reply) => {
-                let task = answer(reply, move |rows| Message::Saved {
-                    ids: vec![id],
-                    rows,
-                });
-                (id, task)
-            }
-            Err(busy) => {
-                // Shown, not lost: the line is on screen, and the screen says it is not
-                // saved.
-                self.not_saved = Some(busy.to_string());
-                (id, Task::none())
-            }
-        }
-    }
-
-    fn notice(&mut self, notice: String) -> Task<Message> {
-        self.record(EntryKind::Notice(notice)).1
-    }
-
-    fn knows(&self, peer: &PeerInfo) -> bool {
-        self.listening_to.contains(peer) || self.listeners.contains(peer)
-    }
-
-    /// Takes in a batch of events from the peer, saved or not; returns what to do and the
-    /// notification that is due, if one is (when `notify` allows them).
-    pub fn network(
-        &mut self,
-        inbound: Inbound,
-        lang: Lang,
-        notify: bool,
-        now: Instant,
-    ) -> (Task<Message>, Option<Notification>) {
-        let s = lang.strings();
-        let mut tasks = Vec::new();
-        let mut notification = None;
-        let mut rows = match inbound.saved {
-            Ok(rows) => {
-                self.not_saved = None;
-                rows.into_iter()
-            }
-            Err(e) => {
-                self.not_saved = Some(e);
-                Vec::new().into_iter()
-            }
-        };
-        let time = chrono::Local::now().format("%H:%M").to_string();
-        for event in inbound.events {
-            match event {
-                Event::Message { from, text } => {
-                    let text = text.to_string();
-                    let mut entry = Entry::new(
-                        time.clone(),
-                        EntryKind::Other {
-                            from: from.username.clone(),
-                            text: text.clone(),
-                        },
-                    );
-                    entry.row = rows.next();
-                    let id = self.history.push(entry);
-                    if self.attention.message(id, now, notify) {
-                        notification = Some(Notification::message(&from.username, &text));
-                    }
-                }
-                Event::ListeningTo(peer) => {
-                    self.lost.remove(&peer.addr.to_string());
-                    if !self.knows(&peer) {
-                        tasks.push(self.notice(fill(s.joined, &[&peer.username, &peer.addr])));
-                    }
-                    self.listening_to.insert(peer);
-                }
-                Event::ListenerJoined(peer) => {
-                    if !self.knows(&peer) {
-                        tasks.push(self.notice(fill(s.joined, &[&peer.username, &peer.addr])));
-                    }
-                    self.listeners.insert(peer);
-                }
-                Event::StoppedListeningTo { peer, reason } => {
-                    self.listening_to.remove(&peer);
-                    if self.manual && !matches!(reason, Departure::Shutdown) {
-                        self.lost
-                            .insert(peer.addr.to_string(), peer.username.clone());
-                    }
-                    if !self.knows(&peer) {
-                        let why = departure(&reason, s);
-                        tasks.push(self.notice(fill(s.left, &[&peer.username, &why])));
-                    }
-                }
-                Event::ListenerLeft { peer, reason } => {
-                    self.listeners.remove(&peer);
-                    if !self.knows(&peer) {
-                        let why = departure(&reason, s);
-                        tasks.push(self.notice(fill(s.left, &[&peer.username, &why])));
-                    }
-                }
-                Event::ConnectFailed { addr, reason } => {
-                    tasks.push(self.notice(fill(s.connect_failed, &[&addr, &reason])));
-                }
-                Event::Unreachable { addr, reason } => {
-                    tasks.push(self.notice(fill(s.unreachable, &[&addr, &reason])));
-                }
-                Event::TrackerUnreachable { reason } => {
-                    self.tracker_lost = true;
-                    tasks.push(self.notice(fill(s.tracker_unreachable, &[&reason])));
-                }
-                other => log::debug!("event not shown: {other:?}"),
-            }
-        }
-        tasks.push(self.follow());
-        (Task::batch(tasks), notification)
-    }
-
     /// Keeps the view at the newest entry while the user is at the bottom.
     fn follow(&self) -> Task<Message> {
         if self.history.following() {
@@ -502,64 +335,14 @@ impl Chat {
                 }
                 Task::none()
             }
-            Message::ShowEarlier => {
-                if self.history.earlier() > 0 {
-                    self.history.show_earlier();
-                    return Task::none();
-                }
-                let Some(store) = &self.store else {
-                    return Task::none();
-                };
-                if self.loading_earlier {
-                    return Task::none();
-                }
-                match store.page(&self.conversation, self.history.oldest_row(), PAGE) {
-                    Ok(reply) => {
-                        self.loading_earlier = true;
-                        answer(reply, Message::Earlier)
-                    }
-                    Err(busy) => {
-                        self.error = Some(busy.to_string());
-                        Task::none()
-                    }
-                }
-            }
-            Message::Earlier(page) => {
-                self.loading_earlier = false;
-                match page {
-                    Ok(page) => {
-                        let entries = page.rows.into_iter().map(entry_of).collect();
-                        self.history.prepend(entries, page.more);
-                        self.history.stop_following();
-                    }
-                    Err(e) => self.error = Some(e),
-                }
-                Task::none()
-            }
+            Message::ShowEarlier => self.show_earlier(),
+            Message::Earlier(page) => self.earlier(page),
             Message::JumpToLatest => {
                 self.history.jump_to_latest();
                 self.follow()
             }
-            Message::Sent { id, result } => {
-                let delivery = match result {
-                    Ok(listeners) => Delivery::Sent(listeners),
-                    Err(reason) => Delivery::Failed(reason),
-                };
-                self.history.set_delivery(id, delivery);
-                Task::none()
-            }
-            Message::Saved { ids, rows } => {
-                match rows {
-                    Ok(rows) => {
-                        for (id, row) in ids.into_iter().zip(rows) {
-                            self.history.set_row(id, row);
-                        }
-                        self.not_saved = None;
-                    }
-                    Err(e) => self.not_saved = Some(e),
-                }
-                Task::none()
-            }
+            Message::Sent { id, result } => self.sent(id, result),
+            Message::Saved { ids, rows } => self.saved(ids, rows),
             Message::Select(id) => {
                 self.selected = self
                     .history
@@ -591,32 +374,9 @@ impl Chat {
                 self.search = search;
                 Task::none()
             }
-            Message::Search => {
-                let typed = self.search.trim().to_owned();
-                let Some(store) = &self.store else {
-                    return Task::none();
-                };
-                if typed.is_empty() {
-                    self.found = None;
-                    return Task::none();
-                }
-                match store.search(&self.conversation, &typed, MAX_RESULTS) {
-                    Ok(reply) => answer(reply, Message::Found),
-                    Err(busy) => {
-                        self.found = Some((typed, Err(busy.to_string())));
-                        Task::none()
-                    }
-                }
-            }
-            Message::Found(rows) => {
-                self.found = Some((self.search.trim().to_owned(), rows));
-                Task::none()
-            }
-            Message::CloseSearch => {
-                self.found = None;
-                self.search.clear();
-                Task::none()
-            }
+            Message::Search => self.search(),
+            Message::Found(rows) => self.found(rows),
+            Message::CloseSearch => self.close_search(),
             Message::ClearAsk => {
                 self.confirm_clear = true;
                 Task::none()
@@ -625,138 +385,22 @@ impl Chat {
                 self.confirm_clear = false;
                 Task::none()
             }
-            Message::ClearConfirm => {
-                self.confirm_clear = false;
-                let Some(store) = &self.store else {
-                    return Task::none();
-                };
-                match store.clear(&self.conversation) {
-                    Ok(reply) => answer(reply, Message::Cleared),
-                    Err(busy) => {
-                        self.error = Some(busy.to_string());
-                        Task::none()
-                    }
-                }
-            }
-            Message::Cleared(result) => match result {
-                Ok(_) => {
-                    self.history = History::new(self.history.limits());
-                    self.selected = None;
-                    self.found = None;
-                    Task::none()
-                }
-                Err(e) => {
-                    self.error = Some(e);
-                    Task::none()
-                }
-            },
+            Message::ClearConfirm => self.clear(),
+            Message::Cleared(result) => self.cleared(result),
             Message::AddPeerInput(addr) => {
                 self.add_peer = addr;
                 Task::none()
             }
-            Message::AddPeer => {
-                let addr = self.add_peer.trim().to_owned();
-                match crate::data::form::check_peer(&addr) {
-                    Ok(addr) => {
-                        self.add_peer.clear();
-                        self.connect(addr, s)
-                    }
-                    Err(e) => {
-                        self.error = Some(crate::screen::connect::describe_field_error(&e, s));
-                        Task::none()
-                    }
-                }
-            }
+            Message::AddPeer => self.add_peer(s),
             Message::Reconnect(addr) => self.connect(addr, s),
-            Message::Connected { addr, result } => match result {
-                Ok(_) => {
-                    self.lost.remove(&addr);
-                    Task::none()
-                }
-                Err(reason) => self.notice(fill(s.connect_failed, &[&addr, &reason])),
-            },
+            Message::Connected { addr, result } => self.connected(addr, result, s),
             // The root starts over; nothing to do here.
             Message::Restart => Task::none(),
-        }
-    }
-
-    fn connect(&mut self, addr: String, s: &Strings) -> Task<Message> {
-        let Some(session) = &self.session else {
-            return Task::none();
-        };
-        match session.connect(addr.clone()) {
-            Ok(reply) => Task::future(async move {
-                let result = reply
-                    .await
-                    .unwrap_or_else(|_| Err("the session was closed".to_owned()));
-                Message::Connected { addr, result }
-            }),
-            Err(e) => {
-                self.error = Some(fill(s.not_sent, &[&e]));
-                Task::none()
-            }
-        }
-    }
-
-    fn send(&mut self, s: &Strings) -> Task<Message> {
-        let draft = self.draft.text();
-        let text = draft.trim_end_matches(['\r', '\n']);
-        if text.trim().is_empty() {
-            return Task::none();
-        }
-        if text.len() > self.max_text_bytes {
-            self.error = Some(fill(s.too_long, &[&text.len(), &self.max_text_bytes]));
-            return Task::none();
-        }
-        let Some(session) = &self.session else {
-            return Task::none();
-        };
-        // The sender thread sends; this thread only queues, and learns the result as a
-        // message.
-        match session.send(text.to_owned()) {
-            Ok(reply) => {
-                let text = text.to_owned();
-                self.draft = text_editor::Content::new();
-                self.error = None;
-                self.history.follow();
-                self.attention.caught_up();
-                let (id, saved) = self.record(EntryKind::Own {
-                    text,
-                    delivery: Delivery::Sending,
-                });
-                let result = Task::future(async move {
-                    reply
-                        .await
-                        .unwrap_or_else(|_| Err("the session was closed".to_owned()))
-                })
-                .map(move |result| Message::Sent { id, result });
-                Task::batch([self.follow(), result, saved])
-            }
-            Err(QueueError::Full) => {
-                self.error = Some(s.send_queue_full.to_owned());
-                Task::none()
-            }
-            Err(e @ QueueError::Closed) => {
-                self.error = Some(fill(s.not_sent, &[&e]));
-                Task::none()
-            }
         }
     }
 
     /// The screen.
     pub fn view(&self, lang: Lang) -> Element<'_, Message> {
         view::view(self, lang.strings())
-    }
-}
-
-fn departure(reason: &Departure, s: &Strings) -> String {
-    match reason {
-        Departure::Left => s.why_left.into(),
-        Departure::TimedOut => s.why_timed_out.into(),
-        Departure::Closed => s.why_closed.into(),
-        Departure::Overflow => s.why_overflow.into(),
-        Departure::Error(e) => fill(s.why_error, &[e]),
-        Departure::Shutdown => s.why_shutdown.into(),
-        other => other.to_string(),
     }
 }

@@ -6,14 +6,14 @@
 //! task) and a failure comes back through [`Connect::failed`], with the form kept as it was.
 
 use iced::widget::{
-    button, center, checkbox, column, container, opaque, pick_list, row, space, stack, text,
-    text_input,
+    button, center, checkbox, column, container, pick_list, row, space, text, text_input,
 };
 use iced::{Alignment, Element, Fill, Length};
 
 use crate::data::form::{FieldError, Form, Join, Request, Tab, join_host_port};
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::{PeerError, StartError};
+use crate::screen::modal;
 
 /// The message shown under an invalid field.
 pub fn describe_field_error(error: &FieldError, s: &Strings) -> String {
@@ -366,32 +366,20 @@ impl Connect {
                     Some(ip) => join_host_port(&ip.to_string(), r.port),
                     None => format!("{}:{}", s.automatic_ip, r.port),
                 });
-            let dialog = container(
-                column![
-                    text(s.confirm_alone_title).size(18),
-                    text(fill(s.confirm_alone_text, &[&addr])),
-                    row![
-                        button(text(s.cancel))
-                            .style(button::secondary)
-                            .on_press(Message::Cancel),
-                        button(text(s.start_alone)).on_press(Message::ConfirmAlone),
-                    ]
-                    .spacing(10),
+            let dialog = column![
+                text(s.confirm_alone_title).size(18),
+                text(fill(s.confirm_alone_text, &[&addr])),
+                row![
+                    button(text(s.cancel))
+                        .style(button::secondary)
+                        .on_press(Message::Cancel),
+                    button(text(s.start_alone)).on_press(Message::ConfirmAlone),
                 ]
-                .spacing(14)
-                .align_x(Alignment::End),
-            )
-            .padding(20)
-            .max_width(420)
-            .style(container::bordered_box);
-            stack![
-                page,
-                opaque(center(dialog).style(|_| container::Style {
-                    background: Some(iced::Color::from_rgba(0.0, 0.0, 0.0, 0.35).into()),
-                    ..container::Style::default()
-                }))
+                .spacing(10),
             ]
-            .into()
+            .spacing(14)
+            .align_x(Alignment::End);
+            modal(page, dialog)
         } else {
             page.into()
         }

@@ -6,15 +6,16 @@ use std::collections::BTreeSet;
 use iced::keyboard::{Key, key::Named};
 use iced::widget::text_editor::{self, Binding, KeyPress};
 use iced::widget::{
-    Column, button, center, column, container, mouse_area, opaque, row, rule, scrollable, space,
-    stack, text, text_input,
+    Column, button, column, container, mouse_area, row, rule, scrollable, space, text, text_input,
 };
 use iced::{Alignment, Element, Fill, Length, Theme};
 use p2p_core::PeerInfo;
 
-use super::{ADD_PEER_BOX, CONVERSATION, Chat, MESSAGE_BOX, Message, SEARCH_BOX, entry_of};
+use super::persist::entry_of;
+use super::{ADD_PEER_BOX, CONVERSATION, Chat, MESSAGE_BOX, Message, SEARCH_BOX};
 use crate::data::history::{Delivery, Entry, EntryKind};
 use crate::i18n::{Strings, fill};
+use crate::screen::modal;
 
 /// Enter sends; Shift+Enter breaks the line; every other key does what it does in any
 /// text editor.
@@ -73,34 +74,22 @@ pub(super) fn view<'a>(chat: &'a Chat, s: &'static Strings) -> Element<'a, Messa
         .spacing(6)
         .padding(6);
     if chat.confirm_clear {
-        let dialog = container(
-            column![
-                text(s.clear_title).size(18),
-                text(s.clear_text),
-                row![
-                    button(text(s.cancel))
-                        .style(button::secondary)
-                        .on_press(Message::ClearCancel),
-                    button(text(s.clear_confirm))
-                        .style(button::danger)
-                        .on_press(Message::ClearConfirm),
-                ]
-                .spacing(10),
+        let dialog = column![
+            text(s.clear_title).size(18),
+            text(s.clear_text),
+            row![
+                button(text(s.cancel))
+                    .style(button::secondary)
+                    .on_press(Message::ClearCancel),
+                button(text(s.clear_confirm))
+                    .style(button::danger)
+                    .on_press(Message::ClearConfirm),
             ]
-            .spacing(14)
-            .align_x(Alignment::End),
-        )
-        .padding(20)
-        .max_width(420)
-        .style(container::bordered_box);
-        stack![
-            page,
-            opaque(center(dialog).style(|_| container::Style {
-                background: Some(iced::Color::from_rgba(0.0, 0.0, 0.0, 0.35).into()),
-                ..container::Style::default()
-            }))
+            .spacing(10),
         ]
-        .into()
+        .spacing(14)
+        .align_x(Alignment::End);
+        modal(page, dialog)
     } else {
         page.into()
     }

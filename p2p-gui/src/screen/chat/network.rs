@@ -1,0 +1,121 @@
+//! The peer's events on the chat screen: messages, who joined and left, failures, and
+//! whether a desktop notification is due.
+
+use std::time::Instant;
+
+use iced::Task;
+use p2p_core::{Departure, Event, PeerInfo};
+
+use super::{Chat, Message};
+use crate::data::history::{Entry, EntryKind};
+use crate::i18n::{Lang, Strings, fill};
+use crate::network::Inbound;
+use crate::notify::Notification;
+
+impl Chat {
+    fn knows(&self, peer: &PeerInfo) -> bool {
+        self.listening_to.contains(peer) || self.listeners.contains(peer)
+    }
+
+    /// Takes in a batch of events from the peer, saved or not; returns what to do and the
+    /// notification that is due, if one is (when `notify` allows them).
+    pub fn network(
+        &mut self,
+        inbound: Inbound,
+        lang: Lang,
+        notify: bool,
+        now: Instant,
+    ) -> (Task<Message>, Option<Notification>) {
+        let s = lang.strings();
+        let mut tasks = Vec::new();
+        let mut notification = None;
+        let mut rows = match inbound.saved {
+            Ok(rows) => {
+                self.not_saved = None;
+                rows.into_iter()
+            }
+            Err(e) => {
+                self.not_saved = Some(e);
+                Vec::new().into_iter()
+            }
+        };
+        let time = chrono::Local::now().format("%H:%M").to_string();
+        for event in inbound.events {
+            match event {
+                Event::Message { from, text } => {
+                    let text = text.to_string();
+                    let mut entry = Entry::new(
+                        time.clone(),
+                        EntryKind::Other {
+                            from: from.username.clone(),
+                            text: text.clone(),
+                        },
+                    );
+                    entry.row = rows.next();
+                    let id = self.history.push(entry);
+                    if self.attention.message(id, now, notify) {
+                        let conversation = self.session.as_ref().map_or("", |s| s.conversation());
+                        notification =
+                            Some(Notification::message(conversation, &from.username, &text));
+                    }
+                }
+                Event::ListeningTo(peer) => {
+                    self.lost.remove(&peer.addr.to_string());
+                    if !self.knows(&peer) {
+                        tasks.push(self.notice(fill(s.joined, &[&peer.username, &peer.addr])));
+                    }
+                    self.listening_to.insert(peer);
+                }
+                Event::ListenerJoined(peer) => {
+                    if !self.knows(&peer) {
+                        tasks.push(self.notice(fill(s.joined, &[&peer.username, &peer.addr])));
+                    }
+                    self.listeners.insert(peer);
+                }
+                Event::StoppedListeningTo { peer, reason } => {
+                    self.listening_to.remove(&peer);
+                    if self.manual && !matches!(reason, Departure::Shutdown) {
+                        self.lost
+                            .insert(peer.addr.to_string(), peer.username.clone());
+                    }
+                    if !self.knows(&peer) {
+                        let why = departure(&reason, s);
+                        tasks.push(self.notice(fill(s.left, &[&peer.username, &why])));
+                    }
+                }
+                Event::ListenerLeft { peer, reason } => {
+                    self.listeners.remove(&peer);
+                    if !self.knows(&peer) {
+                        let why = departure(&reason, s);
+                        tasks.push(self.notice(fill(s.left, &[&peer.username, &why])));
+                    }
+                }
+                Event::ConnectFailed { addr, reason } => {
+                    tasks.push(self.notice(fill(s.connect_failed, &[&addr, &reason])));
+                }
+                Event::Unreachable { addr, reason } => {
+                    tasks.push(self.notice(fill(s.unreachable, &[&addr, &reason])));
+                }
+                Event::TrackerUnreachable { reason } => {
+                    self.tracker_lost = true;
+                    tasks.push(self.notice(fill(s.tracker_unreachable, &[&reason])));
+                }
+                other => log::debug!("event not shown: {other:?}"),
+            }
+        }
+        tasks.push(self.follow());
+        (Task::batch(tasks), notification)
+    }
+}
+
+fn departure(reason: &Departure, s: &Strings) -> String {
+    match reason {
+        Departure::Left => s.why_left.into(),
+        Departure::TimedOut => s.why_timed_out.into(),
+        Departure::Closed => s.why_closed.into(),
+        Departure::Overflow => s.why_overflow.into(),
+        Departure::Error(e) => fill(s.why_error, &[e]),
+        Departure::Shutdown => s.why_shutdown.into(),
+        other => other.to_string(),
+    }
+}
