@@ -252,8 +252,13 @@ impl App {
                 connect::Action::Start(request) => {
                     self.start += 1;
                     let start = self.start;
-                    network::start(request, self.store.clone(), &self.threads)
-                        .map(move |result| Message::Started(start, result))
+                    network::start(
+                        request,
+                        self.store.clone(),
+                        self.data_dir.clone(),
+                        &self.threads,
+                    )
+                    .map(move |result| Message::Started(start, result))
                 }
                 connect::Action::Cancel => {
                     // The start under way answers later; its session is closed then.
@@ -305,9 +310,12 @@ impl App {
                 let mut request = session.request().clone();
                 request.port = session.peer().bound_addr().port();
                 let store = self.store.clone();
+                let data_dir = self.data_dir.clone();
                 let threads = self.threads.clone();
                 network::close(session, &self.threads)
-                    .then(move |()| network::start(request.clone(), store.clone(), &threads))
+                    .then(move |()| {
+                        network::start(request.clone(), store.clone(), data_dir.clone(), &threads)
+                    })
                     .map(Message::Restarted)
             }
             (Message::Restarted(result), Screen::Chat(screen)) => {

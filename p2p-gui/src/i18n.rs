@@ -230,6 +230,14 @@ strings! {
     fail_resolve: "Cannot resolve {0}: {1}", "Não é possível resolver {0}: {1}";
     /// Start failure: the address is this very peer.
     fail_self: "{0} is this very peer", "{0} é este mesmo par";
+    /// Start failure: the identity key cannot be read or created (the reason names the file).
+    fail_identity:
+        "Your identity key cannot be used: {0}",
+        "A sua chave de identidade não pode ser usada: {0}";
+    /// Start failure: room, address.
+    fail_wrong_passphrase:
+        "Wrong passphrase for room {0}: {1} is in another room or has another passphrase",
+        "Frase-passe errada para a sala {0}: {1} está noutra sala ou tem outra frase-passe";
     /// Start failure: anything else.
     fail_other: "Cannot start: {0}", "Não é possível começar: {0}";
 

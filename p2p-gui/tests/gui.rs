@@ -426,6 +426,7 @@ fn deliver_texts(app: &mut App, texts: impl Iterator<Item = String>) {
     let bob = std::sync::Arc::new(p2p_core::PeerInfo {
         username: "bob".into(),
         addr: "127.0.0.1:7001".parse().unwrap(),
+        fingerprint: p2p_core::secure::PublicKey::from_bytes([7; 32]).fingerprint(),
     });
     let all: Vec<String> = texts.collect();
     for batch in all.chunks(1_000) {
@@ -823,7 +824,7 @@ fn reconnect_brings_the_chat_back_after_the_tracker_connection_dropped() {
     let tracker = tracker_on(port);
     let mut config = PeerConfig::new("bob");
     config.bind_addr = "127.0.0.1:0".parse().expect("addr");
-    config.mode = p2p_core::Mode::Tracker(format!("127.0.0.1:{port}"));
+    config.mode = p2p_core::Mode::tracker(format!("127.0.0.1:{port}"));
     let bob = Peer::start(config).expect("bob starts");
     let mut alice = app(Form {
         username: "alice".into(),

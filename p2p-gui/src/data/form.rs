@@ -10,8 +10,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use p2p_core::RoomName;
 use p2p_core::protocol::{
-    MAX_ROOM_BYTES, MAX_USERNAME_CHARS, Room, UsernameError, validate_username,
+    MAX_ROOM_NAME_BYTES, MAX_USERNAME_CHARS, RoomNameError, UsernameError, validate_room_name,
+    validate_username,
 };
 
 /// Which tab of the connection details is shown.
@@ -59,7 +61,7 @@ impl Default for Form {
         Form {
             username: String::new(),
             ip: String::new(),
-            room: Room::LOBBY.into(),
+            room: RoomName::LOBBY.into(),
             port: "0".into(),
             tab: Tab::Automatic,
             tracker_ip: "127.0.0.1".into(),
@@ -79,7 +81,7 @@ pub struct Request {
     /// The address advertised to the others; `None`: the one they see (automatic).
     pub ip: Option<IpAddr>,
     /// The room.
-    pub room: Room,
+    pub room: RoomName,
     /// The port to listen on (0: any free port).
     pub port: u16,
     /// How to join.
@@ -154,14 +156,20 @@ pub struct Checked {
 /// A username, by the core's one rule (so the app, the terminal peer and the tracker
 /// refuse the same names).
 pub fn check_username(value: &str) -> Result<String, FieldError> {
-    match validate_username(value) {
-        Ok(()) => Ok(value.to_owned()),
-        Err(UsernameError::Empty) => Err(FieldError::Required),
-        Err(UsernameError::TooLong) => Err(FieldError::TooLong(MAX_USERNAME_CHARS)),
-        Err(UsernameError::FormatCharacter(c)) => Err(FieldError::InvisibleCharacter(c)),
-        Err(UsernameError::LineSeparator) => Err(FieldError::LineSeparator),
-        Err(UsernameError::SurroundingSpace) => Err(FieldError::SurroundingSpace),
-        Err(_) => Err(FieldError::ControlCharacter),
+    validate_username(value)
+        .map(|()| value.to_owned())
+        .map_err(character_error)
+}
+
+/// A username rule broken, as the field says it (room names share the character rules).
+fn character_error(error: UsernameError) -> FieldError {
+    match error {
+        UsernameError::Empty => FieldError::Required,
+        UsernameError::TooLong => FieldError::TooLong(MAX_USERNAME_CHARS),
+        UsernameError::FormatCharacter(c) => FieldError::InvisibleCharacter(c),
+        UsernameError::LineSeparator => FieldError::LineSeparator,
+        UsernameError::SurroundingSpace => FieldError::SurroundingSpace,
+        _ => FieldError::ControlCharacter,
     }
 }
 
@@ -174,22 +182,16 @@ pub fn check_ip(value: &str) -> Result<Option<IpAddr>, FieldError> {
     }
 }
 
-/// The room: 1 to [`MAX_ROOM_BYTES`] bytes, no control characters, no white space at either
-/// end.
-pub fn check_room(value: &str) -> Result<Room, FieldError> {
-    if value.is_empty() {
-        return Err(FieldError::Required);
+/// The room, by the core's rule ([`validate_room_name`]): 1 to [`MAX_ROOM_NAME_BYTES`]
+/// bytes, the characters a username may hold.
+pub fn check_room(value: &str) -> Result<RoomName, FieldError> {
+    match validate_room_name(value) {
+        Ok(()) => RoomName::new(value).map_err(|_| FieldError::Required),
+        Err(RoomNameError::Empty) => Err(FieldError::Required),
+        Err(RoomNameError::TooLong) => Err(FieldError::TooLongBytes(MAX_ROOM_NAME_BYTES)),
+        Err(RoomNameError::Character(e)) => Err(character_error(e)),
+        Err(_) => Err(FieldError::ControlCharacter),
     }
-    if value.len() > MAX_ROOM_BYTES {
-        return Err(FieldError::TooLongBytes(MAX_ROOM_BYTES));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(FieldError::ControlCharacter);
-    }
-    if value.trim() != value {
-        return Err(FieldError::SurroundingSpace);
-    }
-    Room::new(value).map_err(|_| FieldError::Required)
 }
 
 /// A port number from `low` to 65535, digits only (no sign, no spaces inside).
@@ -272,14 +274,15 @@ pub fn join_host_port(host: &str, port: u16) -> String {
 }
 
 impl Request {
-    /// The name the history of this conversation is kept under. Rooms do not exist yet, so
-    /// a conversation is where one joins: the tracker's address, the set of peers listened
-    /// to by hand (sorted, so that their order does not matter), or `alone` with the port.
-    /// This is the one place that names conversations: it becomes the room once peers join
-    /// rooms.
+    /// The name the history of this conversation is kept under: the room, and where one
+    /// joins it (the tracker's address, the set of peers listened to by hand, sorted so
+    /// that their order does not matter, the LAN, or `alone` with the port), since one
+    /// room name on two trackers is two groups of people. The lobby keeps the bare place,
+    /// as histories written before rooms existed do. This is the one place that names
+    /// conversations.
     pub fn conversation_key(&self) -> String {
         let key = self.place_key();
-        if self.room == Room::lobby() {
+        if self.room.as_str() == RoomName::LOBBY {
             key
         } else {
             format!("{key} room {}", self.room)
@@ -574,8 +577,11 @@ mod tests {
 
     #[test]
     fn rooms_are_one_to_64_bytes_without_control_characters_or_surrounding_space() {
-        assert_eq!(check_room("lobby"), Ok(Room::lobby()));
-        assert_eq!(check_room("sala 3 ☕"), Ok(Room::new("sala 3 ☕").unwrap()));
+        assert_eq!(check_room("lobby"), Ok(RoomName::lobby()));
+        assert_eq!(
+            check_room("sala 3 ☕"),
+            Ok(RoomName::new("sala 3 ☕").unwrap())
+        );
         assert_eq!(check_room(""), Err(FieldError::Required));
         assert_eq!(
             check_room(&"é".repeat(33)),
@@ -602,14 +608,14 @@ mod tests {
         let request = |join| Request {
             username: "alice".into(),
             ip: Some("127.0.0.1".parse().unwrap()),
-            room: Room::lobby(),
+            room: RoomName::lobby(),
             port: 7001,
             join,
         };
         assert_eq!(request(Join::Lan).conversation_key(), "lan");
         assert_eq!(
             Request {
-                room: Room::new("attic").unwrap(),
+                room: RoomName::new("attic").unwrap(),
                 ..request(Join::Lan)
             }
             .conversation_key(),

@@ -429,6 +429,7 @@ fn field<'a>(
 /// The message shown for a failed start.
 pub fn describe_start_error(error: &StartError, s: &Strings) -> String {
     match error {
+        StartError::Identity(why) => fill(s.fail_identity, &[why]),
         StartError::HostTracker(port, why) => fill(s.fail_host_tracker, &[port, why]),
         StartError::Peer(e) => match e {
             PeerError::Bind(addr, why) => fill(s.fail_bind, &[addr, why]),
@@ -437,6 +438,7 @@ pub fn describe_start_error(error: &StartError, s: &Strings) -> String {
             PeerError::Refused(addr, why) => fill(s.fail_refused, &[addr, why]),
             PeerError::Resolve(addr, why) => fill(s.fail_resolve, &[addr, why]),
             PeerError::SelfConnection(addr) => fill(s.fail_self, &[addr]),
+            PeerError::WrongPassphrase(room, addr) => fill(s.fail_wrong_passphrase, &[room, addr]),
             PeerError::Other(why) => fill(s.fail_other, &[why]),
         },
     }
