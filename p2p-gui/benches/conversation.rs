@@ -36,6 +36,7 @@ fn app_with(entries: usize, from: &Arc<PeerInfo>) -> App {
             username: "alice".into(),
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             room: p2p_core::RoomName::lobby(),
+            passphrase: None,
             port: 0,
             join: Join::Alone,
         },

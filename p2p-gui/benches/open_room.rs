@@ -27,6 +27,7 @@ fn request() -> Request {
         username: "alice".into(),
         ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         room: p2p_core::RoomName::lobby(),
+        passphrase: None,
         port: 0,
         join: Join::Alone,
     }

@@ -8,6 +8,7 @@ use iced::widget::{checkbox, column, container, operation, pick_list, row, text}
 use iced::{Alignment, Element, Fill, Subscription, Task, Theme, window};
 
 use crate::data::form::Form;
+use crate::data::secret::Secret;
 use crate::data::settings::{Problem, Settings, ThemeChoice};
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::{self, Inbound, Session, StartError};
@@ -278,6 +279,8 @@ impl App {
                 }
                 // Remembered at each successful connect (a failed save is shown again).
                 self.settings.form = screen.form().clone();
+                // The passphrase is never remembered (serde skips it too).
+                self.settings.form.passphrase = Secret::default();
                 self.settings.language = Some(self.lang);
                 self.settings_problem = None;
                 self.save_settings();

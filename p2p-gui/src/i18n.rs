@@ -154,6 +154,10 @@ strings! {
     room: "Room", "Sala";
     /// Placeholder.
     room_hint: "e.g. lobby", "ex.: lobby";
+    /// Label of the masked field.
+    passphrase: "Passphrase", "Frase-passe";
+    /// Placeholder of the masked field.
+    passphrase_hint: "none: an open room", "nenhuma: uma sala aberta";
     /// Label.
     tracker_ip: "Tracker IP", "IP do tracker";
     /// Placeholder.
@@ -263,6 +267,10 @@ strings! {
     unreachable:
         "Cannot reach {0} through the NAT routers, so you will not hear each other: {1}",
         "Não é possível chegar a {0} através dos routers NAT, pelo que não se vão ouvir: {1}";
+    /// Warning: room, address.
+    wrong_passphrase:
+        "Wrong passphrase for room {0}: {1} is in another room or has another passphrase; nothing was exchanged with it",
+        "Frase-passe errada para a sala {0}: {1} está noutra sala ou tem outra frase-passe; nada foi trocado com ele";
     /// Notice: reason.
     tracker_unreachable: "The tracker did not answer: {0}", "O tracker não respondeu: {0}";
     /// Notice at the start: address.

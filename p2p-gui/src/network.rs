@@ -181,6 +181,7 @@ impl Session {
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), request.port);
         config.advertise_ip = request.ip;
         config.room = request.room.clone();
+        config.passphrase = request.passphrase.clone();
         config.resolver = resolver;
         let mut tracker = None;
         config.mode = match request.join.clone() {
@@ -453,6 +454,7 @@ mod tests {
             username: name.into(),
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             room: p2p_core::RoomName::lobby(),
+            passphrase: None,
             port: 0,
             join: Join::Alone,
         }

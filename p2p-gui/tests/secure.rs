@@ -1,19 +1,62 @@
 //! Secure rooms and discovery in the app, driven through `iced_test` with real peers on
-//! 127.0.0.1: the identity key of the data directory (a damaged one shown, never replaced).
+//! 127.0.0.1: the identity key of the data directory (a damaged one shown, never replaced),
+//! the masked passphrase field (never saved, never in `Debug` output) and a wrong passphrase
+//! said plainly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
-use p2p_core::secure::Identity;
 use p2p_core::secure::identity::IDENTITY_FILE;
+use p2p_core::secure::{Identity, Passphrase};
+use p2p_core::{Event, Peer, PeerConfig, RoomName};
 use p2p_gui::app::{App, Message, Options, Screen};
-use p2p_gui::data::form::Form;
+use p2p_gui::data::form::{Form, Tab};
+use p2p_gui::data::history::EntryKind;
+use p2p_gui::data::secret::Secret;
+use p2p_gui::data::settings::Settings;
+use p2p_gui::i18n::{Lang, fill};
 use p2p_gui::network::StartError;
-use p2p_gui::screen::connect;
+use p2p_gui::screen::{chat, connect};
 
 mod support;
 
-use support::ui::{chat, run_task, shows, update};
+use support::peers::recv_message;
+use support::ui::{
+    chat, click, enter_in, has_message, history, pump, run_task, shows, type_into, update,
+};
+
+/// A peer of p2p-core on 127.0.0.1 in room `room`, with this passphrase, alone.
+fn peer_in(name: &str, room: &str, passphrase: Option<&str>) -> Peer {
+    let mut config = PeerConfig::new(name);
+    config.bind_addr = "127.0.0.1:0".parse().unwrap();
+    config.room = RoomName::new(room).unwrap();
+    config.passphrase = passphrase.map(|p| Passphrase::new(p).unwrap());
+    Peer::start(config).expect("peer starts")
+}
+
+/// Alice's app with data directory `dir`, the Manual tab towards `peer` and the room
+/// `attic` typed in; the passphrase is left to the test.
+fn alice_towards(peer: &Peer, dir: &Path) -> App {
+    let (mut app, _) = App::new(Options {
+        lang: Lang::En,
+        form: Form {
+            username: "alice".into(),
+            tab: Tab::Manual,
+            peers: peer.local_addr().to_string(),
+            ..Form::default()
+        },
+        data_dir: Some(dir.to_path_buf()),
+        ..Options::default()
+    });
+    update(
+        &mut app,
+        Message::Connect(connect::Message::Room(String::new())),
+    );
+    type_into(&mut app, "room", "attic");
+    app
+}
+
+const SECRET: &str = "correct horse battery staple";
 
 /// The app of `username`, with its data directory `dir`, started alone at once.
 fn alone_in(username: &str, dir: &Path) -> App {
@@ -69,4 +112,110 @@ fn the_identity_key_of_the_data_directory_is_used_and_a_damaged_one_is_shown_nev
     let shown = format!("Your identity key cannot be used: {why}");
     assert!(shows(&app, &shown), "the failure is in the window");
     assert_eq!(std::fs::read(&path).unwrap(), garbage, "never replaced");
+}
+
+#[test]
+fn the_masked_passphrase_joins_a_closed_room_and_is_never_saved_or_shown_in_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let bob = peer_in("bob", "attic", Some(SECRET));
+    let mut app = alice_towards(&bob, dir.path());
+    type_into(&mut app, "passphrase", SECRET);
+    let Screen::Connect(screen) = app.screen() else {
+        panic!("not the connect screen");
+    };
+    assert_eq!(
+        screen.form().passphrase.as_str(),
+        SECRET,
+        "typed in the field"
+    );
+    assert!(!format!("{:?}", screen.form()).contains(SECRET));
+    assert!(!format!("{app:?}").contains(SECRET));
+    let typed = connect::Message::Passphrase(Secret::new(SECRET.into()));
+    assert!(!format!("{typed:?}").contains(SECRET));
+    let request = screen.form().check().request.expect("a valid form");
+    assert!(!format!("{request:?}").contains(SECRET));
+    assert_eq!(request.passphrase, Some(Passphrase::new(SECRET).unwrap()));
+
+    // Enter in the passphrase field connects; the room is closed and alice is in it.
+    enter_in(&mut app, "passphrase");
+    pump(&mut app, |a| !chat(a).listening_to().is_empty());
+    bob.send("only for the attic").unwrap();
+    pump(&mut app, |a| has_message(a, "bob", "only for the attic"));
+    let addr = app.session().unwrap().peer().local_addr();
+    bob.connect(&addr.to_string())
+        .expect("bob listens to alice");
+    type_into(&mut app, chat::MESSAGE_BOX, "hello bob");
+    enter_in(&mut app, chat::MESSAGE_BOX);
+    assert_eq!(recv_message(&bob), ("alice".into(), "hello bob".into()));
+    assert!(!format!("{app:?}").contains(SECRET), "nor while chatting");
+
+    // The settings remember the room, not the passphrase, on disk and in memory.
+    let file = std::fs::read_to_string(dir.path().join("settings.toml")).unwrap();
+    assert!(file.contains("room = \"attic\""), "{file}");
+    assert!(
+        !file.contains(SECRET) && !file.contains("passphrase"),
+        "{file}"
+    );
+    assert!(app.settings().form.passphrase.is_empty());
+    let (saved, _) = Settings::load(dir.path(), "x");
+    assert!(saved.form.passphrase.is_empty());
+    assert!(!format!("{saved:?}").contains(SECRET));
+    close(&mut app);
+}
+
+#[test]
+fn a_wrong_or_missing_passphrase_is_a_visible_error_and_links_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bob = peer_in("bob", "attic", Some(SECRET));
+    for typed in ["not the passphrase", ""] {
+        let mut app = alice_towards(&bob, dir.path());
+        type_into(&mut app, "passphrase", typed);
+        click(&mut app, "Connect");
+        let Screen::Connect(screen) = app.screen() else {
+            panic!("joined with the passphrase {typed:?}");
+        };
+        assert!(
+            matches!(
+                screen.status(),
+                connect::Status::Failed(StartError::Peer(_))
+            ),
+            "{:?}",
+            screen.status()
+        );
+        let shown = fill(
+            Lang::En.strings().fail_wrong_passphrase,
+            &[&"attic", &bob.local_addr()],
+        );
+        assert!(
+            shown.starts_with("Wrong passphrase for room attic: 127.0.0.1:"),
+            "{shown}"
+        );
+        assert!(shows(&app, &shown), "{typed:?}: {:?}", screen.status());
+    }
+    assert!(bob.listeners().is_empty() && bob.listening_to().is_empty());
+}
+
+#[test]
+fn a_peer_met_in_the_background_with_another_passphrase_is_a_warning_in_the_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = alone_in("alice", dir.path());
+    update(
+        &mut app,
+        Message::Network(
+            vec![Event::WrongPassphrase {
+                addr: "127.0.0.1:7009".into(),
+            }]
+            .into(),
+        ),
+    );
+    let warning = "Wrong passphrase for room lobby: 127.0.0.1:7009 is in another room or has \
+                   another passphrase; nothing was exchanged with it";
+    assert!(shows(&app, warning));
+    assert!(
+        history(&app)
+            .entries()
+            .iter()
+            .any(|e| matches!(&e.kind, EntryKind::Warning(w) if w == warning))
+    );
+    close(&mut app);
 }

@@ -10,11 +10,14 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::secret::Secret;
+
 use p2p_core::RoomName;
 use p2p_core::protocol::{
     MAX_ROOM_NAME_BYTES, MAX_USERNAME_CHARS, RoomNameError, UsernameError, validate_room_name,
     validate_username,
 };
+use p2p_core::secure::Passphrase;
 
 /// Which tab of the connection details is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -30,7 +33,8 @@ pub enum Tab {
 }
 
 /// What the form holds, as typed. Also what the command line prefills, and what the
-/// settings file remembers (a field missing from the file takes its default).
+/// settings file remembers (a field missing from the file takes its default), all but the
+/// passphrase, which is never written anywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Form {
@@ -40,6 +44,10 @@ pub struct Form {
     pub ip: String,
     /// The room: only peers of the same room link.
     pub room: String,
+    /// The room's passphrase, as typed in the masked field; empty: a room without one.
+    /// Never saved (skipped by serde), never shown by `Debug`.
+    #[serde(skip)]
+    pub passphrase: Secret,
     /// The port to listen on.
     pub port: String,
     /// The tab shown.
@@ -62,6 +70,7 @@ impl Default for Form {
             username: String::new(),
             ip: String::new(),
             room: RoomName::LOBBY.into(),
+            passphrase: Secret::default(),
             port: "0".into(),
             tab: Tab::Automatic,
             tracker_ip: "127.0.0.1".into(),
@@ -82,6 +91,9 @@ pub struct Request {
     pub ip: Option<IpAddr>,
     /// The room.
     pub room: RoomName,
+    /// The room's passphrase (`None`: a room without one). Kept out of `Debug` output,
+    /// zeroed when dropped.
+    pub passphrase: Option<Passphrase>,
     /// The port to listen on (0: any free port).
     pub port: u16,
     /// How to join.
@@ -141,6 +153,8 @@ pub struct Checked {
     pub ip: Option<FieldError>,
     /// Room error.
     pub room: Option<FieldError>,
+    /// Passphrase error.
+    pub passphrase: Option<FieldError>,
     /// Port error.
     pub port: Option<FieldError>,
     /// Tracker host error.
@@ -317,6 +331,11 @@ impl Form {
             .ok();
         let ip = check_ip(&self.ip).map_err(|e| c.ip = Some(e)).ok();
         let room = check_room(&self.room).map_err(|e| c.room = Some(e)).ok();
+        let passphrase = self
+            .passphrase
+            .passphrase()
+            .map_err(|e| c.passphrase = Some(e))
+            .ok();
         let port = check_port(&self.port, 0).map_err(|e| c.port = Some(e)).ok();
         let join = if self.alone {
             Some(Join::Alone)
@@ -342,13 +361,14 @@ impl Form {
                 Tab::Lan => Some(Join::Lan),
             }
         };
-        if let (Some(username), Some(ip), Some(room), Some(port), Some(join)) =
-            (username, ip, room, port, join)
+        if let (Some(username), Some(ip), Some(room), Some(passphrase), Some(port), Some(join)) =
+            (username, ip, room, passphrase, port, join)
         {
             c.request = Some(Request {
                 username,
                 ip,
                 room,
+                passphrase,
                 port,
                 join,
             });
@@ -609,6 +629,7 @@ mod tests {
             username: "alice".into(),
             ip: Some("127.0.0.1".parse().unwrap()),
             room: RoomName::lobby(),
+            passphrase: None,
             port: 7001,
             join,
         };

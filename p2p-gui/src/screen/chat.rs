@@ -64,6 +64,7 @@ pub const MAX_RESULTS: usize = 200;
 pub struct Chat {
     session: Option<Session>,
     username: String,
+    room: String,
     addr: SocketAddr,
     max_text_bytes: usize,
     hosted_tracker: Option<u16>,
@@ -171,6 +172,7 @@ impl Chat {
         let request = session.request();
         let mut chat = Chat {
             username: peer.username().to_owned(),
+            room: request.room.to_string(),
             addr: peer.local_addr(),
             max_text_bytes: peer.config().limits.max_text_bytes,
             hosted_tracker: session.hosted_tracker_port(),

@@ -11,6 +11,7 @@ use iced::widget::{
 use iced::{Alignment, Element, Fill, Length};
 
 use crate::data::form::{FieldError, Form, Join, Request, Tab, join_host_port};
+use crate::data::secret::Secret;
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::{PeerError, StartError};
 use crate::screen::modal;
@@ -68,6 +69,8 @@ pub enum Message {
     PickIp(IpChoice),
     /// Typed in Room.
     Room(String),
+    /// Typed in Passphrase (masked; its `Debug` shows nothing of it).
+    Passphrase(Secret),
     /// Typed in Port.
     Port(String),
     /// Chose a tab.
@@ -162,6 +165,7 @@ impl Connect {
             Message::Ip(v) | Message::PickIp(IpChoice::Address(v)) => f.ip = v,
             Message::PickIp(IpChoice::Automatic(_)) => f.ip.clear(),
             Message::Room(v) => f.room = v,
+            Message::Passphrase(v) => f.passphrase = v,
             Message::Port(v) => f.port = v,
             Message::Tab(tab) => f.tab = tab,
             Message::TrackerIp(v) => f.tracker_ip = v,
@@ -337,10 +341,25 @@ impl Connect {
             &checked.room,
             s,
         );
+        // Masked; an empty field is a room without a passphrase.
+        let passphrase = field(
+            s.passphrase,
+            text_input(s.passphrase_hint, f.passphrase.as_str())
+                .id("passphrase")
+                .secure(true)
+                .on_input_maybe(
+                    editable.then_some(|typed: String| Message::Passphrase(Secret::new(typed))),
+                )
+                .on_submit(Message::Connect)
+                .padding(6),
+            &checked.passphrase,
+            s,
+        );
         let form = column![
             personal,
             heading(s.connection_details),
             room,
+            passphrase,
             tabs,
             container(details)
                 .padding(12)

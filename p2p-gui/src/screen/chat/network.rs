@@ -100,6 +100,9 @@ impl Chat {
                     self.tracker_lost = true;
                     tasks.push(self.notice(fill(s.tracker_unreachable, &[&reason])));
                 }
+                Event::WrongPassphrase { addr } => {
+                    tasks.push(self.warning(fill(s.wrong_passphrase, &[&self.room, &addr])));
+                }
                 other => log::debug!("event not shown: {other:?}"),
             }
         }

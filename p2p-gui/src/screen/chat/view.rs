@@ -205,7 +205,7 @@ fn selected_line<'a>(
     let who = match &entry.kind {
         EntryKind::Own { .. } => s.you.to_owned(),
         EntryKind::Other { from, .. } => format!("[{from}]"),
-        EntryKind::Notice(_) => String::new(),
+        EntryKind::Notice(_) | EntryKind::Warning(_) => String::new(),
     };
     container(
         column![
@@ -382,6 +382,14 @@ fn line<'a>(entry: &'a Entry, striped: bool, s: &Strings) -> Element<'a, Message
             .spacing(8)
             .align_y(Alignment::Center)
             .into(),
+        EntryKind::Warning(w) => row![
+            time,
+            text("!").size(13).style(text::warning),
+            text(w).size(13).style(text::warning).width(Fill)
+        ]
+        .spacing(8)
+        .align_y(Alignment::Center)
+        .into(),
     };
     container(content)
         .padding([5, 10])
@@ -395,7 +403,7 @@ fn owned_line<'a>(entry: Entry, striped: bool, s: &Strings) -> Element<'a, Messa
     let who = match entry.kind {
         EntryKind::Own { text: t, .. } => format!("{}: {t}", s.you),
         EntryKind::Other { from, text: t } => format!("[{from}] : {t}"),
-        EntryKind::Notice(n) => n,
+        EntryKind::Notice(n) | EntryKind::Warning(n) => n,
     };
     container(
         row![
