@@ -119,8 +119,8 @@ macro_rules! strings {
 strings! {
     /// The window title.
     app_title: "P2P Messenger", "P2P Messenger";
-    /// The window title in the chat: user, address.
-    chat_title: "P2P Messenger — {0} ({1})", "P2P Messenger — {0} ({1})";
+    /// The window title in the chat: user, own identity fingerprint, room, address.
+    chat_title: "P2P Messenger — {0} ({1}) — {2} — {3}", "P2P Messenger — {0} ({1}) — {2} — {3}";
 
     /// Heading of the first part of the form.
     personal_details: "Personal details", "Dados pessoais";
@@ -271,6 +271,14 @@ strings! {
     wrong_passphrase:
         "Wrong passphrase for room {0}: {1} is in another room or has another passphrase; nothing was exchanged with it",
         "Frase-passe errada para a sala {0}: {1} está noutra sala ou tem outra frase-passe; nada foi trocado com ele";
+    /// Warning: name, address, the new fingerprint, the one first seen.
+    identity_changed:
+        "{0} ({1}) arrived with identity {2}, not {3} as first seen: another person using the name, or the same one on another installation",
+        "{0} ({1}) chegou com a identidade {2}, não {3} como da primeira vez: outra pessoa com o mesmo nome, ou a mesma noutra instalação";
+    /// Tooltip of a fingerprint in the peers panel.
+    fingerprint_help:
+        "Identity fingerprint: proved by the encrypted link; compare it with the one the person sees in their own window title",
+        "Impressão digital da identidade: provada pela ligação cifrada; compare-a com a que a pessoa vê no título da sua janela";
     /// Notice: reason.
     tracker_unreachable: "The tracker did not answer: {0}", "O tracker não respondeu: {0}";
     /// Notice at the start: address.

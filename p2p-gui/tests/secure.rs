@@ -1,7 +1,8 @@
 //! Secure rooms and discovery in the app, driven through `iced_test` with real peers on
 //! 127.0.0.1: the identity key of the data directory (a damaged one shown, never replaced),
 //! the masked passphrase field (never saved, never in `Debug` output) and a wrong passphrase
-//! said plainly.
+//! said plainly, fingerprints in the title and the peers panel, two peers of one name told
+//! apart, and the warning when a known name comes with another key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -22,7 +23,8 @@ mod support;
 
 use support::peers::recv_message;
 use support::ui::{
-    chat, click, enter_in, has_message, history, pump, run_task, shows, type_into, update,
+    app as app_of, chat, click, enter_in, has_message, history, pump, run_task, shows, type_into,
+    update,
 };
 
 /// A peer of p2p-core on 127.0.0.1 in room `room`, with this passphrase, alone.
@@ -217,5 +219,80 @@ fn a_peer_met_in_the_background_with_another_passphrase_is_a_warning_in_the_conv
             .iter()
             .any(|e| matches!(&e.kind, EntryKind::Warning(w) if w == warning))
     );
+    close(&mut app);
+}
+
+#[test]
+fn the_own_fingerprint_is_in_the_title_and_the_unread_count_goes_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bob = peer_in("bob", "attic", Some(SECRET));
+    let mut app = alice_towards(&bob, dir.path());
+    type_into(&mut app, "passphrase", SECRET);
+    click(&mut app, "Connect");
+    let peer = app.session().unwrap().peer();
+    let (fingerprint, addr) = (peer.fingerprint(), peer.local_addr());
+    let kept = Identity::load(&dir.path().join(IDENTITY_FILE)).unwrap();
+    assert_eq!(fingerprint, kept.fingerprint(), "the data directory's key");
+    let title = format!("P2P Messenger — alice ({fingerprint}) — attic — {addr}");
+    assert_eq!(app.title(), title);
+    pump(&mut app, |a| !chat(a).listening_to().is_empty());
+    update(&mut app, Message::Focus(false));
+    bob.send("one").unwrap();
+    bob.send("two").unwrap();
+    pump(&mut app, |a| has_message(a, "bob", "two"));
+    assert_eq!(app.title(), format!("(2) {title}"));
+    close(&mut app);
+}
+
+#[test]
+fn two_peers_of_one_name_are_told_apart_by_fingerprint_and_the_second_key_is_a_warning() {
+    let first = peer_in("bob", "lobby", None);
+    let second = peer_in("bob", "lobby", None);
+    let (one, two) = (first.fingerprint(), second.fingerprint());
+    assert_ne!(one, two, "two installations, two keys");
+    let mut app = app_of(Form {
+        username: "alice".into(),
+        tab: Tab::Manual,
+        peers: format!("{} {}", first.local_addr(), second.local_addr()),
+        ..Form::default()
+    });
+    click(&mut app, "Connect");
+    pump(&mut app, |a| chat(a).listening_to().len() == 2);
+
+    // The peers panel shows each one's full fingerprint under the same name.
+    assert!(shows(&app, &one.to_string()) && shows(&app, &two.to_string()));
+    // Whichever came second arrived with a key other than the one "bob" was first seen
+    // with: a warning line names bob and shows both.
+    let warnings: Vec<String> = history(&app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Warning(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let expected = |new: &p2p_core::secure::Fingerprint, old, addr| {
+        format!(
+            "bob ({addr}) arrived with identity {new}, not {old} as first seen: another \
+             person using the name, or the same one on another installation"
+        )
+    };
+    assert!(
+        warnings[0] == expected(&two, one, second.local_addr())
+            || warnings[0] == expected(&one, two, first.local_addr()),
+        "{warnings:?}"
+    );
+    assert!(shows(&app, &warnings[0]), "the warning is on screen");
+
+    // Their messages carry the start of each fingerprint beside the name.
+    first.send("from the first bob").unwrap();
+    second.send("from the second bob").unwrap();
+    let label = |f: &p2p_core::secure::Fingerprint| format!("bob ({}…)", &f.to_string()[..9]);
+    pump(&mut app, |a| {
+        has_message(a, &label(&one), "from the first bob")
+            && has_message(a, &label(&two), "from the second bob")
+    });
+    assert!(shows(&app, &format!("[{}] :", label(&one))));
     close(&mut app);
 }

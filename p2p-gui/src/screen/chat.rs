@@ -38,6 +38,7 @@ use iced::widget::scrollable::Viewport;
 use iced::widget::text_editor;
 use iced::{Element, Task};
 use p2p_core::PeerInfo;
+use p2p_core::secure::Fingerprint;
 
 use crate::data::attention::{Attention, NOTIFY_EVERY};
 use crate::data::form::Join;
@@ -64,6 +65,8 @@ pub const MAX_RESULTS: usize = 200;
 pub struct Chat {
     session: Option<Session>,
     username: String,
+    /// This installation's identity, as the others see it beside the name.
+    fingerprint: Fingerprint,
     room: String,
     addr: SocketAddr,
     max_text_bytes: usize,
@@ -172,6 +175,7 @@ impl Chat {
         let request = session.request();
         let mut chat = Chat {
             username: peer.username().to_owned(),
+            fingerprint: peer.fingerprint(),
             room: request.room.to_string(),
             addr: peer.local_addr(),
             max_text_bytes: peer.config().limits.max_text_bytes,
@@ -253,9 +257,13 @@ impl Chat {
         self.session.take()
     }
 
-    /// The window title: the unread count first, when there is one.
+    /// The window title: the unread count first, when there is one, then the user with
+    /// their identity's fingerprint, the room and the address.
     pub fn title(&self, lang: Lang) -> String {
-        let title = fill(lang.strings().chat_title, &[&self.username, &self.addr]);
+        let title = fill(
+            lang.strings().chat_title,
+            &[&self.username, &self.fingerprint, &self.room, &self.addr],
+        );
         match self.attention.unread() {
             0 => title,
             n => format!("({n}) {title}"),
@@ -275,6 +283,11 @@ impl Chat {
     /// The window gained or lost the focus.
     pub fn focus(&mut self, focused: bool) {
         self.attention.focus(focused);
+    }
+
+    /// This installation's identity fingerprint.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
     }
 
     /// The peers this peer hears.

@@ -7,8 +7,9 @@ use iced::keyboard::{Key, key::Named};
 use iced::widget::text_editor::{self, Binding, KeyPress};
 use iced::widget::{
     Column, button, column, container, mouse_area, row, rule, scrollable, space, text, text_input,
+    tooltip,
 };
-use iced::{Alignment, Element, Fill, Length, Theme};
+use iced::{Alignment, Element, Fill, Font, Length, Theme};
 use p2p_core::PeerInfo;
 
 use super::persist::entry_of;
@@ -329,8 +330,22 @@ fn peer_list<'a>(peers: &'a BTreeSet<PeerInfo>, s: &'static Strings) -> Column<'
         return column![text(s.nobody).size(13).style(text::secondary)];
     }
     column(peers.iter().map(|p| {
+        // The full fingerprint, which the link's handshake proved: two peers of one name
+        // differ here.
+        let fingerprint = tooltip(
+            text(p.fingerprint.to_string())
+                .size(11)
+                .font(Font::MONOSPACE)
+                .style(text::primary),
+            container(text(s.fingerprint_help).size(12))
+                .padding(6)
+                .max_width(260)
+                .style(container::bordered_box),
+            tooltip::Position::Bottom,
+        );
         column![
             text(&p.username),
+            fingerprint,
             text(p.addr.to_string()).size(12).style(text::secondary)
         ]
         .into()
