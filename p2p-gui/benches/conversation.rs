@@ -39,6 +39,7 @@ fn app_with(entries: usize, from: &Arc<PeerInfo>) -> App {
             passphrase: None,
             port: 0,
             join: Join::Alone,
+            dht: None,
         },
         None,
         None,

@@ -30,6 +30,7 @@ fn request() -> Request {
         passphrase: None,
         port: 0,
         join: Join::Alone,
+        dht: None,
     }
 }
 

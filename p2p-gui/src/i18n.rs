@@ -144,6 +144,18 @@ strings! {
     manual: "Manual", "Manual";
     /// Tab: peers of the room on the local network, found by mDNS.
     local_network: "Local network", "Rede local";
+    /// Tab: peers of the room on the Internet, found through the Mainline DHT.
+    internet_dht: "Internet (DHT)", "Internet (DHT)";
+    /// Text of the Internet (DHT) tab.
+    dht_help:
+        "The room's peers anywhere on the Internet are found through BitTorrent's DHT (UDP), under an id that reveals neither the room's name nor its passphrase.",
+        "Os pares da sala em qualquer parte da Internet são encontrados através da DHT do BitTorrent (UDP), sob um identificador que não revela nem o nome da sala nem a frase-passe.";
+    /// Checkbox on the tracker and local network tabs.
+    also_dht: "Also search the Internet (DHT)", "Procurar também na Internet (DHT)";
+    /// Label.
+    dht_bootstrap: "Bootstrap nodes", "Nós de arranque";
+    /// Placeholder: empty means the public nodes.
+    dht_bootstrap_hint: "public nodes (or HOST:PORT,...)", "nós públicos (ou ANFITRIÃO:PORTA,...)";
     /// Text of the Local network tab.
     lan_help:
         "The room's peers on this network are found automatically (multicast DNS): no address to type.",
@@ -279,6 +291,24 @@ strings! {
     fingerprint_help:
         "Identity fingerprint: proved by the encrypted link; compare it with the one the person sees in their own window title",
         "Impressão digital da identidade: provada pela ligação cifrada; compare-a com a que a pessoa vê no título da sua janela";
+    /// Warning: the DHT's reason.
+    dht_unreachable:
+        "The DHT is not answering: {0} (UDP may be blocked on this network: a tracker or the local network work over TCP)",
+        "A DHT não está a responder: {0} (o UDP pode estar bloqueado nesta rede: um tracker ou a rede local funcionam sobre TCP)";
+    /// Warning: the address the DHT sees.
+    dht_behind_nat:
+        "You are behind a NAT router (the DHT sees you at {0}): peers that accept connections are reached, peers behind NAT routers too are not (a tracker can introduce them)",
+        "Está atrás de um router NAT (a DHT vê-o em {0}): os pares que aceitam ligações são alcançados, os que também estão atrás de routers NAT não (um tracker pode apresentá-los)";
+    /// Peers panel: found by the tracker.
+    found_tracker: "tracker", "tracker";
+    /// Peers panel: found on the local network.
+    found_lan: "LAN", "rede local";
+    /// Peers panel: found through the DHT.
+    found_dht: "DHT", "DHT";
+    /// Peers panel: an address given by hand.
+    found_manual: "added by hand", "adicionado à mão";
+    /// Peers panel: it greeted or called this peer.
+    found_hello: "it called us", "ligou-nos";
     /// Notice: reason.
     tracker_unreachable: "The tracker did not answer: {0}", "O tracker não respondeu: {0}";
     /// Notice at the start: address.

@@ -21,8 +21,9 @@ use std::time::Duration;
 use iced::futures::channel::{mpsc, oneshot};
 use iced::futures::{SinkExt, Stream};
 use iced::{Subscription, Task};
+use p2p_core::dht::DhtConfig;
 use p2p_core::secure::Identity;
-use p2p_core::{Event, Events, Mode, Peer, PeerConfig, Resolver};
+use p2p_core::{Discovery, Event, Events, Mode, Peer, PeerConfig, Resolver};
 use tracker::{Tracker, TrackerConfig};
 
 use crate::data::form::{Join, Request};
@@ -184,11 +185,24 @@ impl Session {
         config.passphrase = request.passphrase.clone();
         config.resolver = resolver;
         let mut tracker = None;
+        // The DHT goes with the tracker or the LAN when asked, or alone on its tab.
+        let dht = request.dht.clone().map(|bootstrap| DhtConfig {
+            bootstrap,
+            ..DhtConfig::default()
+        });
+        let discover = |tracker: Option<String>, lan: bool| {
+            Mode::Discover(Discovery {
+                tracker,
+                lan,
+                dht: dht.clone(),
+            })
+        };
         config.mode = match request.join.clone() {
             Join::Alone => Mode::Alone,
             Join::Manual(addrs) => Mode::Manual(addrs),
-            Join::Tracker(addr) => Mode::tracker(addr),
-            Join::Lan => Mode::lan(),
+            Join::Tracker(addr) => discover(Some(addr), false),
+            Join::Lan => discover(None, true),
+            Join::Dht => discover(None, false),
             Join::HostTracker(port) => {
                 let hosted = Tracker::start(TrackerConfig {
                     bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
@@ -199,7 +213,7 @@ impl Session {
                 // own address of their connections, so nothing needs typing here.
                 let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
                 tracker = Some(Arc::new(hosted));
-                Mode::tracker(addr.to_string())
+                discover(Some(addr.to_string()), false)
             }
         };
         let peer = Arc::new(Peer::start(config).map_err(|e| StartError::Peer(e.into()))?);
@@ -457,6 +471,7 @@ mod tests {
             passphrase: None,
             port: 0,
             join: Join::Alone,
+            dht: None,
         }
     }
 

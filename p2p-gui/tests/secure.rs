@@ -2,7 +2,9 @@
 //! 127.0.0.1: the identity key of the data directory (a damaged one shown, never replaced),
 //! the masked passphrase field (never saved, never in `Debug` output) and a wrong passphrase
 //! said plainly, fingerprints in the title and the peers panel, two peers of one name told
-//! apart, and the warning when a known name comes with another key.
+//! apart, and the warning when a known name comes with another key; discovery through a
+//! private DHT (its own tab, or beside a tracker), how each peer was found, the DHT's
+//! notices.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -294,5 +296,146 @@ fn two_peers_of_one_name_are_told_apart_by_fingerprint_and_the_second_key_is_a_w
             && has_message(a, &label(&two), "from the second bob")
     });
     assert!(shows(&app, &format!("[{}] :", label(&one))));
+    close(&mut app);
+}
+
+/// A tracker on 127.0.0.1 with a DHT node: the private DHT's bootstrap node.
+fn tracker_with_dht() -> tracker::Tracker {
+    tracker::Tracker::start(tracker::TrackerConfig {
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        dht_port: Some(0),
+        ..tracker::TrackerConfig::default()
+    })
+    .expect("tracker with a DHT node")
+}
+
+/// A p2p-core peer that finds the others through the private DHT at `node` only.
+fn dht_peer(name: &str, node: std::net::SocketAddr) -> Peer {
+    let mut config = PeerConfig::new(name);
+    config.bind_addr = "127.0.0.1:0".parse().unwrap();
+    config.mode = p2p_core::Mode::dht(p2p_core::dht::DhtConfig {
+        bootstrap: vec![node.to_string()],
+        lookup_interval: std::time::Duration::from_secs(2),
+        ..p2p_core::dht::DhtConfig::default()
+    });
+    Peer::start(config).expect("DHT peer starts")
+}
+
+#[test]
+fn the_internet_tab_finds_the_room_through_a_private_dht_and_is_remembered() {
+    let tracker = tracker_with_dht();
+    let node = tracker.dht_addr().expect("the DHT node");
+    let bob = dht_peer("bob", node);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut app, _) = App::new(Options {
+        lang: Lang::En,
+        form: Form {
+            username: "alice".into(),
+            ..Form::default()
+        },
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Options::default()
+    });
+    click(&mut app, "Internet (DHT)");
+    assert!(shows(
+        &app,
+        "The room's peers anywhere on the Internet are found through BitTorrent's DHT (UDP), \
+         under an id that reveals neither the room's name nor its passphrase."
+    ));
+    type_into(&mut app, "dht-bootstrap", "nonsense");
+    assert!(shows(&app, "“nonsense” is not host:port"));
+    update(
+        &mut app,
+        Message::Connect(connect::Message::DhtBootstrap(String::new())),
+    );
+    type_into(&mut app, "dht-bootstrap", &node.to_string());
+    click(&mut app, "Connect");
+    let request = app.session().expect("started").request().clone();
+    assert_eq!(request.join, p2p_gui::data::form::Join::Dht);
+    assert_eq!(request.dht, Some(vec![node.to_string()]));
+
+    // Bob is found through the DHT: the panel says so beside his address.
+    pump(&mut app, |a| !chat(a).listening_to().is_empty());
+    assert_eq!(
+        chat(&app).source(&bob.local_addr()),
+        Some(p2p_core::Source::Dht)
+    );
+    assert!(shows(&app, &format!("{} · DHT", bob.local_addr())));
+    bob.send("found you").unwrap();
+    pump(&mut app, |a| has_message(a, "bob", "found you"));
+
+    // The tab and the nodes are remembered.
+    let (saved, _) = Settings::load(dir.path(), "x");
+    assert_eq!(saved.form.tab, Tab::Dht);
+    assert_eq!(saved.form.dht_bootstrap, node.to_string());
+    close(&mut app);
+}
+
+#[test]
+fn the_dht_searched_beside_a_tracker_finds_a_peer_the_tracker_does_not_know() {
+    let tracker = tracker_with_dht();
+    let node = tracker.dht_addr().expect("the DHT node");
+    // Bob uses the DHT only; carol the tracker only; alice both.
+    let bob = dht_peer("bob", node);
+    let carol = {
+        let mut config = PeerConfig::new("carol");
+        config.bind_addr = "127.0.0.1:0".parse().unwrap();
+        config.mode = p2p_core::Mode::tracker(tracker.local_addr().to_string());
+        Peer::start(config).expect("carol starts")
+    };
+    let mut app = app_of(Form {
+        username: "alice".into(),
+        ip: "127.0.0.1".into(),
+        tracker_port: tracker.local_addr().port().to_string(),
+        ..Form::default()
+    });
+    click(&mut app, "Also search the Internet (DHT)");
+    type_into(&mut app, "dht-bootstrap", &node.to_string());
+    click(&mut app, "Connect");
+    let request = app.session().expect("started").request().clone();
+    assert_eq!(request.dht, Some(vec![node.to_string()]));
+    pump(&mut app, |a| chat(a).listening_to().len() == 2);
+    assert_eq!(
+        chat(&app).source(&bob.local_addr()),
+        Some(p2p_core::Source::Dht)
+    );
+    assert_eq!(
+        chat(&app).source(&carol.local_addr()),
+        Some(p2p_core::Source::Tracker)
+    );
+    assert!(shows(&app, &format!("{} · DHT", bob.local_addr())));
+    assert!(shows(&app, &format!("{} · tracker", carol.local_addr())));
+    close(&mut app);
+}
+
+#[test]
+fn the_dht_s_troubles_are_warnings_in_the_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = alone_in("alice", dir.path());
+    update(
+        &mut app,
+        Message::Network(
+            vec![
+                Event::DhtUnreachable {
+                    reason: "no bootstrap node answered".into(),
+                },
+                Event::DhtBehindNat {
+                    public_ip: "203.0.113.9".parse().unwrap(),
+                },
+            ]
+            .into(),
+        ),
+    );
+    assert!(shows(
+        &app,
+        "The DHT is not answering: no bootstrap node answered (UDP may be blocked on this \
+         network: a tracker or the local network work over TCP)"
+    ));
+    assert!(shows(
+        &app,
+        "You are behind a NAT router (the DHT sees you at 203.0.113.9): peers that accept \
+         connections are reached, peers behind NAT routers too are not (a tracker can \
+         introduce them)"
+    ));
     close(&mut app);
 }

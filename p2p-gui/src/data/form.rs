@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::secret::Secret;
 
 use p2p_core::RoomName;
+use p2p_core::dht::DEFAULT_BOOTSTRAP;
 use p2p_core::protocol::{
     MAX_ROOM_NAME_BYTES, MAX_USERNAME_CHARS, RoomNameError, UsernameError, validate_room_name,
     validate_username,
@@ -30,6 +31,8 @@ pub enum Tab {
     Manual,
     /// The room's peers on the local network, found by multicast DNS.
     Lan,
+    /// The room's peers on the Internet, found through the BitTorrent Mainline DHT.
+    Dht,
 }
 
 /// What the form holds, as typed. Also what the command line prefills, and what the
@@ -62,6 +65,10 @@ pub struct Form {
     pub peers: String,
     /// Connect with no one.
     pub alone: bool,
+    /// Also search the DHT, on the tracker and local network tabs.
+    pub also_dht: bool,
+    /// The DHT's bootstrap nodes, `HOST:PORT` separated by commas; empty: the public ones.
+    pub dht_bootstrap: String,
 }
 
 impl Default for Form {
@@ -78,6 +85,8 @@ impl Default for Form {
             host_tracker: false,
             peers: String::new(),
             alone: false,
+            also_dht: false,
+            dht_bootstrap: String::new(),
         }
     }
 }
@@ -98,6 +107,9 @@ pub struct Request {
     pub port: u16,
     /// How to join.
     pub join: Join,
+    /// The DHT's bootstrap nodes when the DHT is searched too (or alone, [`Join::Dht`]);
+    /// `None`: no DHT.
+    pub dht: Option<Vec<String>>,
 }
 
 /// How to join the network.
@@ -113,6 +125,8 @@ pub enum Join {
     HostTracker(u16),
     /// Find the room's peers on the local network.
     Lan,
+    /// Find the room's peers through the DHT only.
+    Dht,
 }
 
 /// Why a field is invalid.
@@ -163,6 +177,8 @@ pub struct Checked {
     pub tracker_port: Option<FieldError>,
     /// Peers error.
     pub peers: Option<FieldError>,
+    /// DHT bootstrap list error.
+    pub dht_bootstrap: Option<FieldError>,
     /// The request, when every field is valid.
     pub request: Option<Request>,
 }
@@ -278,6 +294,19 @@ pub fn check_peers(value: &str) -> Result<Vec<String>, FieldError> {
     entries.into_iter().map(check_peer).collect()
 }
 
+/// The DHT bootstrap list: `HOST:PORT` entries separated by commas (spaces around them
+/// allowed); empty for the public bootstrap nodes ([`DEFAULT_BOOTSTRAP`]). The first bad
+/// entry is the one reported.
+pub fn check_bootstrap(value: &str) -> Result<Vec<String>, FieldError> {
+    if value.trim().is_empty() {
+        return Ok(DEFAULT_BOOTSTRAP.map(String::from).to_vec());
+    }
+    value
+        .split(',')
+        .map(|entry| check_peer(entry.trim()))
+        .collect()
+}
+
 /// `host:port`, with an IPv6 host in brackets.
 pub fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -307,6 +336,7 @@ impl Request {
     fn place_key(&self) -> String {
         match &self.join {
             Join::Lan => "lan".to_owned(),
+            Join::Dht => "dht".to_owned(),
             Join::Tracker(addr) => format!("tracker {addr}"),
             Join::HostTracker(port) => format!("tracker 127.0.0.1:{port}"),
             Join::Manual(peers) => {
@@ -359,10 +389,32 @@ impl Form {
                     .map_err(|e| c.peers = Some(e))
                     .ok(),
                 Tab::Lan => Some(Join::Lan),
+                Tab::Dht => Some(Join::Dht),
             }
         };
-        if let (Some(username), Some(ip), Some(room), Some(passphrase), Some(port), Some(join)) =
-            (username, ip, room, passphrase, port, join)
+        // The DHT: its own tab, or searched too beside the tracker or the LAN.
+        let uses_dht = match join {
+            Some(Join::Dht) => true,
+            Some(Join::Tracker(_) | Join::HostTracker(_) | Join::Lan) => self.also_dht,
+            Some(Join::Alone | Join::Manual(_)) | None => false,
+        };
+        let dht = if uses_dht {
+            check_bootstrap(&self.dht_bootstrap)
+                .map(Some)
+                .map_err(|e| c.dht_bootstrap = Some(e))
+                .ok()
+        } else {
+            Some(None)
+        };
+        if let (
+            Some(username),
+            Some(ip),
+            Some(room),
+            Some(passphrase),
+            Some(port),
+            Some(join),
+            Some(dht),
+        ) = (username, ip, room, passphrase, port, join, dht)
         {
             c.request = Some(Request {
                 username,
@@ -371,6 +423,7 @@ impl Form {
                 passphrase,
                 port,
                 join,
+                dht,
             });
         }
         c
@@ -632,6 +685,7 @@ mod tests {
             passphrase: None,
             port: 7001,
             join,
+            dht: None,
         };
         assert_eq!(request(Join::Lan).conversation_key(), "lan");
         assert_eq!(
@@ -664,6 +718,67 @@ mod tests {
             }
             .conversation_key(),
             "alone"
+        );
+    }
+
+    #[test]
+    fn the_dht_is_a_tab_of_its_own_or_searched_too_beside_the_tracker_or_the_lan() {
+        let public: Vec<String> = DEFAULT_BOOTSTRAP.map(String::from).to_vec();
+        let dht = Form {
+            tab: Tab::Dht,
+            ..form()
+        };
+        let request = dht.check().request.unwrap();
+        assert_eq!(
+            (request.join, request.dht),
+            (Join::Dht, Some(public.clone()))
+        );
+        let private = Form {
+            dht_bootstrap: " 127.0.0.1:6881 , node.example.org:7000".into(),
+            ..dht.clone()
+        };
+        assert_eq!(
+            private.check().request.unwrap().dht,
+            Some(vec![
+                "127.0.0.1:6881".into(),
+                "node.example.org:7000".into()
+            ])
+        );
+        let bad = Form {
+            dht_bootstrap: "127.0.0.1:6881,,x".into(),
+            ..dht.clone()
+        };
+        assert_eq!(
+            bad.check().dht_bootstrap,
+            Some(FieldError::BadPeer(String::new()))
+        );
+        assert!(bad.check().request.is_none());
+        // Beside the tracker or the LAN, only when asked; never by hand or alone.
+        for tab in [Tab::Automatic, Tab::Lan] {
+            let f = Form { tab, ..form() };
+            assert_eq!(f.check().request.unwrap().dht, None);
+            let also = Form {
+                also_dht: true,
+                ..f
+            };
+            assert_eq!(also.check().request.unwrap().dht, Some(public.clone()));
+        }
+        let manual = Form {
+            tab: Tab::Manual,
+            peers: "a:1".into(),
+            also_dht: true,
+            ..form()
+        };
+        assert_eq!(manual.check().request.unwrap().dht, None);
+        // The DHT alone is a conversation of its own; searched too, it is the tracker's.
+        assert_eq!(dht.check().request.unwrap().conversation_key(), "dht");
+        let tracker_too = Form {
+            also_dht: true,
+            ..form()
+        };
+        assert_eq!(
+            tracker_too.check().request.unwrap().conversation_key(),
+            "tracker 127.0.0.1:7000"
         );
     }
 }

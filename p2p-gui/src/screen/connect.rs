@@ -83,6 +83,10 @@ pub enum Message {
     HostTracker(bool),
     /// Typed in Peers.
     Peers(String),
+    /// Toggled "Also search the Internet (DHT)".
+    AlsoDht(bool),
+    /// Typed in the DHT's bootstrap nodes.
+    DhtBootstrap(String),
     /// Toggled "Don't connect with anyone".
     Alone(bool),
     /// Pressed Connect (or Enter in a field).
@@ -172,6 +176,8 @@ impl Connect {
             Message::TrackerPort(v) => f.tracker_port = v,
             Message::HostTracker(v) => f.host_tracker = v,
             Message::Peers(v) => f.peers = v,
+            Message::AlsoDht(v) => f.also_dht = v,
+            Message::DhtBootstrap(v) => f.dht_bootstrap = v,
             Message::Alone(v) => f.alone = v,
             Message::Connect | Message::ConfirmAlone => {
                 let confirmed =
@@ -252,9 +258,37 @@ impl Connect {
             tab(s.automatic, Tab::Automatic),
             tab(s.manual, Tab::Manual),
             tab(s.local_network, Tab::Lan),
+            tab(s.internet_dht, Tab::Dht),
         ]
         .spacing(4);
 
+        let bootstrap = || {
+            field(
+                s.dht_bootstrap,
+                input(
+                    "dht-bootstrap",
+                    s.dht_bootstrap_hint,
+                    &f.dht_bootstrap,
+                    Message::DhtBootstrap,
+                    joining,
+                ),
+                &checked.dht_bootstrap,
+                s,
+            )
+        };
+        // The DHT beside the tracker or the LAN: a checkbox, and its nodes once ticked.
+        let also_dht = || {
+            let mut also = column![
+                checkbox(f.also_dht)
+                    .label(s.also_dht)
+                    .on_toggle_maybe(joining.then_some(Message::AlsoDht))
+            ]
+            .spacing(10);
+            if f.also_dht {
+                also = also.push(bootstrap());
+            }
+            also
+        };
         let details: Element<'_, Message> = match f.tab {
             Tab::Automatic => {
                 let tracker_ip: Element<'_, Message> = if f.host_tracker {
@@ -289,13 +323,20 @@ impl Connect {
                     checkbox(f.host_tracker)
                         .label(s.host_tracker)
                         .on_toggle_maybe(joining.then_some(Message::HostTracker)),
+                    also_dht(),
                 ]
                 .spacing(10)
                 .into()
             }
-            Tab::Lan => column![text(s.lan_help).size(13).style(text::secondary)]
+            Tab::Lan => column![text(s.lan_help).size(13).style(text::secondary), also_dht()]
                 .spacing(10)
                 .into(),
+            Tab::Dht => column![
+                text(s.dht_help).size(13).style(text::secondary),
+                bootstrap()
+            ]
+            .spacing(10)
+            .into(),
             Tab::Manual => column![
                 field(
                     s.peers,

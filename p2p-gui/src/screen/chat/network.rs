@@ -128,6 +128,24 @@ impl Chat {
                     );
                     tasks.push(self.warning(warning));
                 }
+                Event::Discovered { addr, via } => {
+                    if self.sources.len() >= super::MAX_FOUND {
+                        let linked: std::collections::HashSet<_> = self
+                            .listening_to
+                            .iter()
+                            .chain(&self.listeners)
+                            .map(|p| p.addr)
+                            .collect();
+                        self.sources.retain(|addr, _| linked.contains(addr));
+                    }
+                    self.sources.insert(addr, via);
+                }
+                Event::DhtUnreachable { reason } => {
+                    tasks.push(self.warning(fill(s.dht_unreachable, &[&reason])));
+                }
+                Event::DhtBehindNat { public_ip } => {
+                    tasks.push(self.warning(fill(s.dht_behind_nat, &[&public_ip])));
+                }
                 Event::WrongPassphrase { addr } => {
                     tasks.push(self.warning(fill(s.wrong_passphrase, &[&self.room, &addr])));
                 }
