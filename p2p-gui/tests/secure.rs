@@ -439,3 +439,49 @@ fn the_dht_s_troubles_are_warnings_in_the_conversation() {
     ));
     close(&mut app);
 }
+
+/// Alice alone in `room`, her history in `store`.
+fn alone_in_room(room: &str, dir: &Path, store: &p2p_gui::store::Store) -> App {
+    let (mut app, task) = App::new(Options {
+        form: Form {
+            username: "alice".into(),
+            room: room.into(),
+            alone: true,
+            ..Form::default()
+        },
+        connect: true,
+        data_dir: Some(dir.to_path_buf()),
+        store: Some(store.clone()),
+        ..Options::default()
+    });
+    for m in run_task(task) {
+        update(&mut app, m);
+    }
+    let _ = chat(&app);
+    app
+}
+
+#[test]
+fn history_is_kept_per_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = p2p_gui::store::Store::open(dir.path()).unwrap();
+    let mut attic = alone_in_room("attic", dir.path(), &store);
+    assert_eq!(attic.session().unwrap().conversation(), "alone room attic");
+    update(
+        &mut attic,
+        Message::Chat(chat::Message::Draft("said in the attic".into())),
+    );
+    click(&mut attic, "Send");
+    close(&mut attic);
+
+    // Another room does not show it; the attic, reopened, does.
+    let mut cellar = alone_in_room("cellar", dir.path(), &store);
+    assert!(!shows(&cellar, "said in the attic"));
+    close(&mut cellar);
+    let mut attic = alone_in_room("attic", dir.path(), &store);
+    assert!(shows(&attic, "said in the attic"));
+    close(&mut attic);
+    let rows = store.latest_blocking("alone room attic", 10).unwrap().rows;
+    assert!(rows.iter().any(|r| r.line.text == "said in the attic"));
+    store.close();
+}
