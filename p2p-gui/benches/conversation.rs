@@ -35,10 +35,13 @@ fn app_with(entries: usize, from: &Arc<PeerInfo>) -> App {
         Request {
             username: "alice".into(),
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            room: p2p_core::protocol::Room::lobby(),
+            room: p2p_core::RoomName::lobby(),
+            passphrase: None,
             port: 0,
             join: Join::Alone,
+            dht: None,
         },
+        None,
         None,
     )
     .expect("peer starts");
@@ -81,6 +84,7 @@ fn main() {
     let from = Arc::new(PeerInfo {
         username: "bob".into(),
         addr: "127.0.0.1:7001".parse().unwrap(),
+        fingerprint: p2p_core::secure::PublicKey::from_bytes([7; 32]).fingerprint(),
     });
     let mut small = app_with(100, &from);
     let mut large = app_with(10_000, &from);

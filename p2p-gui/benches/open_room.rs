@@ -26,16 +26,18 @@ fn request() -> Request {
     Request {
         username: "alice".into(),
         ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        room: p2p_core::protocol::Room::lobby(),
+        room: p2p_core::RoomName::lobby(),
+        passphrase: None,
         port: 0,
         join: Join::Alone,
+        dht: None,
     }
 }
 
 /// One opening: session, screen, layout. The session is closed afterwards, untimed.
 fn open(store: &Store) -> (Duration, usize) {
     let started = Instant::now();
-    let session = Session::start_blocking(request(), Some(store.clone())).expect("starts");
+    let session = Session::start_blocking(request(), Some(store.clone()), None).expect("starts");
     let (mut app, _) = App::new(Options::default());
     let _ = app.update(Message::Started(0, Ok(session)));
     drop(simulator(app.view()));

@@ -8,6 +8,7 @@ use iced::widget::{checkbox, column, container, operation, pick_list, row, text}
 use iced::{Alignment, Element, Fill, Subscription, Task, Theme, window};
 
 use crate::data::form::Form;
+use crate::data::secret::Secret;
 use crate::data::settings::{Problem, Settings, ThemeChoice};
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::{self, Inbound, Session, StartError};
@@ -252,8 +253,13 @@ impl App {
                 connect::Action::Start(request) => {
                     self.start += 1;
                     let start = self.start;
-                    network::start(request, self.store.clone(), &self.threads)
-                        .map(move |result| Message::Started(start, result))
+                    network::start(
+                        request,
+                        self.store.clone(),
+                        self.data_dir.clone(),
+                        &self.threads,
+                    )
+                    .map(move |result| Message::Started(start, result))
                 }
                 connect::Action::Cancel => {
                     // The start under way answers later; its session is closed then.
@@ -273,6 +279,8 @@ impl App {
                 }
                 // Remembered at each successful connect (a failed save is shown again).
                 self.settings.form = screen.form().clone();
+                // The passphrase is never remembered (serde skips it too).
+                self.settings.form.passphrase = Secret::default();
                 self.settings.language = Some(self.lang);
                 self.settings_problem = None;
                 self.save_settings();
@@ -305,9 +313,12 @@ impl App {
                 let mut request = session.request().clone();
                 request.port = session.peer().bound_addr().port();
                 let store = self.store.clone();
+                let data_dir = self.data_dir.clone();
                 let threads = self.threads.clone();
                 network::close(session, &self.threads)
-                    .then(move |()| network::start(request.clone(), store.clone(), &threads))
+                    .then(move |()| {
+                        network::start(request.clone(), store.clone(), data_dir.clone(), &threads)
+                    })
                     .map(Message::Restarted)
             }
             (Message::Restarted(result), Screen::Chat(screen)) => {

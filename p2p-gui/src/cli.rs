@@ -45,6 +45,13 @@ pub struct Cli {
     /// Connect with no one: the first peer of a network.
     #[arg(long)]
     pub alone: bool,
+    /// Find the room's peers through the BitTorrent Mainline DHT: the Internet (DHT) tab,
+    /// or searched too with --tracker, --host-tracker or --lan.
+    #[arg(long, conflicts_with_all = ["peers", "alone"])]
+    pub dht: bool,
+    /// DHT nodes to join through, comma-separated HOST:PORT (default: the public ones).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub dht_bootstrap: Option<String>,
     /// Connect at once with what the flags say.
     #[arg(long)]
     pub connect: bool,
@@ -125,6 +132,18 @@ impl Cli {
         if self.alone {
             form.alone = true;
         }
+        if self.dht {
+            form.alone = false;
+            let beside = self.lan || self.tracker.is_some() || self.host_tracker.is_some();
+            if beside {
+                form.also_dht = true;
+            } else {
+                form.tab = Tab::Dht;
+            }
+        }
+        if let Some(nodes) = &self.dht_bootstrap {
+            form.dht_bootstrap = nodes.clone();
+        }
         let lang = self.lang.or(saved.language).unwrap_or_else(Lang::from_env);
         Options {
             lang,
@@ -174,6 +193,13 @@ mod tests {
         assert!(Cli::try_parse_from(["p2p-gui", "--lan", "--alone"]).is_err());
         assert!(Cli::try_parse_from(["p2p-gui", "--lang", "fr"]).is_err());
         assert!(Cli::try_parse_from(["p2p-gui", "--alone", "--peers", "a:1"]).is_err());
+        let dht = Cli::parse_from(["p2p-gui", "--dht", "--dht-bootstrap", "127.0.0.1:6881"])
+            .over(Settings::default(), None);
+        assert_eq!((dht.form.tab, dht.form.also_dht), (Tab::Dht, false));
+        assert_eq!(dht.form.dht_bootstrap, "127.0.0.1:6881");
+        let both = Cli::parse_from(["p2p-gui", "--lan", "--dht"]).over(Settings::default(), None);
+        assert_eq!((both.form.tab, both.form.also_dht), (Tab::Lan, true));
+        assert!(Cli::try_parse_from(["p2p-gui", "--dht", "--peers", "a:1"]).is_err());
     }
 
     #[test]

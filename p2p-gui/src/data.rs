@@ -6,9 +6,11 @@
 //!   form makes.
 //! - [`history`]: the conversation, bounded in entries and in bytes, and the window of it
 //!   that is laid out.
+//! - [`secret`]: the passphrase as typed, out of `Debug` and files, zeroed when dropped.
 //! - [`settings`]: what is remembered between runs, and where (the data directory).
 
 pub mod attention;
 pub mod form;
 pub mod history;
+pub mod secret;
 pub mod settings;

@@ -119,8 +119,8 @@ macro_rules! strings {
 strings! {
     /// The window title.
     app_title: "P2P Messenger", "P2P Messenger";
-    /// The window title in the chat: user, address.
-    chat_title: "P2P Messenger — {0} ({1})", "P2P Messenger — {0} ({1})";
+    /// The window title in the chat: user, own identity fingerprint, room, address.
+    chat_title: "P2P Messenger — {0} ({1}) — {2} — {3}", "P2P Messenger — {0} ({1}) — {2} — {3}";
 
     /// Heading of the first part of the form.
     personal_details: "Personal details", "Dados pessoais";
@@ -144,6 +144,18 @@ strings! {
     manual: "Manual", "Manual";
     /// Tab: peers of the room on the local network, found by mDNS.
     local_network: "Local network", "Rede local";
+    /// Tab: peers of the room on the Internet, found through the Mainline DHT.
+    internet_dht: "Internet (DHT)", "Internet (DHT)";
+    /// Text of the Internet (DHT) tab.
+    dht_help:
+        "The room's peers anywhere on the Internet are found through BitTorrent's DHT (UDP), under an id that reveals neither the room's name nor its passphrase.",
+        "Os pares da sala em qualquer parte da Internet são encontrados através da DHT do BitTorrent (UDP), sob um identificador que não revela nem o nome da sala nem a frase-passe.";
+    /// Checkbox on the tracker and local network tabs.
+    also_dht: "Also search the Internet (DHT)", "Procurar também na Internet (DHT)";
+    /// Label.
+    dht_bootstrap: "Bootstrap nodes", "Nós de arranque";
+    /// Placeholder: empty means the public nodes.
+    dht_bootstrap_hint: "public nodes (or HOST:PORT,...)", "nós públicos (ou ANFITRIÃO:PORTA,...)";
     /// Text of the Local network tab.
     lan_help:
         "The room's peers on this network are found automatically (multicast DNS): no address to type.",
@@ -154,6 +166,10 @@ strings! {
     room: "Room", "Sala";
     /// Placeholder.
     room_hint: "e.g. lobby", "ex.: lobby";
+    /// Label of the masked field.
+    passphrase: "Passphrase", "Frase-passe";
+    /// Placeholder of the masked field.
+    passphrase_hint: "none: an open room", "nenhuma: uma sala aberta";
     /// Label.
     tracker_ip: "Tracker IP", "IP do tracker";
     /// Placeholder.
@@ -230,6 +246,14 @@ strings! {
     fail_resolve: "Cannot resolve {0}: {1}", "Não é possível resolver {0}: {1}";
     /// Start failure: the address is this very peer.
     fail_self: "{0} is this very peer", "{0} é este mesmo par";
+    /// Start failure: the identity key cannot be read or created (the reason names the file).
+    fail_identity:
+        "Your identity key cannot be used: {0}",
+        "A sua chave de identidade não pode ser usada: {0}";
+    /// Start failure: room, address.
+    fail_wrong_passphrase:
+        "Wrong passphrase for room {0}: {1} is in another room or has another passphrase",
+        "Frase-passe errada para a sala {0}: {1} está noutra sala ou tem outra frase-passe";
     /// Start failure: anything else.
     fail_other: "Cannot start: {0}", "Não é possível começar: {0}";
 
@@ -255,6 +279,36 @@ strings! {
     unreachable:
         "Cannot reach {0} through the NAT routers, so you will not hear each other: {1}",
         "Não é possível chegar a {0} através dos routers NAT, pelo que não se vão ouvir: {1}";
+    /// Warning: room, address.
+    wrong_passphrase:
+        "Wrong passphrase for room {0}: {1} is in another room or has another passphrase; nothing was exchanged with it",
+        "Frase-passe errada para a sala {0}: {1} está noutra sala ou tem outra frase-passe; nada foi trocado com ele";
+    /// Warning: name, address, the new fingerprint, the one first seen.
+    identity_changed:
+        "{0} ({1}) arrived with identity {2}, not {3} as first seen: another person using the name, or the same one on another installation",
+        "{0} ({1}) chegou com a identidade {2}, não {3} como da primeira vez: outra pessoa com o mesmo nome, ou a mesma noutra instalação";
+    /// Tooltip of a fingerprint in the peers panel.
+    fingerprint_help:
+        "Identity fingerprint: proved by the encrypted link; compare it with the one the person sees in their own window title",
+        "Impressão digital da identidade: provada pela ligação cifrada; compare-a com a que a pessoa vê no título da sua janela";
+    /// Warning: the DHT's reason.
+    dht_unreachable:
+        "The DHT is not answering: {0} (UDP may be blocked on this network: a tracker or the local network work over TCP)",
+        "A DHT não está a responder: {0} (o UDP pode estar bloqueado nesta rede: um tracker ou a rede local funcionam sobre TCP)";
+    /// Warning: the address the DHT sees.
+    dht_behind_nat:
+        "You are behind a NAT router (the DHT sees you at {0}): peers that accept connections are reached, peers behind NAT routers too are not (a tracker can introduce them)",
+        "Está atrás de um router NAT (a DHT vê-o em {0}): os pares que aceitam ligações são alcançados, os que também estão atrás de routers NAT não (um tracker pode apresentá-los)";
+    /// Peers panel: found by the tracker.
+    found_tracker: "tracker", "tracker";
+    /// Peers panel: found on the local network.
+    found_lan: "LAN", "rede local";
+    /// Peers panel: found through the DHT.
+    found_dht: "DHT", "DHT";
+    /// Peers panel: an address given by hand.
+    found_manual: "added by hand", "adicionado à mão";
+    /// Peers panel: it greeted or called this peer.
+    found_hello: "it called us", "ligou-nos";
     /// Notice: reason.
     tracker_unreachable: "The tracker did not answer: {0}", "O tracker não respondeu: {0}";
     /// Notice at the start: address.

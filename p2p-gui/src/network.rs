@@ -13,6 +13,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,7 +21,9 @@ use std::time::Duration;
 use iced::futures::channel::{mpsc, oneshot};
 use iced::futures::{SinkExt, Stream};
 use iced::{Subscription, Task};
-use p2p_core::{Event, Events, Mode, Peer, PeerConfig, Resolver};
+use p2p_core::dht::DhtConfig;
+use p2p_core::secure::Identity;
+use p2p_core::{Discovery, Event, Events, Mode, Peer, PeerConfig, Resolver};
 use tracker::{Tracker, TrackerConfig};
 
 use crate::data::form::{Join, Request};
@@ -91,6 +94,9 @@ pub fn now_ms() -> i64 {
 /// Why starting failed, in terms the connect screen translates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartError {
+    /// The identity key of the data directory cannot be read or created (a damaged key file
+    /// is left as it is): the reason, naming the file.
+    Identity(String),
     /// The tracker could not be hosted: port, OS reason.
     HostTracker(u16, String),
     /// The peer could not start.
@@ -112,6 +118,8 @@ pub enum PeerError {
     Resolve(String, String),
     /// The address is this peer itself.
     SelfConnection(String),
+    /// The peer at the address holds another room key: room, address.
+    WrongPassphrase(String, String),
     /// Anything else.
     Other(String),
 }
@@ -126,6 +134,7 @@ impl From<p2p_core::Error> for PeerError {
             E::Refused { addr, reason } => PeerError::Refused(addr, reason),
             E::Resolve { addr, reason } => PeerError::Resolve(addr, reason),
             E::SelfConnection(addr) => PeerError::SelfConnection(addr),
+            E::WrongPassphrase { room, addr } => PeerError::WrongPassphrase(room, addr),
             other => PeerError::Other(other.to_string()),
         }
     }
@@ -138,32 +147,62 @@ fn next_id() -> u64 {
 
 impl Session {
     /// Starts the tracker (when hosting) and the peer, blocking: call it off the UI thread.
+    /// With a data directory, the peer's identity key is the one kept there (created at
+    /// the first start) and so are the known peers; without one, a key of this run only.
     /// With a history, its latest page is read first, before any new line can be written.
-    pub fn start_blocking(request: Request, store: Option<Store>) -> Result<Session, StartError> {
-        Self::start_resolving(request, store, Resolver::system())
+    pub fn start_blocking(
+        request: Request,
+        store: Option<Store>,
+        data_dir: Option<&Path>,
+    ) -> Result<Session, StartError> {
+        Self::start_resolving(request, store, data_dir, Resolver::system())
     }
 
     /// [`Session::start_blocking`], with host names resolved by `resolver`.
     fn start_resolving(
         request: Request,
         store: Option<Store>,
+        data_dir: Option<&Path>,
         resolver: Resolver,
     ) -> Result<Session, StartError> {
+        // Loaded at each start (a small file): a key file damaged meanwhile is reported on
+        // the connect screen, never replaced.
+        let identity = data_dir
+            .map(|dir| {
+                Identity::load_or_create(dir).map_err(|e| StartError::Identity(e.to_string()))
+            })
+            .transpose()?;
         let conversation = request.conversation_key();
         let past = store
             .as_ref()
             .map(|store| store.latest_blocking(&conversation, PAGE));
         let mut config = PeerConfig::new(request.username.clone());
+        config.identity = identity;
+        config.data_dir = data_dir.map(Path::to_path_buf);
         config.bind_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), request.port);
         config.advertise_ip = request.ip;
         config.room = request.room.clone();
+        config.passphrase = request.passphrase.clone();
         config.resolver = resolver;
         let mut tracker = None;
+        // The DHT goes with the tracker or the LAN when asked, or alone on its tab.
+        let dht = request.dht.clone().map(|bootstrap| DhtConfig {
+            bootstrap,
+            ..DhtConfig::default()
+        });
+        let discover = |tracker: Option<String>, lan: bool| {
+            Mode::Discover(Discovery {
+                tracker,
+                lan,
+                dht: dht.clone(),
+            })
+        };
         config.mode = match request.join.clone() {
             Join::Alone => Mode::Alone,
             Join::Manual(addrs) => Mode::Manual(addrs),
-            Join::Tracker(addr) => Mode::tracker(addr),
-            Join::Lan => Mode::lan(),
+            Join::Tracker(addr) => discover(Some(addr), false),
+            Join::Lan => discover(None, true),
+            Join::Dht => discover(None, false),
             Join::HostTracker(port) => {
                 let hosted = Tracker::start(TrackerConfig {
                     bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
@@ -174,7 +213,7 @@ impl Session {
                 // own address of their connections, so nothing needs typing here.
                 let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
                 tracker = Some(Arc::new(hosted));
-                Mode::tracker(addr.to_string())
+                discover(Some(addr.to_string()), false)
             }
         };
         let peer = Arc::new(Peer::start(config).map_err(|e| StartError::Peer(e.into()))?);
@@ -293,15 +332,17 @@ impl Session {
 pub fn start(
     request: Request,
     store: Option<Store>,
+    data_dir: Option<PathBuf>,
     threads: &Threads,
 ) -> Task<Result<Session, StartError>> {
     let (tx, rx) = oneshot::channel();
     let kept = threads.clone();
     let spawned = threads.spawn("gui-start", move || {
-        let started = Session::start_blocking(request, store).map(|mut session| {
-            session.threads = kept;
-            session
-        });
+        let started =
+            Session::start_blocking(request, store, data_dir.as_deref()).map(|mut session| {
+                session.threads = kept;
+                session
+            });
         let _ = tx.send(started);
     });
     if let Err(e) = spawned {
@@ -426,14 +467,16 @@ mod tests {
         Request {
             username: name.into(),
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            room: p2p_core::protocol::Room::lobby(),
+            room: p2p_core::RoomName::lobby(),
+            passphrase: None,
             port: 0,
             join: Join::Alone,
+            dht: None,
         }
     }
 
     fn alone(name: &str) -> Session {
-        Session::start_blocking(alone_request(name), None).expect("starts")
+        Session::start_blocking(alone_request(name), None, None).expect("starts")
     }
 
     #[test]
@@ -514,7 +557,7 @@ mod tests {
             std::net::ToSocketAddrs::to_socket_addrs(addr).map(Iterator::collect)
         });
         let session =
-            Session::start_resolving(alone_request("alice"), None, resolver).expect("starts");
+            Session::start_resolving(alone_request("alice"), None, None, resolver).expect("starts");
         let connector = format!("gui-conn-{}", session.peer().local_addr().port());
         let answer = session.connect("stuck.invalid:1".into()).expect("queued");
         entered

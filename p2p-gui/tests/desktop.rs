@@ -53,6 +53,7 @@ fn bob() -> std::sync::Arc<PeerInfo> {
     std::sync::Arc::new(PeerInfo {
         username: "bob".into(),
         addr: "127.0.0.1:7001".parse().unwrap(),
+        fingerprint: p2p_core::secure::PublicKey::from_bytes([7; 32]).fingerprint(),
     })
 }
 
@@ -479,7 +480,7 @@ fn the_local_network_tab_needs_no_address_and_the_ip_is_automatic() {
     let request = screen.form().check().request.expect("a valid form");
     assert_eq!(request.join, p2p_gui::data::form::Join::Lan);
     assert_eq!(request.ip, None, "automatic");
-    assert_eq!(request.room, p2p_core::protocol::Room::lobby());
+    assert_eq!(request.room, p2p_core::RoomName::lobby());
 }
 
 /// A peer behind NAT that cannot be punched to is named in the conversation, plainly.

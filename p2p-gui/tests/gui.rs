@@ -191,8 +191,11 @@ fn manual_connect_to_a_real_peer_then_chat_both_ways() {
 
     let alice_addr = chat(&app).title(Lang::En);
     // No IP typed (automatic) and nobody has told alice her address yet: the bound one.
+    let fingerprint = app.session().expect("session").peer().fingerprint();
     assert!(
-        alice_addr.starts_with("P2P Messenger — alice (0.0.0.0:"),
+        alice_addr.starts_with(&format!(
+            "P2P Messenger — alice ({fingerprint}) — lobby — 0.0.0.0:"
+        )),
         "{alice_addr}"
     );
     assert_eq!(app.title(), alice_addr);
@@ -426,6 +429,7 @@ fn deliver_texts(app: &mut App, texts: impl Iterator<Item = String>) {
     let bob = std::sync::Arc::new(p2p_core::PeerInfo {
         username: "bob".into(),
         addr: "127.0.0.1:7001".parse().unwrap(),
+        fingerprint: p2p_core::secure::PublicKey::from_bytes([7; 32]).fingerprint(),
     });
     let all: Vec<String> = texts.collect();
     for batch in all.chunks(1_000) {
@@ -620,7 +624,11 @@ fn a_username_that_looks_like_a_placeholder_is_shown_as_typed() {
     let bob = alone_peer("{0}{1}");
     let mut app = listening_as("{1}", &bob);
     let addr = app.session().expect("session").peer().local_addr();
-    assert_eq!(app.title(), format!("P2P Messenger — {{1}} ({addr})"));
+    let fingerprint = app.session().expect("session").peer().fingerprint();
+    assert_eq!(
+        app.title(),
+        format!("P2P Messenger — {{1}} ({fingerprint}) — lobby — {addr}")
+    );
     assert!(shows(&app, &format!("You are {{1}} at {addr}.")));
     pump(&mut app, |a| !chat(a).listening_to().is_empty());
     let joined = format!("{{0}}{{1}} joined ({})", bob.local_addr());

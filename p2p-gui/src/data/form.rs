@@ -10,9 +10,15 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::secret::Secret;
+
+use p2p_core::RoomName;
+use p2p_core::dht::DEFAULT_BOOTSTRAP;
 use p2p_core::protocol::{
-    MAX_ROOM_BYTES, MAX_USERNAME_CHARS, Room, UsernameError, validate_username,
+    MAX_ROOM_NAME_BYTES, MAX_USERNAME_CHARS, RoomNameError, UsernameError, validate_room_name,
+    validate_username,
 };
+use p2p_core::secure::Passphrase;
 
 /// Which tab of the connection details is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -25,10 +31,13 @@ pub enum Tab {
     Manual,
     /// The room's peers on the local network, found by multicast DNS.
     Lan,
+    /// The room's peers on the Internet, found through the BitTorrent Mainline DHT.
+    Dht,
 }
 
 /// What the form holds, as typed. Also what the command line prefills, and what the
-/// settings file remembers (a field missing from the file takes its default).
+/// settings file remembers (a field missing from the file takes its default), all but the
+/// passphrase, which is never written anywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Form {
@@ -38,6 +47,10 @@ pub struct Form {
     pub ip: String,
     /// The room: only peers of the same room link.
     pub room: String,
+    /// The room's passphrase, as typed in the masked field; empty: a room without one.
+    /// Never saved (skipped by serde), never shown by `Debug`.
+    #[serde(skip)]
+    pub passphrase: Secret,
     /// The port to listen on.
     pub port: String,
     /// The tab shown.
@@ -52,6 +65,10 @@ pub struct Form {
     pub peers: String,
     /// Connect with no one.
     pub alone: bool,
+    /// Also search the DHT, on the tracker and local network tabs.
+    pub also_dht: bool,
+    /// The DHT's bootstrap nodes, `HOST:PORT` separated by commas; empty: the public ones.
+    pub dht_bootstrap: String,
 }
 
 impl Default for Form {
@@ -59,7 +76,8 @@ impl Default for Form {
         Form {
             username: String::new(),
             ip: String::new(),
-            room: Room::LOBBY.into(),
+            room: RoomName::LOBBY.into(),
+            passphrase: Secret::default(),
             port: "0".into(),
             tab: Tab::Automatic,
             tracker_ip: "127.0.0.1".into(),
@@ -67,6 +85,8 @@ impl Default for Form {
             host_tracker: false,
             peers: String::new(),
             alone: false,
+            also_dht: false,
+            dht_bootstrap: String::new(),
         }
     }
 }
@@ -79,11 +99,17 @@ pub struct Request {
     /// The address advertised to the others; `None`: the one they see (automatic).
     pub ip: Option<IpAddr>,
     /// The room.
-    pub room: Room,
+    pub room: RoomName,
+    /// The room's passphrase (`None`: a room without one). Kept out of `Debug` output,
+    /// zeroed when dropped.
+    pub passphrase: Option<Passphrase>,
     /// The port to listen on (0: any free port).
     pub port: u16,
     /// How to join.
     pub join: Join,
+    /// The DHT's bootstrap nodes when the DHT is searched too (or alone, [`Join::Dht`]);
+    /// `None`: no DHT.
+    pub dht: Option<Vec<String>>,
 }
 
 /// How to join the network.
@@ -99,6 +125,8 @@ pub enum Join {
     HostTracker(u16),
     /// Find the room's peers on the local network.
     Lan,
+    /// Find the room's peers through the DHT only.
+    Dht,
 }
 
 /// Why a field is invalid.
@@ -139,6 +167,8 @@ pub struct Checked {
     pub ip: Option<FieldError>,
     /// Room error.
     pub room: Option<FieldError>,
+    /// Passphrase error.
+    pub passphrase: Option<FieldError>,
     /// Port error.
     pub port: Option<FieldError>,
     /// Tracker host error.
@@ -147,6 +177,8 @@ pub struct Checked {
     pub tracker_port: Option<FieldError>,
     /// Peers error.
     pub peers: Option<FieldError>,
+    /// DHT bootstrap list error.
+    pub dht_bootstrap: Option<FieldError>,
     /// The request, when every field is valid.
     pub request: Option<Request>,
 }
@@ -154,14 +186,20 @@ pub struct Checked {
 /// A username, by the core's one rule (so the app, the terminal peer and the tracker
 /// refuse the same names).
 pub fn check_username(value: &str) -> Result<String, FieldError> {
-    match validate_username(value) {
-        Ok(()) => Ok(value.to_owned()),
-        Err(UsernameError::Empty) => Err(FieldError::Required),
-        Err(UsernameError::TooLong) => Err(FieldError::TooLong(MAX_USERNAME_CHARS)),
-        Err(UsernameError::FormatCharacter(c)) => Err(FieldError::InvisibleCharacter(c)),
-        Err(UsernameError::LineSeparator) => Err(FieldError::LineSeparator),
-        Err(UsernameError::SurroundingSpace) => Err(FieldError::SurroundingSpace),
-        Err(_) => Err(FieldError::ControlCharacter),
+    validate_username(value)
+        .map(|()| value.to_owned())
+        .map_err(character_error)
+}
+
+/// A username rule broken, as the field says it (room names share the character rules).
+fn character_error(error: UsernameError) -> FieldError {
+    match error {
+        UsernameError::Empty => FieldError::Required,
+        UsernameError::TooLong => FieldError::TooLong(MAX_USERNAME_CHARS),
+        UsernameError::FormatCharacter(c) => FieldError::InvisibleCharacter(c),
+        UsernameError::LineSeparator => FieldError::LineSeparator,
+        UsernameError::SurroundingSpace => FieldError::SurroundingSpace,
+        _ => FieldError::ControlCharacter,
     }
 }
 
@@ -174,22 +212,16 @@ pub fn check_ip(value: &str) -> Result<Option<IpAddr>, FieldError> {
     }
 }
 
-/// The room: 1 to [`MAX_ROOM_BYTES`] bytes, no control characters, no white space at either
-/// end.
-pub fn check_room(value: &str) -> Result<Room, FieldError> {
-    if value.is_empty() {
-        return Err(FieldError::Required);
+/// The room, by the core's rule ([`validate_room_name`]): 1 to [`MAX_ROOM_NAME_BYTES`]
+/// bytes, the characters a username may hold.
+pub fn check_room(value: &str) -> Result<RoomName, FieldError> {
+    match validate_room_name(value) {
+        Ok(()) => RoomName::new(value).map_err(|_| FieldError::Required),
+        Err(RoomNameError::Empty) => Err(FieldError::Required),
+        Err(RoomNameError::TooLong) => Err(FieldError::TooLongBytes(MAX_ROOM_NAME_BYTES)),
+        Err(RoomNameError::Character(e)) => Err(character_error(e)),
+        Err(_) => Err(FieldError::ControlCharacter),
     }
-    if value.len() > MAX_ROOM_BYTES {
-        return Err(FieldError::TooLongBytes(MAX_ROOM_BYTES));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(FieldError::ControlCharacter);
-    }
-    if value.trim() != value {
-        return Err(FieldError::SurroundingSpace);
-    }
-    Room::new(value).map_err(|_| FieldError::Required)
 }
 
 /// A port number from `low` to 65535, digits only (no sign, no spaces inside).
@@ -262,6 +294,19 @@ pub fn check_peers(value: &str) -> Result<Vec<String>, FieldError> {
     entries.into_iter().map(check_peer).collect()
 }
 
+/// The DHT bootstrap list: `HOST:PORT` entries separated by commas (spaces around them
+/// allowed); empty for the public bootstrap nodes ([`DEFAULT_BOOTSTRAP`]). The first bad
+/// entry is the one reported.
+pub fn check_bootstrap(value: &str) -> Result<Vec<String>, FieldError> {
+    if value.trim().is_empty() {
+        return Ok(DEFAULT_BOOTSTRAP.map(String::from).to_vec());
+    }
+    value
+        .split(',')
+        .map(|entry| check_peer(entry.trim()))
+        .collect()
+}
+
 /// `host:port`, with an IPv6 host in brackets.
 pub fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -272,14 +317,15 @@ pub fn join_host_port(host: &str, port: u16) -> String {
 }
 
 impl Request {
-    /// The name the history of this conversation is kept under. Rooms do not exist yet, so
-    /// a conversation is where one joins: the tracker's address, the set of peers listened
-    /// to by hand (sorted, so that their order does not matter), or `alone` with the port.
-    /// This is the one place that names conversations: it becomes the room once peers join
-    /// rooms.
+    /// The name the history of this conversation is kept under: the room, and where one
+    /// joins it (the tracker's address, the set of peers listened to by hand, sorted so
+    /// that their order does not matter, the LAN, or `alone` with the port), since one
+    /// room name on two trackers is two groups of people. The lobby keeps the bare place,
+    /// as histories written before rooms existed do. This is the one place that names
+    /// conversations.
     pub fn conversation_key(&self) -> String {
         let key = self.place_key();
-        if self.room == Room::lobby() {
+        if self.room.as_str() == RoomName::LOBBY {
             key
         } else {
             format!("{key} room {}", self.room)
@@ -290,6 +336,7 @@ impl Request {
     fn place_key(&self) -> String {
         match &self.join {
             Join::Lan => "lan".to_owned(),
+            Join::Dht => "dht".to_owned(),
             Join::Tracker(addr) => format!("tracker {addr}"),
             Join::HostTracker(port) => format!("tracker 127.0.0.1:{port}"),
             Join::Manual(peers) => {
@@ -314,6 +361,11 @@ impl Form {
             .ok();
         let ip = check_ip(&self.ip).map_err(|e| c.ip = Some(e)).ok();
         let room = check_room(&self.room).map_err(|e| c.room = Some(e)).ok();
+        let passphrase = self
+            .passphrase
+            .passphrase()
+            .map_err(|e| c.passphrase = Some(e))
+            .ok();
         let port = check_port(&self.port, 0).map_err(|e| c.port = Some(e)).ok();
         let join = if self.alone {
             Some(Join::Alone)
@@ -337,17 +389,41 @@ impl Form {
                     .map_err(|e| c.peers = Some(e))
                     .ok(),
                 Tab::Lan => Some(Join::Lan),
+                Tab::Dht => Some(Join::Dht),
             }
         };
-        if let (Some(username), Some(ip), Some(room), Some(port), Some(join)) =
-            (username, ip, room, port, join)
+        // The DHT: its own tab, or searched too beside the tracker or the LAN.
+        let uses_dht = match join {
+            Some(Join::Dht) => true,
+            Some(Join::Tracker(_) | Join::HostTracker(_) | Join::Lan) => self.also_dht,
+            Some(Join::Alone | Join::Manual(_)) | None => false,
+        };
+        let dht = if uses_dht {
+            check_bootstrap(&self.dht_bootstrap)
+                .map(Some)
+                .map_err(|e| c.dht_bootstrap = Some(e))
+                .ok()
+        } else {
+            Some(None)
+        };
+        if let (
+            Some(username),
+            Some(ip),
+            Some(room),
+            Some(passphrase),
+            Some(port),
+            Some(join),
+            Some(dht),
+        ) = (username, ip, room, passphrase, port, join, dht)
         {
             c.request = Some(Request {
                 username,
                 ip,
                 room,
+                passphrase,
                 port,
                 join,
+                dht,
             });
         }
         c
@@ -574,8 +650,11 @@ mod tests {
 
     #[test]
     fn rooms_are_one_to_64_bytes_without_control_characters_or_surrounding_space() {
-        assert_eq!(check_room("lobby"), Ok(Room::lobby()));
-        assert_eq!(check_room("sala 3 ☕"), Ok(Room::new("sala 3 ☕").unwrap()));
+        assert_eq!(check_room("lobby"), Ok(RoomName::lobby()));
+        assert_eq!(
+            check_room("sala 3 ☕"),
+            Ok(RoomName::new("sala 3 ☕").unwrap())
+        );
         assert_eq!(check_room(""), Err(FieldError::Required));
         assert_eq!(
             check_room(&"é".repeat(33)),
@@ -602,14 +681,16 @@ mod tests {
         let request = |join| Request {
             username: "alice".into(),
             ip: Some("127.0.0.1".parse().unwrap()),
-            room: Room::lobby(),
+            room: RoomName::lobby(),
+            passphrase: None,
             port: 7001,
             join,
+            dht: None,
         };
         assert_eq!(request(Join::Lan).conversation_key(), "lan");
         assert_eq!(
             Request {
-                room: Room::new("attic").unwrap(),
+                room: RoomName::new("attic").unwrap(),
                 ..request(Join::Lan)
             }
             .conversation_key(),
@@ -637,6 +718,67 @@ mod tests {
             }
             .conversation_key(),
             "alone"
+        );
+    }
+
+    #[test]
+    fn the_dht_is_a_tab_of_its_own_or_searched_too_beside_the_tracker_or_the_lan() {
+        let public: Vec<String> = DEFAULT_BOOTSTRAP.map(String::from).to_vec();
+        let dht = Form {
+            tab: Tab::Dht,
+            ..form()
+        };
+        let request = dht.check().request.unwrap();
+        assert_eq!(
+            (request.join, request.dht),
+            (Join::Dht, Some(public.clone()))
+        );
+        let private = Form {
+            dht_bootstrap: " 127.0.0.1:6881 , node.example.org:7000".into(),
+            ..dht.clone()
+        };
+        assert_eq!(
+            private.check().request.unwrap().dht,
+            Some(vec![
+                "127.0.0.1:6881".into(),
+                "node.example.org:7000".into()
+            ])
+        );
+        let bad = Form {
+            dht_bootstrap: "127.0.0.1:6881,,x".into(),
+            ..dht.clone()
+        };
+        assert_eq!(
+            bad.check().dht_bootstrap,
+            Some(FieldError::BadPeer(String::new()))
+        );
+        assert!(bad.check().request.is_none());
+        // Beside the tracker or the LAN, only when asked; never by hand or alone.
+        for tab in [Tab::Automatic, Tab::Lan] {
+            let f = Form { tab, ..form() };
+            assert_eq!(f.check().request.unwrap().dht, None);
+            let also = Form {
+                also_dht: true,
+                ..f
+            };
+            assert_eq!(also.check().request.unwrap().dht, Some(public.clone()));
+        }
+        let manual = Form {
+            tab: Tab::Manual,
+            peers: "a:1".into(),
+            also_dht: true,
+            ..form()
+        };
+        assert_eq!(manual.check().request.unwrap().dht, None);
+        // The DHT alone is a conversation of its own; searched too, it is the tracker's.
+        assert_eq!(dht.check().request.unwrap().conversation_key(), "dht");
+        let tracker_too = Form {
+            also_dht: true,
+            ..form()
+        };
+        assert_eq!(
+            tracker_too.check().request.unwrap().conversation_key(),
+            "tracker 127.0.0.1:7000"
         );
     }
 }

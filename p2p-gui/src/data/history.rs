@@ -87,7 +87,7 @@ impl Entry {
     pub fn text(&self) -> &str {
         match &self.kind {
             EntryKind::Own { text, .. } | EntryKind::Other { text, .. } => text,
-            EntryKind::Notice(text) => text,
+            EntryKind::Notice(text) | EntryKind::Warning(text) => text,
         }
     }
 }
@@ -111,6 +111,9 @@ pub enum EntryKind {
     },
     /// Something that happened (a peer joined or left, a connection failed).
     Notice(String),
+    /// Something the user should look at: a known name with another identity key, a peer
+    /// with another passphrase, a discovery source that cannot work here.
+    Warning(String),
 }
 
 /// What became of a message this user sent.
@@ -130,7 +133,9 @@ impl Entry {
     pub fn bytes(&self) -> usize {
         self.time.len()
             + match &self.kind {
-                EntryKind::Own { text, .. } | EntryKind::Notice(text) => text.len(),
+                EntryKind::Own { text, .. }
+                | EntryKind::Notice(text)
+                | EntryKind::Warning(text) => text.len(),
                 EntryKind::Other { from, text } => from.len() + text.len(),
             }
     }
@@ -369,6 +374,7 @@ mod tests {
         entries
             .map(|e| match &e.kind {
                 EntryKind::Notice(t)
+                | EntryKind::Warning(t)
                 | EntryKind::Own { text: t, .. }
                 | EntryKind::Other { text: t, .. } => t.clone(),
             })

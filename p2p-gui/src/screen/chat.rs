@@ -30,14 +30,15 @@ mod view;
 
 pub use persist::time_of;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use iced::widget::operation::{self, RelativeOffset};
 use iced::widget::scrollable::Viewport;
 use iced::widget::text_editor;
 use iced::{Element, Task};
-use p2p_core::PeerInfo;
+use p2p_core::secure::Fingerprint;
+use p2p_core::{PeerInfo, Source};
 
 use crate::data::attention::{Attention, NOTIFY_EVERY};
 use crate::data::form::Join;
@@ -58,12 +59,18 @@ pub const SEARCH_BOX: &str = "search";
 pub const ADD_PEER_BOX: &str = "add-peer";
 /// Most search results shown.
 pub const MAX_RESULTS: usize = 200;
+/// Most addresses whose discovery source is remembered: past it, only those of the peers
+/// linked now are kept (a DHT can list many addresses of peers that are gone).
+pub const MAX_FOUND: usize = 1024;
 
 /// The chat screen.
 #[derive(Debug)]
 pub struct Chat {
     session: Option<Session>,
     username: String,
+    /// This installation's identity, as the others see it beside the name.
+    fingerprint: Fingerprint,
+    room: String,
     addr: SocketAddr,
     max_text_bytes: usize,
     hosted_tracker: Option<u16>,
@@ -77,6 +84,9 @@ pub struct Chat {
     not_saved: Option<String>,
     listening_to: BTreeSet<PeerInfo>,
     listeners: BTreeSet<PeerInfo>,
+    /// How each address was found (tracker, LAN, DHT, by hand, its hello), as the peer's
+    /// `Discovered` events said; bounded by [`MAX_FOUND`].
+    sources: HashMap<SocketAddr, Source>,
     /// Peers listened to by hand that were lost, by address: "Reconnect" offers them.
     lost: BTreeMap<String, String>,
     /// The tracker stopped answering: "Reconnect" offers to start over.
@@ -171,6 +181,8 @@ impl Chat {
         let request = session.request();
         let mut chat = Chat {
             username: peer.username().to_owned(),
+            fingerprint: peer.fingerprint(),
+            room: request.room.to_string(),
             addr: peer.local_addr(),
             max_text_bytes: peer.config().limits.max_text_bytes,
             hosted_tracker: session.hosted_tracker_port(),
@@ -180,6 +192,7 @@ impl Chat {
             // Filled by the events, which the peer keeps from its very start.
             listening_to: BTreeSet::new(),
             listeners: BTreeSet::new(),
+            sources: HashMap::new(),
             lost: BTreeMap::new(),
             tracker_lost: false,
             history: History::default(),
@@ -215,6 +228,7 @@ impl Chat {
         self.addr = session.peer().local_addr();
         self.listening_to.clear();
         self.listeners.clear();
+        self.sources.clear();
         self.lost.clear();
         self.tracker_lost = false;
         self.session = Some(session);
@@ -251,9 +265,13 @@ impl Chat {
         self.session.take()
     }
 
-    /// The window title: the unread count first, when there is one.
+    /// The window title: the unread count first, when there is one, then the user with
+    /// their identity's fingerprint, the room and the address.
     pub fn title(&self, lang: Lang) -> String {
-        let title = fill(lang.strings().chat_title, &[&self.username, &self.addr]);
+        let title = fill(
+            lang.strings().chat_title,
+            &[&self.username, &self.fingerprint, &self.room, &self.addr],
+        );
         match self.attention.unread() {
             0 => title,
             n => format!("({n}) {title}"),
@@ -275,9 +293,19 @@ impl Chat {
         self.attention.focus(focused);
     }
 
+    /// This installation's identity fingerprint.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
     /// The peers this peer hears.
     pub fn listening_to(&self) -> &BTreeSet<PeerInfo> {
         &self.listening_to
+    }
+
+    /// How the peer at `addr` was found, if its `Discovered` event said so.
+    pub fn source(&self, addr: &SocketAddr) -> Option<Source> {
+        self.sources.get(addr).copied()
     }
 
     /// The peers that hear this peer.

@@ -11,6 +11,7 @@ use iced::widget::{
 use iced::{Alignment, Element, Fill, Length};
 
 use crate::data::form::{FieldError, Form, Join, Request, Tab, join_host_port};
+use crate::data::secret::Secret;
 use crate::i18n::{Lang, Strings, fill};
 use crate::network::{PeerError, StartError};
 use crate::screen::modal;
@@ -68,6 +69,8 @@ pub enum Message {
     PickIp(IpChoice),
     /// Typed in Room.
     Room(String),
+    /// Typed in Passphrase (masked; its `Debug` shows nothing of it).
+    Passphrase(Secret),
     /// Typed in Port.
     Port(String),
     /// Chose a tab.
@@ -80,6 +83,10 @@ pub enum Message {
     HostTracker(bool),
     /// Typed in Peers.
     Peers(String),
+    /// Toggled "Also search the Internet (DHT)".
+    AlsoDht(bool),
+    /// Typed in the DHT's bootstrap nodes.
+    DhtBootstrap(String),
     /// Toggled "Don't connect with anyone".
     Alone(bool),
     /// Pressed Connect (or Enter in a field).
@@ -162,12 +169,15 @@ impl Connect {
             Message::Ip(v) | Message::PickIp(IpChoice::Address(v)) => f.ip = v,
             Message::PickIp(IpChoice::Automatic(_)) => f.ip.clear(),
             Message::Room(v) => f.room = v,
+            Message::Passphrase(v) => f.passphrase = v,
             Message::Port(v) => f.port = v,
             Message::Tab(tab) => f.tab = tab,
             Message::TrackerIp(v) => f.tracker_ip = v,
             Message::TrackerPort(v) => f.tracker_port = v,
             Message::HostTracker(v) => f.host_tracker = v,
             Message::Peers(v) => f.peers = v,
+            Message::AlsoDht(v) => f.also_dht = v,
+            Message::DhtBootstrap(v) => f.dht_bootstrap = v,
             Message::Alone(v) => f.alone = v,
             Message::Connect | Message::ConfirmAlone => {
                 let confirmed =
@@ -248,9 +258,37 @@ impl Connect {
             tab(s.automatic, Tab::Automatic),
             tab(s.manual, Tab::Manual),
             tab(s.local_network, Tab::Lan),
+            tab(s.internet_dht, Tab::Dht),
         ]
         .spacing(4);
 
+        let bootstrap = || {
+            field(
+                s.dht_bootstrap,
+                input(
+                    "dht-bootstrap",
+                    s.dht_bootstrap_hint,
+                    &f.dht_bootstrap,
+                    Message::DhtBootstrap,
+                    joining,
+                ),
+                &checked.dht_bootstrap,
+                s,
+            )
+        };
+        // The DHT beside the tracker or the LAN: a checkbox, and its nodes once ticked.
+        let also_dht = || {
+            let mut also = column![
+                checkbox(f.also_dht)
+                    .label(s.also_dht)
+                    .on_toggle_maybe(joining.then_some(Message::AlsoDht))
+            ]
+            .spacing(10);
+            if f.also_dht {
+                also = also.push(bootstrap());
+            }
+            also
+        };
         let details: Element<'_, Message> = match f.tab {
             Tab::Automatic => {
                 let tracker_ip: Element<'_, Message> = if f.host_tracker {
@@ -285,13 +323,20 @@ impl Connect {
                     checkbox(f.host_tracker)
                         .label(s.host_tracker)
                         .on_toggle_maybe(joining.then_some(Message::HostTracker)),
+                    also_dht(),
                 ]
                 .spacing(10)
                 .into()
             }
-            Tab::Lan => column![text(s.lan_help).size(13).style(text::secondary)]
+            Tab::Lan => column![text(s.lan_help).size(13).style(text::secondary), also_dht()]
                 .spacing(10)
                 .into(),
+            Tab::Dht => column![
+                text(s.dht_help).size(13).style(text::secondary),
+                bootstrap()
+            ]
+            .spacing(10)
+            .into(),
             Tab::Manual => column![
                 field(
                     s.peers,
@@ -337,10 +382,25 @@ impl Connect {
             &checked.room,
             s,
         );
+        // Masked; an empty field is a room without a passphrase.
+        let passphrase = field(
+            s.passphrase,
+            text_input(s.passphrase_hint, f.passphrase.as_str())
+                .id("passphrase")
+                .secure(true)
+                .on_input_maybe(
+                    editable.then_some(|typed: String| Message::Passphrase(Secret::new(typed))),
+                )
+                .on_submit(Message::Connect)
+                .padding(6),
+            &checked.passphrase,
+            s,
+        );
         let form = column![
             personal,
             heading(s.connection_details),
             room,
+            passphrase,
             tabs,
             container(details)
                 .padding(12)
@@ -429,6 +489,7 @@ fn field<'a>(
 /// The message shown for a failed start.
 pub fn describe_start_error(error: &StartError, s: &Strings) -> String {
     match error {
+        StartError::Identity(why) => fill(s.fail_identity, &[why]),
         StartError::HostTracker(port, why) => fill(s.fail_host_tracker, &[port, why]),
         StartError::Peer(e) => match e {
             PeerError::Bind(addr, why) => fill(s.fail_bind, &[addr, why]),
@@ -437,6 +498,7 @@ pub fn describe_start_error(error: &StartError, s: &Strings) -> String {
             PeerError::Refused(addr, why) => fill(s.fail_refused, &[addr, why]),
             PeerError::Resolve(addr, why) => fill(s.fail_resolve, &[addr, why]),
             PeerError::SelfConnection(addr) => fill(s.fail_self, &[addr]),
+            PeerError::WrongPassphrase(room, addr) => fill(s.fail_wrong_passphrase, &[room, addr]),
             PeerError::Other(why) => fill(s.fail_other, &[why]),
         },
     }

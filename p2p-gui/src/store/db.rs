@@ -34,6 +34,9 @@ pub enum Kind {
     Other,
     /// Something that happened (joined, left, a failure).
     Notice,
+    /// Something the user should look at (an identity changed, a wrong passphrase). Older
+    /// versions of the app read it as a notice.
+    Warning,
 }
 
 impl Kind {
@@ -42,6 +45,7 @@ impl Kind {
             Kind::Own => 0,
             Kind::Other => 1,
             Kind::Notice => 2,
+            Kind::Warning => 3,
         }
     }
 
@@ -49,6 +53,7 @@ impl Kind {
         match code {
             0 => Kind::Own,
             1 => Kind::Other,
+            3 => Kind::Warning,
             _ => Kind::Notice,
         }
     }

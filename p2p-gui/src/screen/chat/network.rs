@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use iced::Task;
+use p2p_core::secure::Fingerprint;
 use p2p_core::{Departure, Event, PeerInfo};
 
 use super::{Chat, Message};
@@ -15,6 +16,26 @@ use crate::notify::Notification;
 impl Chat {
     fn knows(&self, peer: &PeerInfo) -> bool {
         self.listening_to.contains(peer) || self.listeners.contains(peer)
+    }
+
+    /// The name a message of `from` is shown under: the username, with the start of its
+    /// fingerprint when another peer linked now has the same name and another key, so
+    /// that the two are told apart.
+    fn sender_label(&self, from: &PeerInfo) -> String {
+        let shared = self
+            .listening_to
+            .iter()
+            .chain(&self.listeners)
+            .any(|p| p.username == from.username && p.fingerprint != from.fingerprint);
+        if shared {
+            format!(
+                "{} ({})",
+                from.username,
+                short_fingerprint(&from.fingerprint)
+            )
+        } else {
+            from.username.clone()
+        }
     }
 
     /// Takes in a batch of events from the peer, saved or not; returns what to do and the
@@ -47,7 +68,7 @@ impl Chat {
                     let mut entry = Entry::new(
                         time.clone(),
                         EntryKind::Other {
-                            from: from.username.clone(),
+                            from: self.sender_label(&from),
                             text: text.clone(),
                         },
                     );
@@ -100,12 +121,48 @@ impl Chat {
                     self.tracker_lost = true;
                     tasks.push(self.notice(fill(s.tracker_unreachable, &[&reason])));
                 }
+                Event::IdentityChanged { peer, previous } => {
+                    let warning = fill(
+                        s.identity_changed,
+                        &[&peer.username, &peer.addr, &peer.fingerprint, &previous],
+                    );
+                    tasks.push(self.warning(warning));
+                }
+                Event::Discovered { addr, via } => {
+                    if self.sources.len() >= super::MAX_FOUND {
+                        let linked: std::collections::HashSet<_> = self
+                            .listening_to
+                            .iter()
+                            .chain(&self.listeners)
+                            .map(|p| p.addr)
+                            .collect();
+                        self.sources.retain(|addr, _| linked.contains(addr));
+                    }
+                    self.sources.insert(addr, via);
+                }
+                Event::DhtUnreachable { reason } => {
+                    tasks.push(self.warning(fill(s.dht_unreachable, &[&reason])));
+                }
+                Event::DhtBehindNat { public_ip } => {
+                    tasks.push(self.warning(fill(s.dht_behind_nat, &[&public_ip])));
+                }
+                Event::WrongPassphrase { addr } => {
+                    tasks.push(self.warning(fill(s.wrong_passphrase, &[&self.room, &addr])));
+                }
                 other => log::debug!("event not shown: {other:?}"),
             }
         }
         tasks.push(self.follow());
         (Task::batch(tasks), notification)
     }
+}
+
+/// The first two groups of a fingerprint, `gifv-5km6…`: enough to tell two peers of one
+/// name apart at a glance (the full one is in the peers panel).
+pub fn short_fingerprint(fingerprint: &Fingerprint) -> String {
+    let full = fingerprint.to_string();
+    let cut = full.char_indices().nth(9).map_or(full.len(), |(i, _)| i);
+    format!("{}…", &full[..cut])
 }
 
 fn departure(reason: &Departure, s: &Strings) -> String {

@@ -36,6 +36,7 @@ pub(super) fn entry_of(row: Row) -> Entry {
         },
         store::Kind::Other => EntryKind::Other { from: sender, text },
         store::Kind::Notice => EntryKind::Notice(text),
+        store::Kind::Warning => EntryKind::Warning(text),
     };
     Entry {
         time: time_of(at_ms),
@@ -49,6 +50,7 @@ fn line_of(entry: &Entry, at_ms: i64) -> Line {
         EntryKind::Own { .. } => (store::Kind::Own, String::new()),
         EntryKind::Other { from, .. } => (store::Kind::Other, from.clone()),
         EntryKind::Notice(_) => (store::Kind::Notice, String::new()),
+        EntryKind::Warning(_) => (store::Kind::Warning, String::new()),
     };
     Line {
         at_ms,
@@ -99,6 +101,10 @@ impl Chat {
 
     pub(super) fn notice(&mut self, notice: String) -> Task<Message> {
         self.record(EntryKind::Notice(notice)).1
+    }
+
+    pub(super) fn warning(&mut self, warning: String) -> Task<Message> {
+        self.record(EntryKind::Warning(warning)).1
     }
 
     /// Shows earlier lines: those in memory first, then a page from the history.

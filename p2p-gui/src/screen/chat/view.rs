@@ -7,9 +7,10 @@ use iced::keyboard::{Key, key::Named};
 use iced::widget::text_editor::{self, Binding, KeyPress};
 use iced::widget::{
     Column, button, column, container, mouse_area, row, rule, scrollable, space, text, text_input,
+    tooltip,
 };
-use iced::{Alignment, Element, Fill, Length, Theme};
-use p2p_core::PeerInfo;
+use iced::{Alignment, Element, Fill, Font, Length, Theme};
+use p2p_core::{PeerInfo, Source};
 
 use super::persist::entry_of;
 use super::{ADD_PEER_BOX, CONVERSATION, Chat, MESSAGE_BOX, Message, SEARCH_BOX};
@@ -205,7 +206,7 @@ fn selected_line<'a>(
     let who = match &entry.kind {
         EntryKind::Own { .. } => s.you.to_owned(),
         EntryKind::Other { from, .. } => format!("[{from}]"),
-        EntryKind::Notice(_) => String::new(),
+        EntryKind::Notice(_) | EntryKind::Warning(_) => String::new(),
     };
     container(
         column![
@@ -256,10 +257,10 @@ fn results<'a>(
 }
 
 fn panel<'a>(chat: &'a Chat, s: &'static Strings) -> Element<'a, Message> {
-    let list = |peers| peer_list(peers, s);
+    let list = |peers, listeners| peer_list(chat, peers, listeners, s);
     let mut panel = column![
         text(fill(s.listening_to, &[&chat.listening_to.len()])).size(15),
-        list(&chat.listening_to),
+        list(&chat.listening_to, false),
     ]
     .spacing(6)
     .width(Length::Fixed(220.0));
@@ -279,7 +280,7 @@ fn panel<'a>(chat: &'a Chat, s: &'static Strings) -> Element<'a, Message> {
     panel = panel
         .push(space().height(12))
         .push(text(fill(s.listeners, &[&chat.listeners.len()])).size(15))
-        .push(list(&chat.listeners));
+        .push(list(&chat.listeners, true));
     if let Some(port) = chat.hosted_tracker {
         panel = panel.push(space().height(12)).push(
             text(fill(s.hosting, &[&port]))
@@ -324,14 +325,57 @@ fn panel<'a>(chat: &'a Chat, s: &'static Strings) -> Element<'a, Message> {
     scrollable(panel.padding(6)).height(Fill).into()
 }
 
-fn peer_list<'a>(peers: &'a BTreeSet<PeerInfo>, s: &'static Strings) -> Column<'a, Message> {
+/// How a peer was found, in words: the source of its `Discovered` event; a listener
+/// without one called this peer.
+fn found_how(
+    chat: &Chat,
+    peer: &PeerInfo,
+    listener: bool,
+    s: &'static Strings,
+) -> Option<&'static str> {
+    match chat.source(&peer.addr) {
+        Some(Source::Tracker) => Some(s.found_tracker),
+        Some(Source::Lan) => Some(s.found_lan),
+        Some(Source::Dht) => Some(s.found_dht),
+        Some(Source::Manual | Source::Offered) => Some(s.found_manual),
+        Some(Source::Hello) => Some(s.found_hello),
+        Some(_) => None,
+        None if listener => Some(s.found_hello),
+        None => None,
+    }
+}
+
+fn peer_list<'a>(
+    chat: &'a Chat,
+    peers: &'a BTreeSet<PeerInfo>,
+    listeners: bool,
+    s: &'static Strings,
+) -> Column<'a, Message> {
     if peers.is_empty() {
         return column![text(s.nobody).size(13).style(text::secondary)];
     }
     column(peers.iter().map(|p| {
+        // The full fingerprint, which the link's handshake proved: two peers of one name
+        // differ here.
+        let fingerprint = tooltip(
+            text(p.fingerprint.to_string())
+                .size(11)
+                .font(Font::MONOSPACE)
+                .style(text::primary),
+            container(text(s.fingerprint_help).size(12))
+                .padding(6)
+                .max_width(260)
+                .style(container::bordered_box),
+            tooltip::Position::Bottom,
+        );
+        let addr = match found_how(chat, p, listeners, s) {
+            Some(how) => format!("{} · {how}", p.addr),
+            None => p.addr.to_string(),
+        };
         column![
             text(&p.username),
-            text(p.addr.to_string()).size(12).style(text::secondary)
+            fingerprint,
+            text(addr).size(12).style(text::secondary)
         ]
         .into()
     }))
@@ -382,6 +426,14 @@ fn line<'a>(entry: &'a Entry, striped: bool, s: &Strings) -> Element<'a, Message
             .spacing(8)
             .align_y(Alignment::Center)
             .into(),
+        EntryKind::Warning(w) => row![
+            time,
+            text("!").size(13).style(text::warning),
+            text(w).size(13).style(text::warning).width(Fill)
+        ]
+        .spacing(8)
+        .align_y(Alignment::Center)
+        .into(),
     };
     container(content)
         .padding([5, 10])
@@ -395,7 +447,7 @@ fn owned_line<'a>(entry: Entry, striped: bool, s: &Strings) -> Element<'a, Messa
     let who = match entry.kind {
         EntryKind::Own { text: t, .. } => format!("{}: {t}", s.you),
         EntryKind::Other { from, text: t } => format!("[{from}] : {t}"),
-        EntryKind::Notice(n) => n,
+        EntryKind::Notice(n) | EntryKind::Warning(n) => n,
     };
     container(
         row![
