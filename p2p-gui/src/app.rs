@@ -539,6 +539,6 @@ pub fn run(options: Options) -> iced::Result {
         .subscription(App::subscription)
         .theme(App::theme)
         .exit_on_close_request(false)
-        .window_size((900.0, 640.0))
+        .window_size((900.0, 700.0))
         .run()
 }
