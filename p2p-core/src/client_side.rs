@@ -335,6 +335,20 @@ fn open(node: &Node, links: &Links, target: &Target, ask: Ask, from: LocalPort) 
             source: last_err.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
         });
     };
+    open_link(node, links, (stream, socket), addr, target, ask)
+}
+
+/// Runs the handshake `ask` on `stream`, connected to `addr` (reserved in `links` by the
+/// caller), and registers the link under `addr`; `target` names the peer in errors. A
+/// failed handshake, or a link to that peer made meanwhile, releases the reservation.
+pub(crate) fn open_link(
+    node: &Node,
+    links: &Links,
+    (stream, socket): (Arc<TcpStream>, SocketGuard),
+    addr: SocketAddr,
+    target: &str,
+    ask: Ask,
+) -> Result<Link> {
     let result = link::initiate(node, &stream, target, ask).and_then(|opened| {
         let Opened {
             remote,

@@ -440,34 +440,7 @@ impl Mesh {
             hello: true,
             duplex: true,
         };
-        let opened = link::initiate(node, &stream, &peer.to_string(), ask).and_then(|opened| {
-            let link::Opened {
-                remote,
-                inbound,
-                outbound,
-            } = opened;
-            let info = PeerInfo {
-                username: remote.username,
-                addr: peer,
-                fingerprint: remote.key.fingerprint(),
-            };
-            if !links.confirm(peer, remote.peer_id, &info) {
-                return Err(Error::AlreadyConnected(peer.to_string()));
-            }
-            Ok(Link {
-                stream,
-                inbound,
-                outbound,
-                addr: peer,
-                peer_id: remote.peer_id,
-                info: Arc::new(info),
-                socket,
-            })
-        });
-        if opened.is_err() {
-            links.release(peer, None);
-        }
-        opened
+        client_side::open_link(node, links, (stream, socket), peer, &peer.to_string(), ask)
     }
 
     /// Waits for the other peer's handshake on a punched connection, then runs the duplex

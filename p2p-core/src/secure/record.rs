@@ -207,13 +207,19 @@ impl<R: Read> RecordReader<R> {
         {
             return Err(self.diagnose(self.raw_start + RECORD_HEADER_BYTES, len));
         }
+        self.opened(len);
+        Ok(true)
+    }
+
+    /// Counts the record of `len` bytes at the front of `raw` as opened: the next nonce,
+    /// and `raw` emptied once all it held is read.
+    fn opened(&mut self, len: usize) {
         self.nonce += 1;
         self.raw_start += RECORD_HEADER_BYTES + len;
         if self.raw_start == self.raw_end {
             self.raw_start = 0;
             self.raw_end = 0;
         }
-        Ok(true)
     }
 
     /// Opens the record at the front of `raw` straight into `out` (sparing a copy through
@@ -242,12 +248,7 @@ impl<R: Read> RecordReader<R> {
         {
             return Err(self.diagnose(self.raw_start + RECORD_HEADER_BYTES, len));
         }
-        self.nonce += 1;
-        self.raw_start += RECORD_HEADER_BYTES + len;
-        if self.raw_start == self.raw_end {
-            self.raw_start = 0;
-            self.raw_end = 0;
-        }
+        self.opened(len);
         Ok(Some(plain_len))
     }
 
