@@ -80,7 +80,7 @@ titled_shot() { # window, file
 
 say() { # window, text
   xdotool windowactivate --sync "$1" 2>/dev/null || xdotool windowfocus --sync "$1"
-  xdotool mousemove --window "$1" 200 600 click 1
+  xdotool mousemove --window "$1" 200 660 click 1
   xdotool type --delay 25 "$2"
   xdotool key Return
   sleep 0.4
@@ -146,7 +146,7 @@ say "$a" "Great, see you then."
 
 # The terminal peer heard both windows: the messages crossed the network.
 for line in "[alice]: Hi everyone! Shall we meet at 5?" "[bob]: Olá! Sim, para mim está ótimo." "[alice]: Great, see you then."; do
-  for _ in $(seq 50); do grep -qxF "$line" "$work/carol.out" && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -qxF "$line" "$work/carol.out" && break; sleep 0.1; done
   grep -qxF "$line" "$work/carol.out" || { echo "screenshots: carol never heard: $line" >&2; cat "$work/carol.out" >&2; exit 1; }
 done
 echo "carol heard every message typed into the windows"
@@ -251,7 +251,7 @@ b=$(window "Messenger.*bob")
 xdotool windowmove "$b" 0 0
 sleep 1.5
 xdotool windowactivate --sync "$b" 2>/dev/null || xdotool windowfocus --sync "$b"
-xdotool mousemove --window "$b" 200 600 click 1
+xdotool mousemove --window "$b" 200 660 click 1
 xdotool type --delay 25 "Shopping list for tonight:"
 xdotool key shift+Return
 xdotool type --delay 25 "bread, cheese and olives"
