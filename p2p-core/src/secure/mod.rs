@@ -6,7 +6,7 @@
 //! - [`identity`]: the installation's X25519 key pair ([`Identity`]), kept in the data
 //!   directory with mode 0600, and its [`Fingerprint`].
 //! - [`trust`]: trust on first use, which keys each username has been seen with.
-//! - [`handshake`]: `Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s` over any `Read + Write`
+//! - [`handshake`]: `Noise_XXpsk3_25519_AESGCM_BLAKE2s` over any `Read + Write`
 //!   ([`initiate`], [`respond`]), giving a [`Secured`] session.
 //! - [`record`]: the record layer the frame layer runs over once a link is secured
 //!   ([`RecordWriter`], [`RecordReader`]).

@@ -1,7 +1,7 @@
 //! The record layer: what a secured link carries once its handshake is done.
 //!
 //! A record on the wire is a 2-byte big-endian length and that many bytes of Noise
-//! ciphertext (ChaCha20-Poly1305: the plaintext and a 16-byte tag), so a record holds at most
+//! ciphertext (AES-256-GCM: the plaintext and a 16-byte tag), so a record holds at most
 //! [`MAX_RECORD_PLAINTEXT`] bytes of plaintext. The frame layer runs on top unchanged: the
 //! writer seals whole batches of encoded frames (a frame may span records, a record may hold
 //! many frames), and the reader is an [`io::Read`] of the plaintext for the frame reader.
