@@ -18,7 +18,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,9 +60,16 @@ fn status_kib(pid: u32, key: &str) -> Option<u64> {
 /// `[sender]: N …` with N counting up from 0, until `expected` lines have come. Sends how
 /// many lines came in order and the first line that did not (if any) when it is done, or
 /// when the output ends first.
-fn listener(name: &str, sender: &str, expected: u64) -> (Child, Receiver<(u64, Option<String>)>) {
+fn listener(
+    name: &str,
+    sender: &str,
+    expected: u64,
+    data: &Path,
+) -> (Child, Receiver<(u64, Option<String>)>) {
     let mut child = Command::new(chat_binary())
         .args(["--username", name, "--port", "0", "--peers", sender])
+        .arg("--data-dir")
+        .arg(data.join(name))
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -92,9 +99,13 @@ fn listener(name: &str, sender: &str, expected: u64) -> (Child, Receiver<(u64, O
 }
 
 fn one_run(run: usize, lines: usize) {
+    // Each peer its own identity key (peers that share one take each other for themselves).
+    let data = tempfile::tempdir().unwrap();
     let mut sender = Proc::spawn({
         let mut cmd = Command::new(chat_binary());
         cmd.args(["--username", "sender", "--port", "0", "--alone"])
+            .arg("--data-dir")
+            .arg(data.path().join("sender"))
             .env_remove("RUST_LOG");
         cmd
     });
@@ -102,7 +113,7 @@ fn one_run(run: usize, lines: usize) {
     let pid = sender.child.id();
     let rss_at_rest = status_kib(pid, "VmRSS").unwrap();
     let listeners: Vec<_> = (0..LISTENERS)
-        .map(|i| listener(&format!("l{i}"), &addr, lines as u64))
+        .map(|i| listener(&format!("l{i}"), &addr, lines as u64, data.path()))
         .collect();
     for i in 0..LISTENERS {
         let name = format!("* l{i} (");

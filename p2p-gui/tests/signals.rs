@@ -30,11 +30,16 @@ struct App {
     child: Child,
     stderr: Receiver<String>,
     seen: Vec<String>,
+    /// Its data directory (settings, history, identity key), never the user's own.
+    _data: tempfile::TempDir,
 }
 
 impl App {
     fn spawn(xvfb: &Xvfb, args: &[&str]) -> App {
+        let data = tempfile::tempdir().expect("a data directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-gui"))
+            .arg("--data-dir")
+            .arg(data.path())
             .args([
                 "--lang",
                 "en",
@@ -67,6 +72,7 @@ impl App {
             child,
             stderr,
             seen: Vec::new(),
+            _data: data,
         }
     }
 

@@ -20,7 +20,7 @@
 
 mod registry;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -230,12 +230,42 @@ fn serve(server: &Server, stream: TcpStream, remote: SocketAddr) {
     } else {
         reason
     };
+    if matches!(reason, Departure::Shutdown) {
+        end_gracefully(&stream, LINGER);
+    }
     let _ = stream.shutdown(Shutdown::Both);
     debug!("listener {} gone: {reason}", handle.info);
     node.emit(Event::ListenerLeft {
         peer: handle.info.clone(),
         reason,
     });
+}
+
+/// How long a listener's connection is kept, after the goodbye, for the listener to read
+/// what is still on its way (a peer's close cuts it sooner: see `ThreadSet::shutdown`).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Ends a listener's connection after the goodbye without losing what is on its way: the
+/// FIN follows everything queued, and what the listener still sends up (keep-alives) is
+/// read and dropped until it closes its side or `linger` passes. Closed with those bytes
+/// unread, the connection would be reset, and a reset makes the listener's kernel drop
+/// what the listener has not read yet (the tail of a big paste).
+fn end_gracefully(stream: &TcpStream, linger: Duration) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + linger;
+    let mut discard = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&mut &*stream).read(&mut discard) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn refuse(stream: &TcpStream, out: &mut Outbound, remote: SocketAddr, reason: &str) {
