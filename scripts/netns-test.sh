@@ -49,41 +49,9 @@ ok() {
   echo "netns-test: ok: $*"
 }
 
-cleanup() {
-  local status=$?
-  set +e
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -CONT "$pid" 2>/dev/null
-    kill -TERM "$pid" 2>/dev/null
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-  local fd
-  for fd in "${FDS[@]}"; do exec {fd}>&-; done
-  local ns
-  for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null; done
-  if [[ $status -ne 0 && -n "$W" && -d "$W" ]]; then
-    local f
-    for f in "$W"/*.err "$W"/*.out; do
-      [[ -s "$f" ]] || continue
-      echo "---- ${f##*/} (last lines)" >&2
-      tail -n 15 "$f" >&2
-    done
-  fi
-  if [[ -n "$W" && -d "$W" ]]; then
-    if [[ -n "${NETNS_TEST_KEEP_LOGS:-}" ]]; then
-      echo "netns-test: logs kept in $W" >&2
-    else
-      rm -rf "$W"
-    fi
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/netns-lib.sh
+source scripts/netns-lib.sh
+trap 'netns_cleanup netns-test 15' EXIT
 trap 'echo "netns-test: interrupted" >&2; exit 130' INT TERM
 
 forget_pid() { # a process waited for: not to be signalled at cleanup
